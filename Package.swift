@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+// The module graph follows the pipeline: capture (HeapscopeHooks, HeapscopeTracker)
+// -> format (HeapscopeFormat) -> analysis (HeapscopeAnalysis) -> reports
+// (HeapscopeReports) -> front-end (heapscope). Only the capture stage touches the
+// profiled process; everything after the capture file is plain Swift.
+import PackageDescription
+
+let package = Package(
+    name: "heapscope",
+    products: [
+        .executable(name: "heapscope", targets: ["heapscope"]),
+        // Loaded into CPython as heapscope/_tracker.<EXT_SUFFIX>; links no libpython.
+        .library(name: "HeapscopeTracker", type: .dynamic, targets: ["HeapscopeTracker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
+        // Built against the headers of the interpreter that will load it: the
+        // Makefile passes -Xcc -I<python include dir>.
+        .target(
+            name: "HeapscopeHooks",
+            cSettings: [.unsafeFlags(["-fvisibility=hidden", "-O2", "-gdwarf-aranges"])]
+        ),
+        .target(
+            name: "HeapscopeTracker",
+            dependencies: ["HeapscopeHooks", "HeapscopeFormat", "CZstd"],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked", "-Ounchecked"])]
+        ),
+        .target(name: "HeapscopeFormat", dependencies: ["CZstd"]),
+        .target(name: "HeapscopeAnalysis", dependencies: ["HeapscopeFormat"]),
+        .target(name: "HeapscopeReports", dependencies: ["HeapscopeFormat", "HeapscopeAnalysis"]),
+        .executableTarget(
+            name: "heapscope",
+            dependencies: [
+                "HeapscopeFormat", "HeapscopeAnalysis", "HeapscopeReports",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "HeapscopeFormatTests", dependencies: ["HeapscopeFormat"]),
+        .testTarget(name: "HeapscopeAnalysisTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat"]),
+    ]
+)

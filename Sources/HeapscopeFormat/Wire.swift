@@ -1,0 +1,102 @@
+// The wire vocabulary of the capture format (docs/FORMAT.md): magic, version,
+// record tags, allocator kinds and the varint primitives. Shared by the
+// tracker's hot-path encoder and by the reader, so both speak one format.
+
+public enum CaptureFile {
+    /// `\x89HSC\r\n\x1a\n`: the high byte and the CR/LF catch text-mode damage.
+    public static let magic: [UInt8] = [0x89, 0x48, 0x53, 0x43, 0x0D, 0x0A, 0x1A, 0x0A]
+    public static let version: UInt16 = 1
+    /// Magic, version, flags, pid, parent pid, reserved, start time, metadata length.
+    public static let fixedHeaderSize = 36
+    public static let zstdMagic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
+}
+
+public struct CaptureFlags: OptionSet, Sendable {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    public static let native = CaptureFlags(rawValue: 1 << 0)
+    public static let pythonAllocators = CaptureFlags(rawValue: 1 << 1)
+    public static let followFork = CaptureFlags(rawValue: 1 << 2)
+}
+
+public enum RecordTag {
+    public static let string: UInt8 = 0x01
+    public static let code: UInt8 = 0x02
+    public static let frame: UInt8 = 0x03
+    public static let thread: UInt8 = 0x04
+    public static let threadInfo: UInt8 = 0x05
+    public static let snapshot: UInt8 = 0x06
+    public static let end: UInt8 = 0x07
+    public static let munmap: UInt8 = 0x08
+    /// ALLOC of kind k is `allocBase + k`; FREE of kind k is `freeBase + k`.
+    public static let allocBase: UInt8 = 0x20
+    public static let freeBase: UInt8 = 0x40
+    public static let kindMask: UInt8 = 0x1F
+}
+
+/// Which allocator handed out (or took back) a block. Raw values are part of the format.
+public enum AllocatorKind: UInt8, CaseIterable, Sendable {
+    case malloc = 0
+    case calloc = 1
+    case realloc = 2
+    case posixMemalign = 3
+    case alignedAlloc = 4
+    case memalign = 5
+    case valloc = 6
+    case pvalloc = 7
+    case mmap = 8
+    case pymemRaw = 9
+    case pymemMem = 10
+    case pymemObj = 11
+    case pymallocArena = 12
+
+    /// The name used in reports and JSON.
+    public var name: String {
+        switch self {
+        case .malloc: return "malloc"
+        case .calloc: return "calloc"
+        case .realloc: return "realloc"
+        case .posixMemalign: return "posix_memalign"
+        case .alignedAlloc: return "aligned_alloc"
+        case .memalign: return "memalign"
+        case .valloc: return "valloc"
+        case .pvalloc: return "pvalloc"
+        case .mmap: return "mmap"
+        case .pymemRaw: return "pymem_raw"
+        case .pymemMem: return "pymem_mem"
+        case .pymemObj: return "pymem_obj"
+        case .pymallocArena: return "pymalloc_arena"
+        }
+    }
+}
+
+public enum VarInt {
+    /// Longest encoding of a 64-bit value.
+    public static let maxBytes = 10
+
+    /// Writes `value` as unsigned LEB128 at `out`; returns the bytes written.
+    /// Raw pointers and no bounds checks: the tracker calls this inside allocator
+    /// hooks, where the caller has already reserved `maxBytes`.
+    @inlinable @inline(__always)
+    public static func write(_ value: UInt64, to out: UnsafeMutablePointer<UInt8>) -> Int {
+        var v = value
+        var n = 0
+        while v >= 0x80 {
+            out[n] = UInt8(truncatingIfNeeded: v) | 0x80
+            v >>= 7
+            n += 1
+        }
+        out[n] = UInt8(truncatingIfNeeded: v)
+        return n + 1
+    }
+
+    @inlinable @inline(__always)
+    public static func zigzag(_ v: Int64) -> UInt64 {
+        UInt64(bitPattern: (v << 1) ^ (v >> 63))
+    }
+
+    @inlinable @inline(__always)
+    public static func unzigzag(_ v: UInt64) -> Int64 {
+        Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
+    }
+}

@@ -1,0 +1,125 @@
+// The C layer of the tracker: allocator entry points, the re-entrancy guard,
+// GOT patching and the CPython frame walk. It is what Swift cannot do (TLS
+// models, variadic/macro C APIs, CPython's internal structs). Python.h stays
+// out of this header so that Swift never imports CPython.
+#ifndef HEAPSCOPE_HOOKS_H
+#define HEAPSCOPE_HOOKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// ---- Per-thread guard -------------------------------------------------------
+// Two bits of initial-exec TLS (a dlopen'ed module may use only a few words of
+// it; see DESIGN.md). IN_RECORD: this thread is inside the recorder, whose own
+// allocations must never be recorded. IN_PYALLOC: this thread is inside the
+// allocator behind a PyMem/arena hook, so the malloc or mmap it makes for that
+// block is not a second allocation.
+enum { HS_IN_RECORD = 1, HS_IN_PYALLOC = 2 };
+
+// ---- Per-thread state -------------------------------------------------------
+// Heap-allocated on a thread's first event, reached through one TLS pointer.
+// The Python stack is walked into `walk` (innermost first); the recorder keeps
+// the last stack it interned in `cached*` (outermost first) so that only the
+// frames that changed since the last event need a table lookup.
+#define HS_MAX_FRAMES 256
+
+typedef struct hs_thread {
+    uint64_t session;          // session whose ids the cache and number belong to
+    uint32_t number;           // heapscope's thread number in that session
+    uint32_t os_tid;
+    uint32_t walk_depth;
+    uint32_t cached_depth;
+    // Each points at HS_MAX_FRAMES entries stored right after the struct.
+    const void **walk_code;
+    uint32_t *walk_offset;
+    const void **cached_code;
+    uint32_t *cached_offset;
+    uint32_t *cached_code_id;
+    uint32_t *cached_frame_id;
+} hs_thread;
+
+// ---- Process-wide tracker state -----------------------------------------------
+// Lives in C so that Swift's hot path reads it through a plain pointer: no lazy
+// global initialisers, no exclusivity checks. Everything below `lock` is
+// guarded by it.
+typedef struct hs_state {
+    volatile int tracking;     // hooks record only while set
+    volatile int lock;         // spinlock over the writer and the intern tables
+    uint64_t session;          // bumped at every start and in a followed fork child
+    void *recorder;            // the Swift recorder (opaque here)
+} hs_state;
+
+hs_state *hs_state_ptr(void);
+unsigned *hs_guard_ptr(void);
+hs_thread *hs_current_thread(void);   // creates the thread's state on first use
+
+static inline void hs_lock(hs_state *s) {
+    while (__atomic_exchange_n(&s->lock, 1, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&s->lock, __ATOMIC_RELAXED)) {
+            __builtin_ia32_pause();
+        }
+    }
+}
+
+static inline void hs_unlock(hs_state *s) {
+    __atomic_store_n(&s->lock, 0, __ATOMIC_RELEASE);
+}
+
+// ---- Installing the hooks -----------------------------------------------------
+// Patches (install=1) or restores (install=0) the GOT slots of every loaded
+// object except ld.so, the vdso, libc and this module. Returns the slots changed.
+int hs_patch_got(int install);
+// PyMem domains (RAW, MEM, OBJ) and pymalloc's arena allocator. Need the GIL.
+void hs_install_python_hooks(int trace_python_allocators);
+void hs_remove_python_hooks(void);
+
+// ---- CPython facts the recorder needs ------------------------------------------
+typedef struct hs_code_info {
+    const char *name; size_t name_len;
+    const char *qualname; size_t qualname_len;
+    const char *filename; size_t filename_len;
+    const uint8_t *linetable; size_t linetable_len;
+    uint32_t firstlineno;
+} hs_code_info;
+
+void hs_code_describe(const void *code, hs_code_info *out);
+// Fields that change when a code object is freed and its address reused.
+uint64_t hs_code_fingerprint(const void *code);
+const char *hs_allocator_name(void);
+
+// ---- Implemented in Swift (HeapscopeTracker) --------------------------------------
+// Called with HS_IN_RECORD set and the thread's Python stack already in `walk`.
+void hs_record_alloc(hs_thread *thread, uint8_t kind, uintptr_t address, size_t size);
+void hs_record_free(hs_thread *thread, uint8_t kind, uintptr_t address);
+void hs_record_munmap(hs_thread *thread, uintptr_t address, size_t length);
+void hs_after_fork_child(void);
+
+// ---- The Python module ------------------------------------------------------------
+// C builds the module object and parses arguments (variadic CPython APIs);
+// Swift's PyInit__tracker calls hs_module_create, and the methods call the
+// session functions below.
+void *hs_module_create(void);
+
+typedef struct hs_start_options {
+    const char *path;
+    const char *metadata; size_t metadata_len;   // JSON, see docs/FORMAT.md
+    int native, trace_python_allocators, follow_fork, overwrite, compress;
+    unsigned memory_interval_ms;
+} hs_start_options;
+
+// 0 on success; otherwise an errno value (OS errors) or -1 (message in `error`).
+int hs_session_start(const hs_start_options *options, char *error, size_t error_cap);
+int hs_session_stop(char *error, size_t error_cap);
+void hs_session_name_thread(const char *name, size_t name_len, uint32_t os_tid);
+
+// ---- Background thread ----------------------------------------------------------
+// Calls hs_snapshot_tick (Swift) every interval until hs_snapshot_thread_stop.
+int hs_snapshot_thread_start(unsigned interval_ms);
+void hs_snapshot_thread_stop(void);
+void hs_snapshot_tick(void);
+
+void hs_register_atfork(void);
+uint32_t hs_gettid(void);
+void hs_thread_os_name(char *out, size_t cap);
+
+#endif

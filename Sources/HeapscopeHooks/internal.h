@@ -1,0 +1,22 @@
+// Shared between the C files of the hook layer; not visible to Swift.
+#ifndef HEAPSCOPE_HOOKS_INTERNAL_H
+#define HEAPSCOPE_HOOKS_INTERNAL_H
+#include "heapscope_hooks.h"
+
+extern __thread unsigned hs_guard __attribute__((tls_model("initial-exec")));
+extern hs_state hs_global;
+
+// Which thread state to read the Python stack from. A PyMem MEM/OBJ or arena
+// hook runs with the GIL held, so the GIL holder is the caller. Anything else
+// (RAW domain, malloc, mmap) may run without the GIL: it must read the calling
+// thread's own thread state, never the GIL holder's, whose frames are moving.
+enum { HS_STACK_GIL_HELD = 0, HS_STACK_OWN_THREAD = 1 };
+
+// Fills t->walk with the calling thread's Python frames (python.c).
+void hs_walk_python_stack(hs_thread *t, int which);
+
+// The common tail of every hook: called only when hs_guard allowed recording.
+// noinline keeps the hook bodies (which run for every allocation) small.
+__attribute__((noinline)) void hs_on_alloc(uint8_t kind, void *p, size_t size, int which);
+__attribute__((noinline)) void hs_on_free(uint8_t kind, void *p, int which);
+#endif

@@ -1,0 +1,324 @@
+// Everything that needs CPython's headers: the PyMem and arena hooks, the
+// frame walk (internal structs, per minor version), code object facts and the
+// module object. Swift sees none of it (heapscope_hooks.h has no Python.h).
+#define PY_SSIZE_T_CLEAN
+#define Py_BUILD_CORE 1
+#include <Python.h>
+#include <internal/pycore_frame.h>
+#include <internal/pycore_pystate.h>
+
+#include "internal.h"
+
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
+#error "heapscope's frame walk is written for CPython 3.11; other versions need their own walk"
+#endif
+
+#define HS_KIND_PYMEM_RAW 9
+#define HS_KIND_PYMEM_MEM 10
+#define HS_KIND_PYMEM_OBJ 11
+#define HS_KIND_ARENA 12
+
+// ---- Frame walk (CPython 3.11) ------------------------------------------------
+// Reads (code object, instruction offset) per frame, innermost first, from the
+// interpreter's own frame chain: no profile function, no line numbers here
+// (the reader resolves lines from each code object's line table).
+
+static void hs_walk_frames_311(hs_thread *t, PyThreadState *tstate) {
+    uint32_t depth = 0;
+    if (tstate && tstate->cframe) {
+        _PyInterpreterFrame *frame = tstate->cframe->current_frame;
+        // Only the innermost frame can be incomplete (still in its prologue,
+        // e.g. MAKE_CELL allocating): every outer frame has executed a call.
+        if (frame && _PyFrame_IsIncomplete(frame)) frame = frame->previous;
+        while (frame && depth < HS_MAX_FRAMES) {
+            PyCodeObject *code = frame->f_code;
+            t->walk_code[depth] = code;
+            ptrdiff_t offset = frame->prev_instr - _PyCode_CODE(code);
+            t->walk_offset[depth] = offset > 0 ? (uint32_t)offset : 0;
+            depth++;
+            frame = frame->previous;
+        }
+    }
+    t->walk_depth = depth;
+}
+
+void hs_walk_python_stack(hs_thread *t, int which) {
+    PyThreadState *tstate = which == HS_STACK_GIL_HELD ? _PyThreadState_GET() : PyGILState_GetThisThreadState();
+    hs_walk_frames_311(t, tstate);
+}
+
+// ---- Code objects -------------------------------------------------------------
+
+// UTF-8 of a str without allocating where possible: compact ASCII strings (the
+// usual case for names and paths) hold it inline, others may have it cached.
+static void hs_utf8(PyObject *s, const char **out, size_t *len) {
+    *out = "?";
+    *len = 1;
+    if (!s || !PyUnicode_Check(s)) return;
+    if (PyUnicode_IS_COMPACT_ASCII(s)) {
+        *out = (const char *)(((PyASCIIObject *)s) + 1);
+        *len = (size_t)((PyASCIIObject *)s)->length;
+    } else if (((PyCompactUnicodeObject *)s)->utf8) {
+        *out = ((PyCompactUnicodeObject *)s)->utf8;
+        *len = (size_t)((PyCompactUnicodeObject *)s)->utf8_length;
+    } else if (PyGILState_Check()) {
+        Py_ssize_t n = 0;
+        const char *u = PyUnicode_AsUTF8AndSize(s, &n);
+        if (u) {
+            *out = u;
+            *len = (size_t)n;
+        } else {
+            PyErr_Clear();
+        }
+    }
+}
+
+void hs_code_describe(const void *p, hs_code_info *out) {
+    PyCodeObject *code = (PyCodeObject *)p;
+    hs_utf8(code->co_name, &out->name, &out->name_len);
+    hs_utf8(code->co_qualname, &out->qualname, &out->qualname_len);
+    hs_utf8(code->co_filename, &out->filename, &out->filename_len);
+    out->firstlineno = code->co_firstlineno > 0 ? (uint32_t)code->co_firstlineno : 0;
+    out->linetable = (const uint8_t *)PyBytes_AS_STRING(code->co_linetable);
+    out->linetable_len = (size_t)PyBytes_GET_SIZE(code->co_linetable);
+}
+
+uint64_t hs_code_fingerprint(const void *p) {
+    const PyCodeObject *code = (const PyCodeObject *)p;
+    // A code object freed and another allocated at its address would also need
+    // its line table and name at the same addresses to pass as the old one.
+    return ((uint64_t)(uintptr_t)code->co_linetable * 31u) ^ (uint64_t)(uintptr_t)code->co_name ^
+           ((uint64_t)code->co_firstlineno << 48);
+}
+
+const char *hs_allocator_name(void) {
+    const char *name = _PyMem_GetCurrentAllocatorName();
+    return name ? name : "unknown";
+}
+
+// ---- PyMem domains ----------------------------------------------------------------
+// The original allocator travels in ctx. IN_PYALLOC is set while it runs, so
+// the malloc (or RAW-domain call) it makes for this block is not recorded
+// again: every block is recorded once, by the outermost hook.
+
+typedef struct {
+    PyMemAllocatorEx original;
+    uint8_t kind;
+    int which;   // whose thread state holds the stack (RAW may run without the GIL)
+} hs_domain;
+
+static hs_domain hs_domains[3] = {
+    {.kind = HS_KIND_PYMEM_RAW, .which = HS_STACK_OWN_THREAD},
+    {.kind = HS_KIND_PYMEM_MEM, .which = HS_STACK_GIL_HELD},
+    {.kind = HS_KIND_PYMEM_OBJ, .which = HS_STACK_GIL_HELD},
+};
+static const PyMemAllocatorDomain hs_domain_ids[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
+static int hs_python_hooks_installed;
+
+static void *hs_pymem_malloc(void *ctx, size_t size) {
+    hs_domain *d = ctx;
+    unsigned saved = hs_guard;
+    hs_guard = saved | HS_IN_PYALLOC;
+    void *p = d->original.malloc(d->original.ctx, size);
+    hs_guard = saved;
+    if (p && saved == 0 && hs_global.tracking) hs_on_alloc(d->kind, p, size, d->which);
+    return p;
+}
+
+static void *hs_pymem_calloc(void *ctx, size_t n, size_t size) {
+    hs_domain *d = ctx;
+    unsigned saved = hs_guard;
+    hs_guard = saved | HS_IN_PYALLOC;
+    void *p = d->original.calloc(d->original.ctx, n, size);
+    hs_guard = saved;
+    if (p && saved == 0 && hs_global.tracking) hs_on_alloc(d->kind, p, n * size, d->which);
+    return p;
+}
+
+static void *hs_pymem_realloc(void *ctx, void *old, size_t size) {
+    hs_domain *d = ctx;
+    unsigned saved = hs_guard;
+    int record = saved == 0 && hs_global.tracking;
+    if (record && old) hs_on_free(d->kind, old, d->which);
+    hs_guard = saved | HS_IN_PYALLOC;
+    void *p = d->original.realloc(d->original.ctx, old, size);
+    hs_guard = saved;
+    if (record) {
+        if (p) hs_on_alloc(d->kind, p, size, d->which);
+        else if (old) hs_on_alloc(d->kind, old, 0, d->which);   // failed: old block lives on, size unknown
+    }
+    return p;
+}
+
+static void hs_pymem_free(void *ctx, void *p) {
+    hs_domain *d = ctx;
+    unsigned saved = hs_guard;
+    if (p && saved == 0 && hs_global.tracking) hs_on_free(d->kind, p, d->which);
+    hs_guard = saved | HS_IN_PYALLOC;
+    d->original.free(d->original.ctx, p);
+    hs_guard = saved;
+}
+
+// ---- pymalloc arenas --------------------------------------------------------------
+// Recorded even inside a PyObject_Malloc hook (an arena is its own kind, the
+// one place pymalloc's mmaps show up), but never from inside the recorder.
+
+static PyObjectArenaAllocator hs_arena_original;
+
+static void *hs_arena_alloc(void *ctx, size_t size) {
+    (void)ctx;
+    unsigned saved = hs_guard;
+    hs_guard = saved | HS_IN_PYALLOC;
+    void *p = hs_arena_original.alloc(hs_arena_original.ctx, size);
+    hs_guard = saved;
+    if (p && !(saved & HS_IN_RECORD) && hs_global.tracking) hs_on_alloc(HS_KIND_ARENA, p, size, HS_STACK_GIL_HELD);
+    return p;
+}
+
+static void hs_arena_free(void *ctx, void *p, size_t size) {
+    (void)ctx;
+    unsigned saved = hs_guard;
+    if (p && !(saved & HS_IN_RECORD) && hs_global.tracking) hs_on_free(HS_KIND_ARENA, p, HS_STACK_GIL_HELD);
+    hs_guard = saved | HS_IN_PYALLOC;
+    hs_arena_original.free(hs_arena_original.ctx, p, size);
+    hs_guard = saved;
+}
+
+static int hs_arena_hook_installed;
+
+void hs_install_python_hooks(int trace_python_allocators) {
+    if (trace_python_allocators && !hs_python_hooks_installed) {
+        for (int i = 0; i < 3; i++) {
+            PyMem_GetAllocator(hs_domain_ids[i], &hs_domains[i].original);
+            PyMemAllocatorEx hook = {&hs_domains[i], hs_pymem_malloc, hs_pymem_calloc, hs_pymem_realloc, hs_pymem_free};
+            PyMem_SetAllocator(hs_domain_ids[i], &hook);
+        }
+        hs_python_hooks_installed = 1;
+    }
+    // Arenas are recorded in both modes: without Python allocator tracing they
+    // are the only trace of small objects (and are not seen again as mmaps).
+    if (!hs_arena_hook_installed) {
+        PyObject_GetArenaAllocator(&hs_arena_original);
+        PyObjectArenaAllocator hook = {NULL, hs_arena_alloc, hs_arena_free};
+        PyObject_SetArenaAllocator(&hook);
+        hs_arena_hook_installed = 1;
+    }
+}
+
+void hs_remove_python_hooks(void) {
+    if (hs_python_hooks_installed) {
+        for (int i = 0; i < 3; i++) PyMem_SetAllocator(hs_domain_ids[i], &hs_domains[i].original);
+        hs_python_hooks_installed = 0;
+    }
+    if (hs_arena_hook_installed) {
+        PyObject_SetArenaAllocator(&hs_arena_original);
+        hs_arena_hook_installed = 0;
+    }
+}
+
+// ---- The module -----------------------------------------------------------------------
+
+static PyObject *hs_py_start(PyObject *self, PyObject *args, PyObject *kwargs) {
+    (void)self;
+    static char *keywords[] = {"path", "native", "trace_python_allocators", "follow_fork", "overwrite",
+                               "memory_interval_ms", "compress", "metadata", NULL};
+    PyObject *path = NULL;
+    hs_start_options options = {.trace_python_allocators = 1, .compress = 1, .memory_interval_ms = 10};
+    const char *metadata = "{}";
+    Py_ssize_t metadata_len = 2;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$ppppIps#", keywords, PyUnicode_FSConverter, &path,
+                                     &options.native, &options.trace_python_allocators, &options.follow_fork,
+                                     &options.overwrite, &options.memory_interval_ms, &options.compress, &metadata,
+                                     &metadata_len))
+        return NULL;
+    options.path = PyBytes_AS_STRING(path);
+    options.metadata = metadata;
+    options.metadata_len = (size_t)metadata_len;
+    char error[256] = {0};
+    int rc = hs_session_start(&options, error, sizeof error);
+    PyObject *result = NULL;
+    if (rc == 0) {
+        result = Py_NewRef(Py_None);
+    } else {
+        PyObject *name = PyUnicode_DecodeFSDefault(options.path);
+        errno = rc > 0 ? rc : 0;
+        if (rc > 0)
+            PyErr_SetFromErrnoWithFilenameObject(rc == EEXIST ? PyExc_FileExistsError : PyExc_OSError, name);
+        else
+            PyErr_SetString(PyExc_RuntimeError, error);
+        Py_XDECREF(name);
+    }
+    Py_DECREF(path);
+    return result;
+}
+
+static PyObject *hs_py_stop(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    char error[256] = {0};
+    int rc = hs_session_stop(error, sizeof error);
+    if (rc == 0) Py_RETURN_NONE;
+    if (rc > 0) {
+        errno = rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyErr_SetString(PyExc_RuntimeError, error);
+    return NULL;
+}
+
+static PyObject *hs_py_is_active(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyBool_FromLong(hs_global.tracking);
+}
+
+static PyObject *hs_py_set_thread_name(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *name;
+    Py_ssize_t len;
+    unsigned long tid;
+    if (!PyArg_ParseTuple(args, "s#k", &name, &len, &tid)) return NULL;
+    hs_session_name_thread(name, (size_t)len, (uint32_t)tid);
+    Py_RETURN_NONE;
+}
+
+static PyObject *hs_py_allocator_name(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyUnicode_FromString(hs_allocator_name());
+}
+
+static PyMethodDef hs_methods[] = {
+    {"start", (PyCFunction)(void (*)(void))hs_py_start, METH_VARARGS | METH_KEYWORDS,
+     "start(path, *, native=False, trace_python_allocators=True, follow_fork=False, overwrite=False, "
+     "memory_interval_ms=10, compress=True, metadata='{}')\nStart recording every allocation into path."},
+    {"stop", hs_py_stop, METH_NOARGS, "Stop recording and finish the capture."},
+    {"is_active", hs_py_is_active, METH_NOARGS, "Whether a capture is being recorded."},
+    {"set_thread_name", hs_py_set_thread_name, METH_VARARGS, "set_thread_name(name, native_id)"},
+    {"allocator_name", hs_py_allocator_name, METH_NOARGS, "CPython's name for the active allocator."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef hs_module = {PyModuleDef_HEAD_INIT, "_tracker",
+                                       "heapscope's in-process tracker (see heapscope.Tracker).", -1, hs_methods};
+
+void *hs_module_create(void) {
+    // The frame walk reads this minor version's internal structs: refuse any other.
+    unsigned long runtime = Py_Version >> 16, built = PY_VERSION_HEX >> 16;
+    if (runtime != built) {
+        PyErr_Format(PyExc_ImportError,
+                     "heapscope's tracker was built for CPython %lu.%lu but was loaded by %lu.%lu; "
+                     "reinstall heapscope with this interpreter",
+                     built >> 8, built & 0xff, runtime >> 8, runtime & 0xff);
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&hs_module);
+    if (!module) return NULL;
+    char version[16];
+    snprintf(version, sizeof version, "%d.%d", PY_MAJOR_VERSION, PY_MINOR_VERSION);
+    if (PyModule_AddStringConstant(module, "PYTHON_VERSION", version) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,314 @@
+import Glibc
+import HeapscopeFormat
+import HeapscopeHooks
+
+/// The encoder: turns hook calls into capture records (docs/FORMAT.md) in one
+/// buffer, interning strings, code objects and stacks as it goes. One per
+/// session, in malloc'ed memory reached through `hs_state.recorder`, and only
+/// ever touched under `hs_state.lock`.
+struct Recorder {
+    let fd: Int32
+    private var buffer: UnsafeMutablePointer<UInt8>
+    private let capacity = 1 << 20
+    private var used = 0
+    /// errno of the first failed write: recording stops there.
+    private(set) var writeError: Int32 = 0
+
+    private var lastAddress: UInt = 0
+    private var currentThread: UInt32 = 0
+    private var strings = KeyTable()
+    private var codes = CodeTable()
+    private var frames = FrameTable()
+    private var threads = KeyTable(capacity: 64)
+    private var nextString: UInt32 = 1
+    private var nextCode: UInt32 = 1
+    private var nextFrame: UInt32 = 1
+    private var nextThread: UInt32 = 1
+    private let startMonotonic: UInt64
+    private let statmFD: Int32
+
+    init(fd: Int32) {
+        self.fd = fd
+        buffer = .allocate(capacity: capacity)
+        startMonotonic = monotonicMicroseconds()
+        statmFD = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
+    }
+
+    /// Frees the tables and the buffer; the file descriptor is the session's to close.
+    func release() {
+        buffer.deallocate()
+        strings.release()
+        codes.release()
+        frames.release()
+        threads.release()
+        if statmFD >= 0 { close(statmFD) }
+    }
+
+    // MARK: Events
+
+    mutating func recordAlloc(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt, size: Int) {
+        enter(t, session: session)
+        let frame = internStack(t)
+        reserve(1 + 3 * VarInt.maxBytes)
+        put(RecordTag.allocBase + kind)
+        putAddress(address)
+        putVarint(UInt64(size))
+        putVarint(UInt64(frame))
+    }
+
+    mutating func recordFree(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt) {
+        enter(t, session: session)
+        reserve(1 + VarInt.maxBytes)
+        put(RecordTag.freeBase + kind)
+        putAddress(address)
+    }
+
+    mutating func recordMunmap(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, address: UInt, length: Int) {
+        enter(t, session: session)
+        reserve(1 + 2 * VarInt.maxBytes)
+        put(RecordTag.munmap)
+        putAddress(address)
+        putVarint(UInt64(length))
+    }
+
+    mutating func recordSnapshot() {
+        reserve(1 + 2 * VarInt.maxBytes)
+        put(RecordTag.snapshot)
+        putVarint(monotonicMicroseconds() &- startMonotonic)
+        putVarint(residentBytes())
+    }
+
+    mutating func recordEnd() {
+        reserve(1 + VarInt.maxBytes)
+        put(RecordTag.end)
+        putVarint(monotonicMicroseconds() &- startMonotonic)
+    }
+
+    /// Names a thread (by OS id) whether or not it has allocated yet.
+    mutating func nameThread(osTid: UInt32, name: UnsafeRawBufferPointer) {
+        let number = threadNumber(osTid: osTid).number
+        let nameID = internString(name)
+        reserve(1 + 3 * VarInt.maxBytes)
+        put(RecordTag.threadInfo)
+        putVarint(UInt64(number))
+        putVarint(UInt64(osTid))
+        putVarint(UInt64(nameID))
+    }
+
+    // MARK: Threads and stacks
+
+    /// Makes `t` the current thread of the stream, giving it a number (and its
+    /// OS name) the first time this session sees it.
+    @inline(__always)
+    private mutating func enter(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64) {
+        if t.pointee.session != session {
+            t.pointee.session = session
+            t.pointee.cached_depth = 0
+            let (number, isNew) = threadNumber(osTid: t.pointee.os_tid)
+            t.pointee.number = number
+            if isNew {
+                var name = [CChar](repeating: 0, count: 32)
+                hs_thread_os_name(&name, name.count)
+                name.withUnsafeBytes { bytes in
+                    nameThread(osTid: t.pointee.os_tid, name: UnsafeRawBufferPointer(rebasing: bytes[..<strlen(name)]))
+                }
+            }
+        }
+        if t.pointee.number != currentThread {
+            currentThread = t.pointee.number
+            reserve(1 + VarInt.maxBytes)
+            put(RecordTag.thread)
+            putVarint(UInt64(currentThread))
+        }
+    }
+
+    private mutating func threadNumber(osTid: UInt32) -> (number: UInt32, isNew: Bool) {
+        let (found, slot) = threads.find(UInt64(osTid))
+        if found != 0 { return (found, false) }
+        let number = nextThread
+        nextThread += 1
+        threads.insert(UInt64(osTid), id: number, at: slot)
+        return (number, true)
+    }
+
+    /// The frame id of the stack in `t.walk` (innermost first). Compared with
+    /// the thread's previous stack from the outermost frame in: the frames
+    /// they share keep their ids, and only the rest is looked up.
+    @inline(__always)
+    private mutating func internStack(_ t: UnsafeMutablePointer<hs_thread>) -> UInt32 {
+        let depth = Int(t.pointee.walk_depth)
+        let cachedDepth = Int(t.pointee.cached_depth)
+        let walkCode = t.pointee.walk_code!, walkOffset = t.pointee.walk_offset!
+        let cachedCode = t.pointee.cached_code!, cachedOffset = t.pointee.cached_offset!
+        let cachedCodeID = t.pointee.cached_code_id!, cachedFrameID = t.pointee.cached_frame_id!
+        var level = 0
+        while level < depth && level < cachedDepth {
+            let w = depth - 1 - level
+            if walkCode[w] != cachedCode[level] || walkOffset[w] != cachedOffset[level] { break }
+            level += 1
+        }
+        var parent: UInt32 = level > 0 ? cachedFrameID[level - 1] : 0
+        while level < depth {
+            let w = depth - 1 - level
+            let code = walkCode[w], offset = walkOffset[w]
+            let codeID = level < cachedDepth && cachedCode[level] == code ? cachedCodeID[level] : internCode(code)
+            parent = internFrame(parent: parent, code: codeID, offset: offset)
+            cachedCode[level] = code
+            cachedOffset[level] = offset
+            cachedCodeID[level] = codeID
+            cachedFrameID[level] = parent
+            level += 1
+        }
+        t.pointee.cached_depth = UInt32(depth)
+        return parent
+    }
+
+    private mutating func internFrame(parent: UInt32, code: UInt32, offset: UInt32) -> UInt32 {
+        let (found, slot) = frames.find(parent: parent, code: code, offset: offset)
+        if found != 0 { return found }
+        let id = nextFrame
+        nextFrame += 1
+        frames.insert(parent: parent, code: code, offset: offset, id: id, at: slot)
+        reserve(1 + 3 * VarInt.maxBytes)
+        put(RecordTag.frame)
+        putVarint(UInt64(parent))
+        putVarint(UInt64(code))
+        putVarint(UInt64(offset))
+        return id
+    }
+
+    private mutating func internCode(_ code: UnsafeRawPointer?) -> UInt32 {
+        let address = UInt(bitPattern: code)
+        let fingerprint = hs_code_fingerprint(code)
+        let (entry, slot) = codes.find(address: address)
+        if entry.id != 0 && entry.fingerprint == fingerprint { return entry.id }
+        var info = hs_code_info()
+        hs_code_describe(code, &info)
+        let name = internString(UnsafeRawBufferPointer(start: info.name, count: info.name_len))
+        let qualname = internString(UnsafeRawBufferPointer(start: info.qualname, count: info.qualname_len))
+        let filename = internString(UnsafeRawBufferPointer(start: info.filename, count: info.filename_len))
+        let id = nextCode
+        nextCode += 1
+        codes.store(CodeTable.Entry(address: address, fingerprint: fingerprint, id: id), at: slot)
+        reserve(1 + 5 * VarInt.maxBytes)
+        put(RecordTag.code)
+        putVarint(UInt64(name))
+        putVarint(UInt64(qualname))
+        putVarint(UInt64(filename))
+        putVarint(UInt64(info.firstlineno))
+        putVarint(UInt64(info.linetable_len))
+        putBytes(UnsafeRawBufferPointer(start: info.linetable, count: info.linetable_len))
+        return id
+    }
+
+    private mutating func internString(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        let key = contentHash(bytes)
+        let (found, slot) = strings.find(key)
+        if found != 0 { return found }
+        let id = nextString
+        nextString += 1
+        strings.insert(key, id: id, at: slot)
+        reserve(1 + VarInt.maxBytes)
+        put(RecordTag.string)
+        putVarint(UInt64(bytes.count))
+        putBytes(bytes)
+        return id
+    }
+
+    // MARK: Encoding
+
+    @inline(__always)
+    private mutating func reserve(_ bytes: Int) {
+        if used + bytes > capacity { flush() }
+    }
+
+    @inline(__always)
+    private mutating func put(_ byte: UInt8) {
+        buffer[used] = byte
+        used += 1
+    }
+
+    @inline(__always)
+    private mutating func putVarint(_ value: UInt64) {
+        used += VarInt.write(value, to: buffer + used)
+    }
+
+    @inline(__always)
+    private mutating func putAddress(_ address: UInt) {
+        putVarint(VarInt.zigzag(Int64(bitPattern: UInt64(address &- lastAddress))))
+        lastAddress = address
+    }
+
+    private mutating func putBytes(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        if bytes.count > capacity - used {
+            flush()
+            if bytes.count > capacity {
+                writeAll(base, bytes.count)
+                return
+            }
+        }
+        (buffer + used).update(from: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+        used += bytes.count
+    }
+
+    /// Writes the buffer out. Records are whole in every write, so a capture
+    /// cut off by SIGKILL ends at a record boundary (or inside the last write).
+    mutating func flush() {
+        if used > 0 { writeAll(buffer, used) }
+        used = 0
+    }
+
+    /// Forgets what is buffered: a forked child must not write its parent's records.
+    mutating func discardBuffer() { used = 0 }
+
+    mutating func writeDirect(_ start: UnsafeRawPointer, _ count: Int) { writeAll(start, count) }
+
+    private mutating func writeAll(_ start: UnsafeRawPointer, _ count: Int) {
+        guard writeError == 0 else { return }
+        var offset = 0
+        while offset < count {
+            let n = write(fd, start + offset, count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                writeError = errno
+                return
+            }
+            offset += n
+        }
+    }
+
+    private func residentBytes() -> UInt64 {
+        guard statmFD >= 0 else { return 0 }
+        var text = [UInt8](repeating: 0, count: 64)
+        let n = text.withUnsafeMutableBytes { pread(statmFD, $0.baseAddress, 63, 0) }
+        guard n > 0 else { return 0 }
+        // statm: "size resident shared ...", in pages.
+        var fields = text[..<n].split(separator: UInt8(ascii: " ")).makeIterator()
+        _ = fields.next()
+        guard let resident = fields.next() else { return 0 }
+        var pages: UInt64 = 0
+        for digit in resident where digit >= 48 && digit <= 57 { pages = pages * 10 + UInt64(digit - 48) }
+        return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
+
+func monotonicMicroseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+}
+
+func realtimeMicroseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+}
+
+extension Recorder {
+    /// The fixed header and metadata, written straight to the file before any record.
+    mutating func writeHeader(_ bytes: UnsafeRawBufferPointer) {
+        flush()
+        if let base = bytes.baseAddress { writeDirect(base, bytes.count) }
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct Heapscope: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "heapscope",
+        abstract: "A memory profiler for Python programs and their native extensions.",
+        discussion: """
+            Record a capture with `heapscope run`, then turn it into reports with
+            `stats`, `summary` or `parse`.
+            """,
+        version: "0.1.0",
+        subcommands: [RunCommand.self, StatsCommand.self, SummaryCommand.self, ParseCommand.self]
+    )
+}

@@ -21,7 +21,8 @@ let package = Package(
         // Makefile passes -Xcc -I<python include dir>.
         .target(
             name: "HeapscopeHooks",
-            cSettings: [.unsafeFlags(["-fvisibility=hidden", "-O2", "-gdwarf-aranges"])]
+            cSettings: [.unsafeFlags(["-fvisibility=hidden", "-O2", "-gdwarf-aranges"])],
+            linkerSettings: [.linkedLibrary("unwind")]
         ),
         .target(
             name: "HeapscopeTracker",
@@ -38,7 +39,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "HeapscopeFormatTests", dependencies: ["HeapscopeFormat"]),
-        .testTarget(name: "HeapscopeAnalysisTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat"]),
+        // Fixtures/ holds CPython line tables and the script that dumps them.
+        .testTarget(name: "HeapscopeFormatTests", dependencies: ["HeapscopeFormat", "CZstd"], exclude: ["Fixtures"]),
+        .testTarget(name: "HeapscopeAnalysisTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports"]),
     ]
 )

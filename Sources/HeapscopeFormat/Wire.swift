@@ -28,6 +28,8 @@ public enum RecordTag {
     public static let snapshot: UInt8 = 0x06
     public static let end: UInt8 = 0x07
     public static let munmap: UInt8 = 0x08
+    public static let nativeFrame: UInt8 = 0x09
+    public static let mappings: UInt8 = 0x0A
     /// ALLOC of kind k is `allocBase + k`; FREE of kind k is `freeBase + k`.
     public static let allocBase: UInt8 = 0x20
     public static let freeBase: UInt8 = 0x40

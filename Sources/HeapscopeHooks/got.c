@@ -23,6 +23,8 @@ void *hs_pvalloc(size_t);
 void *hs_mmap(void *, size_t, int, int, int, off_t);
 int hs_munmap(void *, size_t);
 void *hs_dlopen(const char *, int);
+void hs__exit(int);
+int hs_dlclose(void *);
 
 typedef struct {
     const char *name;
@@ -43,6 +45,8 @@ static const hs_symbol_hook hs_hooks[] = {
     {"mmap64", (void *)hs_mmap},
     {"munmap", (void *)hs_munmap},
     {"dlopen", (void *)hs_dlopen},
+    {"_exit", (void *)hs__exit},
+    {"dlclose", (void *)hs_dlclose},
 };
 #define HS_HOOK_COUNT (sizeof(hs_hooks) / sizeof(hs_hooks[0]))
 

@@ -15,6 +15,9 @@ enum { HS_STACK_GIL_HELD = 0, HS_STACK_OWN_THREAD = 1 };
 // Fills t->walk with the calling thread's Python frames (python.c).
 void hs_walk_python_stack(hs_thread *t, int which);
 
+// Fills t->native_ip with the calling thread's return addresses (native.c).
+void hs_walk_native_stack(hs_thread *t);
+
 // The common tail of every hook: called only when hs_guard allowed recording.
 // noinline keeps the hook bodies (which run for every allocation) small.
 __attribute__((noinline)) void hs_on_alloc(uint8_t kind, void *p, size_t size, int which);

@@ -11,6 +11,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define HS_KIND_MALLOC 0
 #define HS_KIND_CALLOC 1
@@ -31,6 +32,7 @@ void hs_on_alloc(uint8_t kind, void *p, size_t size, int which) {
     hs_thread *t = hs_current_thread();
     if (t) {
         hs_walk_python_stack(t, which);
+        if (hs_global.native) hs_walk_native_stack(t);
         hs_record_alloc(t, kind, (uintptr_t)p, size);
     }
     hs_guard = saved;
@@ -127,6 +129,16 @@ int hs_munmap(void *addr, size_t length) {
     return munmap(addr, length);
 }
 
+// os._exit() and C code that calls _exit skip atexit, so Tracker.stop never
+// runs: end the capture here, uncompressed, rather than lose its last records.
+void hs__exit(int status) {
+    if (hs_global.tracking) {
+        hs_guard |= HS_IN_RECORD;
+        hs_finish_before_exit();
+    }
+    _exit(status);
+}
+
 // A newly loaded object calls malloc through its own GOT: patch it too.
 void *hs_dlopen(const char *file, int mode) {
     void *handle = dlopen(file, mode);
@@ -134,7 +146,21 @@ void *hs_dlopen(const char *file, int mode) {
         unsigned saved = hs_guard;
         hs_guard = saved | HS_IN_RECORD;
         hs_patch_got(1);
+        if (hs_global.native) hs_record_mappings();
         hs_guard = saved;
     }
     return handle;
+}
+
+// An unloaded object's addresses may be reused by the next one loaded: the
+// capture gets the new list of objects.
+int hs_dlclose(void *handle) {
+    int rc = dlclose(handle);
+    if (rc == 0 && hs_global.tracking && hs_global.native) {
+        unsigned saved = hs_guard;
+        hs_guard = saved | HS_IN_RECORD;
+        hs_record_mappings();
+        hs_guard = saved;
+    }
+    return rc;
 }

@@ -25,6 +25,12 @@
 
 static void hs_walk_frames_311(hs_thread *t, PyThreadState *tstate) {
     uint32_t depth = 0;
+    // While chasing `previous` pointers (latency-bound), also compare each frame
+    // with the previous stack's frame at the same depth, assuming the depth did
+    // not change: the compare rides in the shadow of the pointer chase, and the
+    // recorder then need not compare at all.
+    const uint32_t cached = t->cached_depth;
+    int64_t last_difference = -1;
     if (tstate && tstate->cframe) {
         _PyInterpreterFrame *frame = tstate->cframe->current_frame;
         // Only the innermost frame can be incomplete (still in its prologue,
@@ -32,14 +38,18 @@ static void hs_walk_frames_311(hs_thread *t, PyThreadState *tstate) {
         if (frame && _PyFrame_IsIncomplete(frame)) frame = frame->previous;
         while (frame && depth < HS_MAX_FRAMES) {
             PyCodeObject *code = frame->f_code;
-            t->walk_code[depth] = code;
             ptrdiff_t offset = frame->prev_instr - _PyCode_CODE(code);
-            t->walk_offset[depth] = offset > 0 ? (uint32_t)offset : 0;
+            uint32_t off = offset > 0 ? (uint32_t)offset : 0;
+            t->walk_code[depth] = code;
+            t->walk_offset[depth] = off;
+            int64_t level = (int64_t)cached - 1 - (int64_t)depth;   // same depth from the root
+            if (level < 0 || t->cached_code[level] != code || t->cached_offset[level] != off) last_difference = depth;
             depth++;
             frame = frame->previous;
         }
     }
     t->walk_depth = depth;
+    t->walk_shared = depth == cached ? (uint32_t)((int64_t)depth - 1 - last_difference) : HS_SHARED_UNKNOWN;
 }
 
 void hs_walk_python_stack(hs_thread *t, int which) {

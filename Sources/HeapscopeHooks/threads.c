@@ -47,16 +47,20 @@ hs_thread *hs_current_thread(void) {
     // Our own calls to malloc go straight to libc (this object's GOT is never
     // patched), and the caller holds HS_IN_RECORD, so nothing here is recorded.
     pthread_once(&hs_thread_key_once, hs_make_thread_key);
-    size_t pointers = 2 * HS_MAX_FRAMES * sizeof(void *), words = 4 * HS_MAX_FRAMES * sizeof(uint32_t);
+    size_t pointers = 2 * HS_MAX_FRAMES * sizeof(void *) + 2 * HS_MAX_NATIVE_FRAMES * sizeof(uintptr_t);
+    size_t words = 4 * HS_MAX_FRAMES * sizeof(uint32_t) + HS_MAX_NATIVE_FRAMES * sizeof(uint32_t);
     t = calloc(1, sizeof(hs_thread) + pointers + words);
     if (!t) return NULL;
     char *storage = (char *)(t + 1);
     t->walk_code = (const void **)storage;
     t->cached_code = t->walk_code + HS_MAX_FRAMES;
+    t->native_ip = (uintptr_t *)(t->cached_code + HS_MAX_FRAMES);
+    t->cached_native_ip = t->native_ip + HS_MAX_NATIVE_FRAMES;
     t->walk_offset = (uint32_t *)(storage + pointers);
     t->cached_offset = t->walk_offset + HS_MAX_FRAMES;
     t->cached_code_id = t->cached_offset + HS_MAX_FRAMES;
     t->cached_frame_id = t->cached_code_id + HS_MAX_FRAMES;
+    t->cached_native_id = t->cached_frame_id + HS_MAX_FRAMES;
     t->os_tid = hs_gettid();
     hs_thread_state = t;
     pthread_setspecific(hs_thread_key, t);
@@ -117,6 +121,10 @@ void hs_snapshot_thread_stop(void) {
     if (was_running) pthread_join(hs_snapshot_thread, NULL);
 }
 
+static pthread_mutex_t hs_file_mutex = PTHREAD_MUTEX_INITIALIZER;
+void hs_file_lock(void) { pthread_mutex_lock(&hs_file_mutex); }
+void hs_file_unlock(void) { pthread_mutex_unlock(&hs_file_mutex); }
+
 // ---- fork -------------------------------------------------------------------------
 // The lock is held across fork() so the child never inherits a half-written
 // record or a locked spinlock with no owner.
@@ -134,6 +142,7 @@ static void hs_child_after_fork(void) {
     // The snapshot thread did not survive the fork; its mutex may be held.
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     hs_snapshot_mutex = fresh;
+    hs_file_mutex = fresh;   // it may have been mid-write
     hs_snapshot_running = 0;
     unsigned saved = hs_guard;
     hs_guard |= HS_IN_RECORD;

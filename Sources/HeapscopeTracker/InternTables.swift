@@ -1,7 +1,14 @@
-// Open-addressing hash tables for the tracker's interning. They live in
-// malloc'ed memory and are used only under the recorder's lock, from inside
-// allocator hooks: no Swift collections (which would retain, allocate through
-// the runtime and check exclusivity), just loads and stores.
+// The tracker's interning tables: open addressing over malloc'ed memory, used
+// only under the recorder's lock, from inside allocator hooks. No Swift
+// collections (they would retain, allocate through the runtime and check
+// exclusivity): just loads and stores, specialised per key type.
+
+protocol InternKey: Equatable {
+    /// Any well-mixed 64 bits; `mix` below is enough.
+    var hash: UInt64 { get }
+    /// A key value that is never looked up (empty slots hold it).
+    static var unused: Self { get }
+}
 
 @inline(__always)
 func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
@@ -10,124 +17,28 @@ func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
     return h
 }
 
-/// (parent frame id, code id, instruction offset) -> frame id: the trie of Python stacks.
-struct FrameTable {
+/// Key -> id (ids from 1; 0 marks an empty slot).
+struct InternTable<Key: InternKey> {
     struct Entry {
-        var parent: UInt32
-        var code: UInt32
-        var offset: UInt32
-        var id: UInt32   // 0: empty slot
+        var key: Key
+        var id: UInt32
     }
     private var slots: UnsafeMutablePointer<Entry>
     private var mask: Int
     private var count = 0
 
-    init(capacity: Int = 1 << 14) {
+    init(capacity: Int) {
         slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: Entry(parent: 0, code: 0, offset: 0, id: 0), count: capacity)
+        slots.initialize(repeating: Entry(key: .unused, id: 0), count: capacity)
         mask = capacity - 1
     }
 
     func release() { slots.deallocate() }
 
-    /// The id stored for the key, or 0, with the slot where it is or would go.
+    /// The id stored for `key` (0 if none) and the slot where it is or would go.
     @inline(__always)
-    func find(parent: UInt32, code: UInt32, offset: UInt32) -> (id: UInt32, slot: Int) {
-        var i = Int(truncatingIfNeeded: mix(UInt64(parent) << 32 | UInt64(code), UInt64(offset))) & mask
-        while true {
-            let e = slots[i]
-            if e.id == 0 || (e.parent == parent && e.code == code && e.offset == offset) { return (e.id, i) }
-            i = (i + 1) & mask
-        }
-    }
-
-    mutating func insert(parent: UInt32, code: UInt32, offset: UInt32, id: UInt32, at slot: Int) {
-        slots[slot] = Entry(parent: parent, code: code, offset: offset, id: id)
-        count += 1
-        if count * 2 > mask { grow() }
-    }
-
-    private mutating func grow() {
-        let old = slots, oldCapacity = mask + 1
-        self = FrameTable(capacity: oldCapacity * 2)
-        for i in 0..<oldCapacity where old[i].id != 0 {
-            let e = old[i]
-            insert(parent: e.parent, code: e.code, offset: e.offset, id: e.id,
-                   at: find(parent: e.parent, code: e.code, offset: e.offset).slot)
-        }
-        old.deallocate()
-    }
-}
-
-/// Code object address -> code id, with a fingerprint that tells a reused address apart.
-struct CodeTable {
-    struct Entry {
-        var address: UInt
-        var fingerprint: UInt64
-        var id: UInt32   // 0: empty slot
-    }
-    private var slots: UnsafeMutablePointer<Entry>
-    private var mask: Int
-    private var count = 0
-
-    init(capacity: Int = 1 << 12) {
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: Entry(address: 0, fingerprint: 0, id: 0), count: capacity)
-        mask = capacity - 1
-    }
-
-    func release() { slots.deallocate() }
-
-    @inline(__always)
-    func find(address: UInt) -> (entry: Entry, slot: Int) {
-        var i = Int(truncatingIfNeeded: mix(UInt64(address), 0)) & mask
-        while true {
-            let e = slots[i]
-            if e.id == 0 || e.address == address { return (e, i) }
-            i = (i + 1) & mask
-        }
-    }
-
-    /// Stores into `slot` (from `find`); replacing an entry does not count as a new one.
-    mutating func store(_ entry: Entry, at slot: Int) {
-        let isNew = slots[slot].id == 0
-        slots[slot] = entry
-        if isNew {
-            count += 1
-            if count * 2 > mask { grow() }
-        }
-    }
-
-    private mutating func grow() {
-        let old = slots, oldCapacity = mask + 1
-        self = CodeTable(capacity: oldCapacity * 2)
-        for i in 0..<oldCapacity where old[i].id != 0 {
-            store(old[i], at: find(address: old[i].address).slot)
-        }
-        old.deallocate()
-    }
-}
-
-/// A 64-bit key -> id table, for strings (by content hash) and threads (by OS tid).
-struct KeyTable {
-    struct Entry {
-        var key: UInt64
-        var id: UInt32   // 0: empty slot
-    }
-    private var slots: UnsafeMutablePointer<Entry>
-    private var mask: Int
-    private var count = 0
-
-    init(capacity: Int = 1 << 10) {
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: Entry(key: 0, id: 0), count: capacity)
-        mask = capacity - 1
-    }
-
-    func release() { slots.deallocate() }
-
-    func find(_ key: UInt64) -> (id: UInt32, slot: Int) {
-        var i = Int(truncatingIfNeeded: mix(key, 1)) & mask
+    func find(_ key: Key) -> (id: UInt32, slot: Int) {
+        var i = Int(truncatingIfNeeded: key.hash) & mask
         while true {
             let e = slots[i]
             if e.id == 0 || e.key == key { return (e.id, i) }
@@ -135,7 +46,8 @@ struct KeyTable {
         }
     }
 
-    mutating func insert(_ key: UInt64, id: UInt32, at slot: Int) {
+    /// Stores a key that `find` did not have, in the slot it gave.
+    mutating func insert(_ key: Key, id: UInt32, at slot: Int) {
         slots[slot] = Entry(key: key, id: id)
         count += 1
         if count * 2 > mask { grow() }
@@ -143,7 +55,7 @@ struct KeyTable {
 
     private mutating func grow() {
         let old = slots, oldCapacity = mask + 1
-        self = KeyTable(capacity: oldCapacity * 2)
+        self = InternTable(capacity: oldCapacity * 2)
         for i in 0..<oldCapacity where old[i].id != 0 {
             insert(old[i].key, id: old[i].id, at: find(old[i].key).slot)
         }
@@ -151,10 +63,43 @@ struct KeyTable {
     }
 }
 
+/// A Python frame in the stack trie: its parent, its code object, where in it.
+struct FrameKey: InternKey {
+    var parent: UInt32
+    var code: UInt32
+    var offset: UInt32
+    var hash: UInt64 { mix(UInt64(parent) << 32 | UInt64(code), UInt64(offset)) }
+    static var unused: FrameKey { FrameKey(parent: 0, code: 0, offset: 0) }
+}
+
+/// A code object by address and fingerprint: an address reused by another
+/// code object (the first one was freed) has another fingerprint, so it is a
+/// new key and gets a new id.
+struct CodeKey: InternKey {
+    var address: UInt
+    var fingerprint: UInt64
+    var hash: UInt64 { mix(UInt64(address), fingerprint) }
+    static var unused: CodeKey { CodeKey(address: 0, fingerprint: 0) }
+}
+
+/// A native frame in the native stack trie: its parent and its return address.
+struct NativeKey: InternKey {
+    var parent: UInt32
+    var ip: UInt
+    var hash: UInt64 { mix(UInt64(ip), UInt64(parent)) }
+    static var unused: NativeKey { NativeKey(parent: 0, ip: 0) }
+}
+
+/// Strings by content hash, threads by OS id.
+extension UInt64: InternKey {
+    var hash: UInt64 { mix(self, 1) }
+    static var unused: UInt64 { 0 }
+}
+
 /// FNV-1a over a string's bytes: strings are interned by content (their
 /// objects come and go); a 64-bit collision between two names is not a concern.
 func contentHash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
     var h: UInt64 = 0xCBF2_9CE4_8422_2325
     for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-    return h | 1   // never 0
+    return h | 1   // never 0, the unused key
 }

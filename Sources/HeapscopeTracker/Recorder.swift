@@ -9,6 +9,8 @@ import HeapscopeHooks
 struct Recorder {
     let fd: Int32
     private var buffer: UnsafeMutablePointer<UInt8>
+    /// The other half of the double buffer: written out by the background thread.
+    private var spare: UnsafeMutablePointer<UInt8>
     private let capacity = 1 << 20
     private var used = 0
     /// errno of the first failed write: recording stops there.
@@ -16,20 +18,26 @@ struct Recorder {
 
     private var lastAddress: UInt = 0
     private var currentThread: UInt32 = 0
-    private var strings = KeyTable()
-    private var codes = CodeTable()
-    private var frames = FrameTable()
-    private var threads = KeyTable(capacity: 64)
+    private var strings = InternTable<UInt64>(capacity: 1 << 10)
+    private var codes = InternTable<CodeKey>(capacity: 1 << 12)
+    private var frames = InternTable<FrameKey>(capacity: 1 << 14)
+    private var natives = InternTable<NativeKey>(capacity: 1 << 14)
+    private var threads = InternTable<UInt64>(capacity: 64)
     private var nextString: UInt32 = 1
     private var nextCode: UInt32 = 1
     private var nextFrame: UInt32 = 1
+    private var nextNative: UInt32 = 1
     private var nextThread: UInt32 = 1
+    /// ALLOC records carry a native stack id (header flag `native`).
+    let native: Bool
     private let startMonotonic: UInt64
     private let statmFD: Int32
 
-    init(fd: Int32) {
+    init(fd: Int32, native: Bool) {
         self.fd = fd
+        self.native = native
         buffer = .allocate(capacity: capacity)
+        spare = .allocate(capacity: capacity)
         startMonotonic = monotonicMicroseconds()
         statmFD = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
     }
@@ -37,9 +45,11 @@ struct Recorder {
     /// Frees the tables and the buffer; the file descriptor is the session's to close.
     func release() {
         buffer.deallocate()
+        spare.deallocate()
         strings.release()
         codes.release()
         frames.release()
+        natives.release()
         threads.release()
         if statmFD >= 0 { close(statmFD) }
     }
@@ -49,11 +59,13 @@ struct Recorder {
     mutating func recordAlloc(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt, size: Int) {
         enter(t, session: session)
         let frame = internStack(t)
-        reserve(1 + 3 * VarInt.maxBytes)
+        let nativeFrame = native ? internNativeStack(t) : 0
+        reserve(1 + 4 * VarInt.maxBytes)
         put(RecordTag.allocBase + kind)
         putAddress(address)
         putVarint(UInt64(size))
         putVarint(UInt64(frame))
+        if native { putVarint(UInt64(nativeFrame)) }
     }
 
     mutating func recordFree(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt) {
@@ -104,6 +116,7 @@ struct Recorder {
         if t.pointee.session != session {
             t.pointee.session = session
             t.pointee.cached_depth = 0
+            t.pointee.walk_shared = HS_SHARED_UNKNOWN   // compared with a cache that is gone
             let (number, isNew) = threadNumber(osTid: t.pointee.os_tid)
             t.pointee.number = number
             if isNew {
@@ -142,10 +155,14 @@ struct Recorder {
         let cachedCode = t.pointee.cached_code!, cachedOffset = t.pointee.cached_offset!
         let cachedCodeID = t.pointee.cached_code_id!, cachedFrameID = t.pointee.cached_frame_id!
         var level = 0
-        while level < depth && level < cachedDepth {
-            let w = depth - 1 - level
-            if walkCode[w] != cachedCode[level] || walkOffset[w] != cachedOffset[level] { break }
-            level += 1
+        if t.pointee.walk_shared != HS_SHARED_UNKNOWN {
+            level = Int(t.pointee.walk_shared)
+        } else {
+            while level < depth && level < cachedDepth {
+                let w = depth - 1 - level
+                if walkCode[w] != cachedCode[level] || walkOffset[w] != cachedOffset[level] { break }
+                level += 1
+            }
         }
         var parent: UInt32 = level > 0 ? cachedFrameID[level - 1] : 0
         while level < depth {
@@ -163,12 +180,70 @@ struct Recorder {
         return parent
     }
 
+    /// The native frame id of the stack in `t.native_ip`, interned like the Python stack.
+    private mutating func internNativeStack(_ t: UnsafeMutablePointer<hs_thread>) -> UInt32 {
+        let depth = Int(t.pointee.native_depth)
+        let cachedDepth = Int(t.pointee.cached_native_depth)
+        let ips = t.pointee.native_ip!, cachedIPs = t.pointee.cached_native_ip!, cachedIDs = t.pointee.cached_native_id!
+        var level = 0
+        while level < depth && level < cachedDepth && ips[depth - 1 - level] == cachedIPs[level] { level += 1 }
+        var parent: UInt32 = level > 0 ? cachedIDs[level - 1] : 0
+        while level < depth {
+            let ip = ips[depth - 1 - level]
+            let key = NativeKey(parent: parent, ip: ip)
+            let (found, slot) = natives.find(key)
+            if found != 0 {
+                parent = found
+            } else {
+                let id = nextNative
+                nextNative += 1
+                natives.insert(key, id: id, at: slot)
+                reserve(1 + 2 * VarInt.maxBytes)
+                put(RecordTag.nativeFrame)
+                putVarint(UInt64(parent))
+                putVarint(UInt64(ip))
+                parent = id
+            }
+            cachedIPs[level] = ip
+            cachedIDs[level] = parent
+            level += 1
+        }
+        t.pointee.cached_native_depth = UInt32(depth)
+        return parent
+    }
+
+    /// The objects loaded now, replacing the list recorded before.
+    mutating func recordMappings(_ mappings: UnsafeBufferPointer<hs_mapping>) {
+        reserve(1 + VarInt.maxBytes)
+        put(RecordTag.mappings)
+        putVarint(UInt64(mappings.count))
+        for var m in mappings {
+            let path = internString(UnsafeRawBufferPointer(start: m.path, count: strlen(m.path)))
+            reserve(4 * VarInt.maxBytes)
+            putVarint(UInt64(path))
+            putVarint(UInt64(m.base))
+            putVarint(UInt64(m.build_id_len))
+            withUnsafeBytes(of: &m.build_id) { putBytes(UnsafeRawBufferPointer(rebasing: $0[..<m.build_id_len])) }
+            reserve((1 + 2 * Int(HS_MAX_SEGMENTS)) * VarInt.maxBytes)
+            putVarint(UInt64(m.segments))
+            withUnsafeBytes(of: &m.segment_start) { starts in
+                withUnsafeBytes(of: &m.segment_size) { sizes in
+                    for i in 0..<Int(m.segments) {
+                        putVarint(UInt64(starts.load(fromByteOffset: i * 8, as: UInt.self)))
+                        putVarint(UInt64(sizes.load(fromByteOffset: i * 8, as: Int.self)))
+                    }
+                }
+            }
+        }
+    }
+
     private mutating func internFrame(parent: UInt32, code: UInt32, offset: UInt32) -> UInt32 {
-        let (found, slot) = frames.find(parent: parent, code: code, offset: offset)
+        let key = FrameKey(parent: parent, code: code, offset: offset)
+        let (found, slot) = frames.find(key)
         if found != 0 { return found }
         let id = nextFrame
         nextFrame += 1
-        frames.insert(parent: parent, code: code, offset: offset, id: id, at: slot)
+        frames.insert(key, id: id, at: slot)
         reserve(1 + 3 * VarInt.maxBytes)
         put(RecordTag.frame)
         putVarint(UInt64(parent))
@@ -178,10 +253,9 @@ struct Recorder {
     }
 
     private mutating func internCode(_ code: UnsafeRawPointer?) -> UInt32 {
-        let address = UInt(bitPattern: code)
-        let fingerprint = hs_code_fingerprint(code)
-        let (entry, slot) = codes.find(address: address)
-        if entry.id != 0 && entry.fingerprint == fingerprint { return entry.id }
+        let key = CodeKey(address: UInt(bitPattern: code), fingerprint: hs_code_fingerprint(code))
+        let (found, slot) = codes.find(key)
+        if found != 0 { return found }
         var info = hs_code_info()
         hs_code_describe(code, &info)
         let name = internString(UnsafeRawBufferPointer(start: info.name, count: info.name_len))
@@ -189,7 +263,7 @@ struct Recorder {
         let filename = internString(UnsafeRawBufferPointer(start: info.filename, count: info.filename_len))
         let id = nextCode
         nextCode += 1
-        codes.store(CodeTable.Entry(address: address, fingerprint: fingerprint, id: id), at: slot)
+        codes.insert(key, id: id, at: slot)
         reserve(1 + 5 * VarInt.maxBytes)
         put(RecordTag.code)
         putVarint(UInt64(name))
@@ -244,7 +318,9 @@ struct Recorder {
         if bytes.count > capacity - used {
             flush()
             if bytes.count > capacity {
+                hs_file_lock()
                 writeAll(base, bytes.count)
+                hs_file_unlock()
                 return
             }
         }
@@ -254,15 +330,34 @@ struct Recorder {
 
     /// Writes the buffer out. Records are whole in every write, so a capture
     /// cut off by SIGKILL ends at a record boundary (or inside the last write).
+    /// Waits for a background write in progress, which holds older records.
     mutating func flush() {
+        hs_file_lock()
         if used > 0 { writeAll(buffer, used) }
+        hs_file_unlock()
         used = 0
+    }
+
+    /// For the background thread, under the recorder's lock: hands over what is
+    /// buffered, to be written with `writeDetached` after the lock is released.
+    /// The file lock is taken here, so no flush can overtake those records.
+    mutating func detachBuffer() -> (UnsafeMutablePointer<UInt8>, Int) {
+        hs_file_lock()
+        let full = (buffer, used)
+        swap(&buffer, &spare)
+        used = 0
+        return full
+    }
+
+    /// Writes a detached buffer and releases the file lock. Not under the
+    /// recorder's lock: only `fd` and `writeError` are touched.
+    static func writeDetached(_ r: UnsafeMutablePointer<Recorder>, _ bytes: UnsafeMutablePointer<UInt8>, _ count: Int) {
+        if count > 0 { r.pointee.writeAll(bytes, count) }
+        hs_file_unlock()
     }
 
     /// Forgets what is buffered: a forked child must not write its parent's records.
     mutating func discardBuffer() { used = 0 }
-
-    mutating func writeDirect(_ start: UnsafeRawPointer, _ count: Int) { writeAll(start, count) }
 
     private mutating func writeAll(_ start: UnsafeRawPointer, _ count: Int) {
         guard writeError == 0 else { return }
@@ -306,9 +401,9 @@ func realtimeMicroseconds() -> UInt64 {
 }
 
 extension Recorder {
-    /// The fixed header and metadata, written straight to the file before any record.
+    /// The fixed header and metadata, written before any record.
     mutating func writeHeader(_ bytes: UnsafeRawBufferPointer) {
+        putBytes(bytes)
         flush()
-        if let base = bytes.baseAddress { writeDirect(base, bytes.count) }
     }
 }

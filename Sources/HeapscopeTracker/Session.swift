@@ -45,6 +45,25 @@ func hs_record_free(_ t: UnsafeMutablePointer<hs_thread>, _ kind: UInt8, _ addre
     hs_unlock(state)
 }
 
+@_cdecl("hs_record_mappings")
+func hs_record_mappings() {
+    let state = hs_state_ptr()!
+    withLoadedObjects { objects in
+        hs_lock(state)
+        if let r = recorder(state) { r.pointee.recordMappings(objects) }
+        hs_unlock(state)
+    }
+}
+
+/// The loaded objects, collected outside the lock (dl_iterate_phdr takes the loader's).
+private func withLoadedObjects(_ body: (UnsafeBufferPointer<hs_mapping>) -> Void) {
+    var list: UnsafeMutablePointer<hs_mapping>?
+    let count = hs_mappings_collect(&list)
+    guard let list else { return }
+    body(UnsafeBufferPointer(start: list, count: Int(count)))
+    hs_mappings_free(list, count)
+}
+
 @_cdecl("hs_record_munmap")
 func hs_record_munmap(_ t: UnsafeMutablePointer<hs_thread>, _ address: UInt, _ length: Int) {
     let state = hs_state_ptr()!
@@ -62,12 +81,16 @@ func hs_record_munmap(_ t: UnsafeMutablePointer<hs_thread>, _ address: UInt, _ l
 func hs_snapshot_tick() {
     let state = hs_state_ptr()!
     hs_lock(state)
-    if state.pointee.tracking != 0, let r = recorder(state) {
-        r.pointee.recordSnapshot()
-        r.pointee.flush()
-        if r.pointee.writeError != 0 { state.pointee.tracking = 0 }
+    guard state.pointee.tracking != 0, let r = recorder(state) else {
+        hs_unlock(state)
+        return
     }
+    if r.pointee.writeError != 0 { state.pointee.tracking = 0 }
+    r.pointee.recordSnapshot()
+    let (bytes, count) = r.pointee.detachBuffer()
     hs_unlock(state)
+    // Stop joins this thread before it frees the recorder, so `r` stays valid.
+    Recorder.writeDetached(r, bytes, count)
 }
 
 // MARK: Lifecycle (called from Python, GIL held)
@@ -94,6 +117,8 @@ func hs_session_start(_ options: UnsafePointer<hs_start_options>, _ error: Unsaf
     if let rc = openRecorder(fd: fd, session: session, parentPID: 0, state: state) { return rc }
     config = session
     hs_register_atfork()
+    state.pointee.native = o.native
+    if o.native != 0 { hs_record_mappings() }
     state.pointee.tracking = 1
     hs_install_python_hooks(o.trace_python_allocators)
     hs_patch_got(1)
@@ -174,6 +199,9 @@ func hs_after_fork_child() {
         return
     }
     config = child
+    if child.flags.contains(.native) {
+        withLoadedObjects { recorder(state)!.pointee.recordMappings($0) }   // the lock is already held
+    }
     state.pointee.tracking = 1
     hs_snapshot_thread_start(child.intervalMS)
 }
@@ -195,7 +223,7 @@ private func openRecorder(fd: Int32, session: SessionConfig, parentPID: UInt32, 
     append(UInt32(session.metadata.count))
     header.append(contentsOf: session.metadata)
     let r = UnsafeMutablePointer<Recorder>.allocate(capacity: 1)
-    r.initialize(to: Recorder(fd: fd))
+    r.initialize(to: Recorder(fd: fd, native: session.flags.contains(.native)))
     header.withUnsafeBytes { r.pointee.writeHeader($0) }
     if r.pointee.writeError != 0 {
         let rc = r.pointee.writeError
@@ -264,4 +292,19 @@ private func compressInPlace(_ path: String) -> String? {
         return "could not compress \(path); it was kept uncompressed"
     }
     return nil
+}
+
+/// From the `_exit` hook: the process ends without running atexit, so the
+/// capture gets its END record now and stays uncompressed.
+@_cdecl("hs_finish_before_exit")
+func hs_finish_before_exit() {
+    let state = hs_state_ptr()!
+    hs_lock(state)
+    if state.pointee.tracking != 0, let r = recorder(state) {
+        state.pointee.tracking = 0
+        r.pointee.recordSnapshot()
+        r.pointee.recordEnd()
+        r.pointee.flush()
+    }
+    hs_unlock(state)
 }

@@ -22,6 +22,8 @@ enum { HS_IN_RECORD = 1, HS_IN_PYALLOC = 2 };
 // the last stack it interned in `cached*` (outermost first) so that only the
 // frames that changed since the last event need a table lookup.
 #define HS_MAX_FRAMES 256
+#define HS_SHARED_UNKNOWN 0xFFFFFFFFu
+#define HS_MAX_NATIVE_FRAMES 128
 
 typedef struct hs_thread {
     uint64_t session;          // session whose ids the cache and number belong to
@@ -29,6 +31,9 @@ typedef struct hs_thread {
     uint32_t os_tid;
     uint32_t walk_depth;
     uint32_t cached_depth;
+    // Outermost frames of `walk` equal to the cache's, found during the walk
+    // when the depth did not change; HS_SHARED_UNKNOWN otherwise.
+    uint32_t walk_shared;
     // Each points at HS_MAX_FRAMES entries stored right after the struct.
     const void **walk_code;
     uint32_t *walk_offset;
@@ -36,6 +41,13 @@ typedef struct hs_thread {
     uint32_t *cached_offset;
     uint32_t *cached_code_id;
     uint32_t *cached_frame_id;
+    // Native stack (native mode only): return addresses, innermost first, and
+    // the last one interned, outermost first, with the trie id of each prefix.
+    uint32_t native_depth;
+    uint32_t cached_native_depth;
+    uintptr_t *native_ip;
+    uintptr_t *cached_native_ip;
+    uint32_t *cached_native_id;
 } hs_thread;
 
 // ---- Process-wide tracker state -----------------------------------------------
@@ -45,6 +57,7 @@ typedef struct hs_thread {
 typedef struct hs_state {
     volatile int tracking;     // hooks record only while set
     volatile int lock;         // spinlock over the writer and the intern tables
+    int native;                // walk native stacks too
     uint64_t session;          // bumped at every start and in a followed fork child
     void *recorder;            // the Swift recorder (opaque here)
 } hs_state;
@@ -53,10 +66,15 @@ hs_state *hs_state_ptr(void);
 unsigned *hs_guard_ptr(void);
 hs_thread *hs_current_thread(void);   // creates the thread's state on first use
 
+int sched_yield(void);
+
 static inline void hs_lock(hs_state *s) {
     while (__atomic_exchange_n(&s->lock, 1, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(&s->lock, __ATOMIC_RELAXED)) {
-            __builtin_ia32_pause();
+        // The holder may have been descheduled (2 cores, busy machine): spin
+        // briefly, then give it the CPU rather than burn our time slice.
+        for (int spins = 0; __atomic_load_n(&s->lock, __ATOMIC_RELAXED); spins++) {
+            if (spins < 64) __builtin_ia32_pause();
+            else sched_yield();
         }
     }
 }
@@ -87,12 +105,30 @@ void hs_code_describe(const void *code, hs_code_info *out);
 uint64_t hs_code_fingerprint(const void *code);
 const char *hs_allocator_name(void);
 
+// ---- Loaded objects (native mode) ----------------------------------------------
+// What a report needs to turn a return address into a symbol later, offline.
+#define HS_MAX_SEGMENTS 8
+typedef struct hs_mapping {
+    const char *path;          // valid until hs_mappings_free
+    uintptr_t base;            // load bias
+    uint8_t build_id[64];
+    size_t build_id_len;
+    uintptr_t segment_start[HS_MAX_SEGMENTS];   // absolute addresses of PT_LOAD segments
+    size_t segment_size[HS_MAX_SEGMENTS];
+    int segments;
+} hs_mapping;
+
+int hs_mappings_collect(hs_mapping **out);   // returns the count; hs_mappings_free after
+void hs_mappings_free(hs_mapping *mappings, int count);
+
 // ---- Implemented in Swift (HeapscopeTracker) --------------------------------------
 // Called with HS_IN_RECORD set and the thread's Python stack already in `walk`.
 void hs_record_alloc(hs_thread *thread, uint8_t kind, uintptr_t address, size_t size);
 void hs_record_free(hs_thread *thread, uint8_t kind, uintptr_t address);
 void hs_record_munmap(hs_thread *thread, uintptr_t address, size_t length);
+void hs_record_mappings(void);   // after dlopen/dlclose in native mode
 void hs_after_fork_child(void);
+void hs_finish_before_exit(void);   // writes END and flushes; the process is about to end
 
 // ---- The Python module ------------------------------------------------------------
 // C builds the module object and parses arguments (variadic CPython APIs);
@@ -117,6 +153,11 @@ void hs_session_name_thread(const char *name, size_t name_len, uint32_t os_tid);
 int hs_snapshot_thread_start(unsigned interval_ms);
 void hs_snapshot_thread_stop(void);
 void hs_snapshot_tick(void);
+
+// Serialises writes to the capture file, so the background thread can write
+// a full buffer without holding `lock` (hooks keep filling the other buffer).
+void hs_file_lock(void);
+void hs_file_unlock(void);
 
 void hs_register_atfork(void);
 uint32_t hs_gettid(void);

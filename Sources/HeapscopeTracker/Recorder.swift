@@ -214,11 +214,13 @@ struct Recorder {
 
     /// The objects loaded now, replacing the list recorded before.
     mutating func recordMappings(_ mappings: UnsafeBufferPointer<hs_mapping>) {
+        // Definitions come before the record that uses them, never inside it.
+        var paths: [UInt32] = []
+        for m in mappings { paths.append(internString(UnsafeRawBufferPointer(start: m.path, count: strlen(m.path)))) }
         reserve(1 + VarInt.maxBytes)
         put(RecordTag.mappings)
         putVarint(UInt64(mappings.count))
-        for var m in mappings {
-            let path = internString(UnsafeRawBufferPointer(start: m.path, count: strlen(m.path)))
+        for (var m, path) in zip(mappings, paths) {
             reserve(4 * VarInt.maxBytes)
             putVarint(UInt64(path))
             putVarint(UInt64(m.base))

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -95,10 +96,10 @@ static void hs_patch_relocations(const ElfW(Rela) * rela, size_t count, uintptr_
                     run->changed++;
                 }
             } else if (*slot == hs_hooks[h].hook) {
-                // The real function, as symbol lookup would bind it (a slot may
-                // have held only a lazy-binding stub before we patched it).
-                void *real = dlsym(RTLD_NEXT, name);
-                if (!real) real = dlsym(RTLD_DEFAULT, name);
+                // The real function, as symbol lookup binds it (a slot may have
+                // held only a lazy-binding stub before we patched it). Our hooks
+                // are hidden, so the global scope never yields them.
+                void *real = dlsym(RTLD_DEFAULT, name);
                 if (real) {
                     hs_write_slot(slot, real, relro_start, relro_end);
                     run->changed++;
@@ -148,7 +149,11 @@ static int hs_patch_object(struct dl_phdr_info *info, size_t size, void *data) {
     return 0;
 }
 
+// Two threads calling dlopen at once must not interleave their mprotect calls.
+static pthread_mutex_t hs_patch_mutex = PTHREAD_MUTEX_INITIALIZER;
+
 int hs_patch_got(int install) {
+    pthread_mutex_lock(&hs_patch_mutex);
     Dl_info self;
     hs_patch_run run = {install, 0, 0};
     if (dladdr((void *)hs_patch_got, &self)) {
@@ -159,5 +164,6 @@ int hs_patch_got(int install) {
         if (handle) dlclose(handle);
     }
     dl_iterate_phdr(hs_patch_object, &run);
+    pthread_mutex_unlock(&hs_patch_mutex);
     return run.changed;
 }

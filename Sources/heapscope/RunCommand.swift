@@ -1,6 +1,709 @@
-import ArgumentParser
+// `heapscope run`: runs a Python program exactly as `python script.py args`
+// (or `-m module` / `-c code`) would, with tracking started by a bootstrap
+// `sitecustomize.py` that the heapscope Python package ships in
+// heapscope/_bootstrap/. The program's argv, sys.path[0], standard streams,
+// tracebacks and exit status are those of the un-profiled program.
+//
+// Protocol with the bootstrap (PythonHarness/heapscope/_bootstrap/sitecustomize.py):
+//   PYTHONPATH             <bootstrap dir>[:<the user's PYTHONPATH>]
+//   HEAPSCOPE_RUN_OUTPUT   absolute capture path; "{pid}" is replaced by the
+//                          child's pid when options.pid_in_output is true
+//   HEAPSCOPE_RUN_OPTIONS  JSON object (see `bootstrapOptions`)
+// The bootstrap removes all three before the program starts.
 
-// Placeholder until the real command lands.
+import ArgumentParser
+import HeapscopeAnalysis
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 struct RunCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run")
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a Python program and record its allocations into a capture file.",
+        usage: """
+            heapscope run [<options>] <script.py> [<arg> ...]
+            heapscope run [<options>] -m <module> [<arg> ...]
+            heapscope run [<options>] -c <code> [<arg> ...]
+            """,
+        discussion: """
+            The program runs under the Python interpreter named by HEAPSCOPE_PYTHON \
+            (set by the `heapscope` console script to the interpreter it is installed \
+            in), else `python3` on PATH, with exactly the command line it would have \
+            without heapscope. Everything after the script, module or code belongs to \
+            the program. heapscope's options come before it.
+
+            The program's exit status is heapscope's exit status; a program killed by \
+            a signal kills heapscope with the same signal.
+            """
+    )
+
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp(
+            "Capture file to write (default: heapscope-<script>.<pid>.hsc in the current directory).",
+            valueName: "file"))
+    var output: String?
+
+    @Flag(name: .shortAndLong, help: "Overwrite the output file if it exists.")
+    var force = false
+
+    @Flag(name: .shortAndLong, help: "Print no summary: only errors.")
+    var quiet = false
+
+    @Flag(help: "Record native (C, C++, Rust) stacks as well as Python stacks.")
+    var native = false
+
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Trace CPython's own allocators (PyMem/PyObject and pymalloc arenas); on by default.")
+    var tracePythonAllocators = true
+
+    @Flag(help: "Record forked child processes into captures of their own.")
+    var followFork = false
+
+    @Flag(help: "Leave the capture uncompressed (it is zstd-compressed when tracking stops).")
+    var noCompress = false
+
+    @Option(help: ArgumentHelp("Period of the memory (RSS) snapshots.", valueName: "ms"))
+    var memoryIntervalMs: Int = 10
+
+    @Flag(name: .customShort("m"), help: "Run a library module as a script, like python -m: the first argument is the module.")
+    var module = false
+
+    @Flag(name: .customShort("c"), help: "Run a program passed as a string, like python -c: the first argument is the code.")
+    var code = false
+
+    @Argument(
+        parsing: .captureForPassthrough,
+        help: ArgumentHelp("The script (or module, or code), then the program's own arguments.", valueName: "program"))
+    var program: [String] = []
+
+    mutating func run() throws {
+        let plan = try RunPlan.make(self)
+        let status = try plan.execute(quiet: quiet)
+        switch status {
+        case .exited(let code):
+            if code != 0 { throw ExitCode(code) }
+        case .signaled(let sig):
+            reraise(signal: sig)
+        }
+    }
+}
+
+// MARK: - Errors
+
+/// Prints `heapscope: error: <message>` on stderr and fails with exit status 2.
+private func runFail(_ message: String) -> ExitCode {
+    writeStderr("heapscope: error: \(message)\n")
+    return ExitCode(2)
+}
+
+private func writeStderr(_ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { buf in
+            write(2, buf.baseAddress! + offset, buf.count - offset)
+        }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return
+        }
+        offset += n
+    }
+    bytes.removeAll()
+}
+
+// MARK: - The plan
+
+private enum ChildStatus {
+    case exited(Int32)
+    case signaled(Int32)
+}
+
+private struct RunPlan {
+    enum Mode { case script, module, code }
+
+    var mode: Mode
+    /// script path, module name or code string
+    var target: String
+    var arguments: [String]
+    /// The program's command line as the user typed it after `heapscope run`.
+    var commandLine: [String]
+    var python: String
+    var packageDir: String
+    var bootstrapDir: String
+    /// Path to report to the user ("{pid}" still in it for the default name).
+    var displayOutput: String
+    /// Absolute path handed to the bootstrap.
+    var absoluteOutput: String
+    var pidInOutput: Bool
+    var options: RunCommand
+    /// Identity of a file already at the output path (with -f): to tell a new capture from the old file.
+    var previousOutput: FileIdentity?
+
+    static func make(_ cmd: RunCommand) throws -> RunPlan {
+        var rest = cmd.program
+        if rest.first == "--" { rest.removeFirst() }
+        if cmd.module && cmd.code {
+            throw runFail("-m and -c cannot be used together")
+        }
+        let mode: Mode = cmd.module ? .module : (cmd.code ? .code : .script)
+        guard let first = rest.first else {
+            switch mode {
+            case .script: throw runFail("no script given (usage: heapscope run [<options>] <script.py> [<arg> ...])")
+            case .module: throw runFail("-m needs a module name (usage: heapscope run [<options>] -m <module> [<arg> ...])")
+            case .code: throw runFail("-c needs the code to run (usage: heapscope run [<options>] -c <code> [<arg> ...])")
+            }
+        }
+        if first == "-h" || first == "--help" || first == "-help" {
+            throw CleanExit.helpRequest(RunCommand.self)
+        }
+        if mode != .code, first.hasPrefix("-"), first != "-" {
+            throw runFail("unknown option '\(first)' (see heapscope run --help; the program's own options go after the script)")
+        }
+        if cmd.memoryIntervalMs <= 0 {
+            throw runFail("--memory-interval-ms must be a positive number of milliseconds")
+        }
+        let arguments = Array(rest.dropFirst())
+
+        var stem: String
+        var commandLine: [String]
+        switch mode {
+        case .script:
+            if first != "-" {
+                var st = stat()
+                if stat(first, &st) != 0 {
+                    throw runFail("no such script: \(first)")
+                }
+            }
+            stem = first == "-" ? "stdin" : scriptStem(first)
+            commandLine = [first] + arguments
+        case .module:
+            if first.isEmpty { throw runFail("-m needs a module name") }
+            stem = first
+            commandLine = ["-m", first] + arguments
+        case .code:
+            stem = "c"
+            commandLine = ["-c", first] + arguments
+        }
+        if stem.isEmpty { stem = "program" }
+
+        let python = try resolvePython()
+        let packageDir = try resolvePackageDir()
+        let bootstrapDir = packageDir + "/_bootstrap"
+
+        // Output: checked before anything starts.
+        let cwd = currentDirectory()
+        var display: String
+        var pidInOutput = false
+        var previous: FileIdentity? = nil
+        if let out = cmd.output {
+            if out.isEmpty { throw runFail("the output path is empty") }
+            display = out
+            var st = stat()
+            if lstat(out, &st) == 0 {
+                if (st.st_mode & S_IFMT) == S_IFDIR {
+                    throw runFail("output path is a directory: \(out)")
+                }
+                if !cmd.force {
+                    throw runFail("output file already exists: \(out) (use -f to overwrite)")
+                }
+                previous = FileIdentity(path: out)
+            }
+        } else {
+            display = "heapscope-\(stem.replacingSlashes()).{pid}.hsc"
+            pidInOutput = true
+        }
+        let absolute = display.hasPrefix("/") ? display : (cwd + "/" + display)
+        let dir = parentDirectory(of: absolute)
+        var dst = stat()
+        if stat(dir, &dst) != 0 || (dst.st_mode & S_IFMT) != S_IFDIR {
+            throw runFail("output directory does not exist: \(parentDirectory(of: display))")
+        }
+        if access(dir, W_OK | X_OK) != 0 {
+            throw runFail("output directory is not writable: \(parentDirectory(of: display))")
+        }
+
+        return RunPlan(
+            mode: mode, target: first, arguments: arguments, commandLine: commandLine,
+            python: python, packageDir: packageDir, bootstrapDir: bootstrapDir,
+            displayOutput: display, absoluteOutput: absolute, pidInOutput: pidInOutput,
+            options: cmd, previousOutput: previous)
+    }
+
+    /// The JSON object the bootstrap reads from HEAPSCOPE_RUN_OPTIONS.
+    func bootstrapOptions(userPythonPath: String?) -> String {
+        var fields: [(String, String)] = [
+            ("native", options.native ? "true" : "false"),
+            ("trace_python_allocators", options.tracePythonAllocators ? "true" : "false"),
+            ("follow_fork", options.followFork ? "true" : "false"),
+            ("compress", options.noCompress ? "false" : "true"),
+            ("overwrite", options.force ? "true" : "false"),
+            ("memory_interval_ms", String(options.memoryIntervalMs)),
+            ("command_line", "[" + commandLine.map(jsonString).joined(separator: ",") + "]"),
+            ("package_dir", jsonString(packageDir)),
+            ("bootstrap_dir", jsonString(bootstrapDir)),
+            ("pythonpath", userPythonPath.map(jsonString) ?? "null"),
+            ("pid_in_output", pidInOutput ? "true" : "false"),
+        ]
+        if mode == .module { fields.append(("module", jsonString(target))) }
+        return "{" + fields.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}"
+    }
+
+    func childArgv() -> [String] {
+        switch mode {
+        case .script: return [python, target] + arguments
+        case .module: return [python, "-m", target] + arguments
+        case .code: return [python, "-c", target] + arguments
+        }
+    }
+
+    func childEnvironment() -> [String] {
+        var env = currentEnvironment()
+        // Variables the Python entry point added for us, not the user's.
+        var drop: Set<String> = ["HEAPSCOPE_ENTRY_SET", "HEAPSCOPE_RUN_OUTPUT", "HEAPSCOPE_RUN_OPTIONS"]
+        if let added = env.first(where: { $0.0 == "HEAPSCOPE_ENTRY_SET" })?.1 {
+            for name in added.split(separator: ",") { drop.insert(String(name)) }
+        }
+        env.removeAll { drop.contains($0.0) }
+        let userPythonPath = env.first(where: { $0.0 == "PYTHONPATH" })?.1
+        env.removeAll { $0.0 == "PYTHONPATH" }
+        var pythonPath = bootstrapDir
+        if let user = userPythonPath, !user.isEmpty { pythonPath += ":" + user }
+        env.append(("PYTHONPATH", pythonPath))
+        env.append(("HEAPSCOPE_RUN_OUTPUT", absoluteOutput))
+        env.append(("HEAPSCOPE_RUN_OPTIONS", bootstrapOptions(userPythonPath: userPythonPath)))
+        return env.map { "\($0.0)=\($0.1)" }
+    }
+
+    func execute(quiet: Bool) throws -> ChildStatus {
+        let argv = childArgv()
+        let envp = childEnvironment()
+
+        // The terminal sends SIGINT/SIGQUIT to the whole foreground group: the
+        // child handles them; we only wait. Signals that were ignored when we
+        // started stay ignored in the child, as they would without heapscope.
+        let oldInt = signal(SIGINT, SIG_IGN)
+        let oldQuit = signal(SIGQUIT, SIG_IGN)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        if !isIgnored(oldInt) { sigaddset(&defaults, SIGINT) }
+        if !isIgnored(oldQuit) { sigaddset(&defaults, SIGQUIT) }
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        var currentMask = sigset_t()
+        sigprocmask(SIG_SETMASK, nil, &currentMask)
+
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setsigmask(&attr, &currentMask)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let start = monotonicSeconds()
+        let wallStart = time(nil)
+        var pid: pid_t = 0
+        let rc = withCStrings(argv) { cArgv in
+            withCStrings(envp) { cEnv in
+                if argv[0].contains("/") {
+                    return posix_spawn(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
+                }
+                return posix_spawnp(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
+            }
+        }
+        if rc != 0 {
+            throw runFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
+        }
+
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR {
+                throw runFail("waiting for the program failed: \(String(cString: strerror(errno)))")
+            }
+        }
+        let elapsed = monotonicSeconds() - start
+
+        let result: ChildStatus
+        if (status & 0x7f) == 0 {
+            result = .exited((status >> 8) & 0xff)
+        } else {
+            result = .signaled(status & 0x7f)
+        }
+
+        let path = pidInOutput ? displayOutput.replacingOccurrences("{pid}", with: String(pid)) : displayOutput
+        let absolutePath = pidInOutput ? absoluteOutput.replacingOccurrences("{pid}", with: String(pid)) : absoluteOutput
+        if !quiet, captureWritten(at: absolutePath) {
+            let children = options.followFork ? childCaptures(of: path, since: wallStart) : []
+            reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, children: children)
+        }
+        return result
+    }
+
+    func captureWritten(at path: String) -> Bool {
+        guard let now = FileIdentity(path: path) else { return false }
+        return now != previousOutput
+    }
+
+    /// Captures written by forked children (`--follow-fork`): `<path>.<pid>`.
+    func childCaptures(of path: String, since: time_t) -> [String] {
+        let dir = parentDirectory(of: path)
+        let base = path.split(separator: "/").last.map(String.init) ?? path
+        guard let handle = opendir(dir) else { return [] }
+        defer { closedir(handle) }
+        var found: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+            }
+            guard name.hasPrefix(base + "."), name.count > base.count + 1 else { continue }
+            let suffix = name.dropFirst(base.count + 1)
+            guard suffix.allSatisfy({ $0.isASCII && $0.isNumber }) else { continue }
+            let full = (path.contains("/") ? dir + "/" : "") + name
+            var st = stat()
+            if stat(full, &st) == 0, st.st_mtim.tv_sec >= since - 1 { found.append(full) }
+        }
+        return found.sorted()
+    }
+
+    func reportCapture(path: String, absolutePath: String, elapsed: Double, status: ChildStatus, children: [String]) {
+        var lines: [String] = []
+        lines.append("heapscope: capture written to \(path)")
+        lines.append("  command line:      \(shellQuoted(commandLine))")
+        lines.append("  duration:          \(formatSeconds(elapsed))")
+        switch status {
+        case .exited(let code) where code != 0:
+            lines.append("  exit status:       \(code)")
+        case .signaled(let sig):
+            lines.append("  killed by signal:  \(sig) (the capture may be cut short)")
+        default:
+            break
+        }
+        // SUMMARY CALL SITE: the totals come from the analysis library, see
+        // `captureTotals` below.
+        if let totals = captureTotals(path: absolutePath) {
+            if let note = totals.note { lines.append("  note:              \(note)") }
+            lines.append("  total allocations: \(groupedThousands(totals.allocations))")
+            lines.append("  total allocated:   \(formatBytes(totals.allocatedBytes))")
+            lines.append("  peak memory:       \(formatBytes(totals.peakBytes))")
+        }
+        if !children.isEmpty {
+            lines.append("  forked children:   \(children.count) captures: \(children.joined(separator: ", "))")
+        }
+        let quoted = shellQuoted([path])
+        lines.append("next: heapscope summary \(quoted)   (or: heapscope stats \(quoted))")
+        writeStderr(lines.joined(separator: "\n") + "\n")
+    }
+}
+
+// MARK: - Summary
+
+private struct CaptureTotals {
+    var allocations: UInt64
+    var allocatedBytes: UInt64
+    var peakBytes: UInt64
+    /// e.g. the reader's "cut short" notice
+    var note: String?
+}
+
+/// Totals of a capture for the summary printed after `run`, from the
+/// analysis library (the same replay as `heapscope stats`).
+private func captureTotals(path: String) -> CaptureTotals? {
+    do {
+        let analysis = try CaptureAnalysis.analyze(path: path)
+        return CaptureTotals(
+            allocations: UInt64(analysis.allocated.count),
+            allocatedBytes: analysis.allocated.bytes,
+            peakBytes: analysis.peak.bytes,
+            note: analysis.isTruncated ? "the capture was cut short (tracking did not stop cleanly)" : nil)
+    } catch {
+        writeStderr("heapscope: cannot read the capture for the summary: \(error)\n")
+        return nil
+    }
+}
+
+// MARK: - Locating Python and the package
+
+private func resolvePython() throws -> String {
+    if let configured = getenvString("HEAPSCOPE_PYTHON"), !configured.isEmpty {
+        if configured.contains("/") {
+            if access(configured, X_OK) != 0 {
+                throw runFail("HEAPSCOPE_PYTHON is not an executable: \(configured)")
+            }
+            return configured
+        }
+        if let found = searchPath(configured) { return found }
+        throw runFail("HEAPSCOPE_PYTHON names no program on PATH: \(configured)")
+    }
+    if let found = searchPath("python3") { return found }
+    throw runFail("no python3 on PATH (set HEAPSCOPE_PYTHON to the interpreter to profile with)")
+}
+
+private func searchPath(_ name: String) -> String? {
+    let path = getenvString("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
+    for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
+        let d = dir.isEmpty ? "." : String(dir)
+        let candidate = d + "/" + name
+        var st = stat()
+        if stat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
+            return candidate
+        }
+    }
+    return nil
+}
+
+/// The directory of the `heapscope` Python package (it holds _bootstrap/ and the tracker).
+private func resolvePackageDir() throws -> String {
+    func hasBootstrap(_ dir: String) -> Bool {
+        access(dir + "/_bootstrap/sitecustomize.py", R_OK) == 0
+    }
+    if let configured = getenvString("HEAPSCOPE_PACKAGE_DIR"), !configured.isEmpty {
+        let dir = absolutePath(configured)
+        if hasBootstrap(dir) { return dir }
+        throw runFail("HEAPSCOPE_PACKAGE_DIR has no heapscope bootstrap (_bootstrap/sitecustomize.py): \(configured)")
+    }
+    if let exe = executablePath() {
+        // Installed layout: <package>/bin/heapscope.
+        let pkg = parentDirectory(of: parentDirectory(of: exe))
+        if hasBootstrap(pkg) { return pkg }
+        // Development layout: <repo>/.build*/<triple>/release/heapscope.
+        var dir = parentDirectory(of: exe)
+        while dir != "/" && !dir.isEmpty {
+            let candidate = dir + "/PythonHarness/heapscope"
+            if hasBootstrap(candidate) { return candidate }
+            dir = parentDirectory(of: dir)
+        }
+    }
+    throw runFail(
+        "cannot find the heapscope Python package (install it with `pip install ./PythonHarness`, "
+            + "or set HEAPSCOPE_PACKAGE_DIR to its directory)")
+}
+
+private func executablePath() -> String? {
+    var buf = [CChar](repeating: 0, count: 4097)
+    let n = readlink("/proc/self/exe", &buf, 4096)
+    guard n > 0 else { return nil }
+    return cStringBuffer(buf)
+}
+
+// MARK: - Small helpers
+
+/// `status` of a file, to tell whether a run replaced it.
+private struct FileIdentity: Equatable {
+    var device: UInt64
+    var inode: UInt64
+    var size: Int64
+    var mtimeSeconds: Int
+    var mtimeNanos: Int
+
+    init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+        size = Int64(st.st_size)
+        mtimeSeconds = Int(st.st_mtim.tv_sec)
+        mtimeNanos = Int(st.st_mtim.tv_nsec)
+    }
+}
+
+private func isIgnored(_ handler: __sighandler_t?) -> Bool {
+    guard let handler else { return false }
+    return unsafeBitCast(handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
+}
+
+/// Dies of `sig` the way the child did, so the shell sees the same status.
+private func reraise(signal sig: Int32) -> Never {
+    // One core file is enough: the child's.
+    var limit = rlimit(rlim_cur: 0, rlim_max: 0)
+    _ = withUnsafeMutablePointer(to: &limit) { getrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), $0) }
+    limit.rlim_cur = 0
+    _ = withUnsafePointer(to: &limit) { setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), $0) }
+    signal(sig, SIG_DFL)
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, sig)
+    sigprocmask(SIG_UNBLOCK, &set, nil)
+    kill(getpid(), sig)
+    // A signal whose default action does not kill (SIGCHLD, SIGWINCH...).
+    exit(128 + sig)
+}
+
+private func getenvString(_ name: String) -> String? {
+    guard let v = getenv(name) else { return nil }
+    return String(cString: v)
+}
+
+private func currentEnvironment() -> [(String, String)] {
+    var out: [(String, String)] = []
+    var p = environ
+    while let entry = p.pointee {
+        let s = String(cString: entry)
+        if let eq = s.firstIndex(of: "=") {
+            out.append((String(s[..<eq]), String(s[s.index(after: eq)...])))
+        }
+        p += 1
+    }
+    return out
+}
+
+private func currentDirectory() -> String {
+    var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    guard getcwd(&buf, buf.count) != nil else { return "." }
+    return cStringBuffer(buf)
+}
+
+private func cStringBuffer(_ buf: [CChar]) -> String {
+    String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+private func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : currentDirectory() + "/" + path
+}
+
+private func parentDirectory(of path: String) -> String {
+    var p = path
+    while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+    guard let slash = p.lastIndex(of: "/") else { return "." }
+    if slash == p.startIndex { return "/" }
+    return String(p[..<slash])
+}
+
+private func scriptStem(_ path: String) -> String {
+    var p = path
+    while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+    var name = p.split(separator: "/").last.map(String.init) ?? p
+    if let dot = name.lastIndex(of: "."), dot != name.startIndex {
+        name = String(name[..<dot])
+    }
+    return name
+}
+
+private func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { for p in pointers { free(p) } }
+    return body(pointers)
+}
+
+private func jsonString(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 || scalar.value == 0x7f {
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out + "\""
+}
+
+/// A command line as a POSIX shell would need it typed.
+private func shellQuoted(_ words: [String]) -> String {
+    words.map { word -> String in
+        let safe = !word.isEmpty && word.unicodeScalars.allSatisfy { c in
+            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
+                || "-_./=:,+@%".unicodeScalars.contains(c)
+        }
+        if safe { return word }
+        return "'" + word.replacingOccurrences("'", with: "'\\''") + "'"
+    }.joined(separator: " ")
+}
+
+private func formatSeconds(_ s: Double) -> String {
+    if s < 10 { return formatFixed(s, digits: 2) + " s" }
+    if s < 120 { return formatFixed(s, digits: 1) + " s" }
+    let total = Int(s.rounded())
+    return "\(total / 60) min \(total % 60) s"
+}
+
+private func formatFixed(_ value: Double, digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let scaled = Int((value * scale).rounded())
+    let whole = scaled / Int(scale)
+    var frac = String(scaled % Int(scale))
+    while frac.count < digits { frac = "0" + frac }
+    return digits == 0 ? "\(whole)" : "\(whole).\(frac)"
+}
+
+/// Bytes in binary units, e.g. "38.1 MiB (40,000,056 bytes)".
+private func formatBytes(_ bytes: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    if unit == 0 { return "\(bytes) B" }
+    return "\(formatFixed(value, digits: 1)) \(units[unit]) (\(groupedThousands(bytes)) bytes)"
+}
+
+private func groupedThousands(_ n: UInt64) -> String {
+    let digits = Array(String(n))
+    var out = ""
+    for (i, d) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+        out.append(d)
+    }
+    return out
+}
+
+extension String {
+    fileprivate func replacingOccurrences(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var result = ""
+        var rest = self[...]
+        while let range = rest.range(of: target) {
+            result += rest[..<range.lowerBound]
+            result += replacement
+            rest = rest[range.upperBound...]
+        }
+        result += rest
+        return result
+    }
+
+    fileprivate func replacingSlashes() -> String {
+        String(map { $0 == "/" ? "_" : $0 })
+    }
+}
+
+extension Substring {
+    fileprivate func range(of target: String) -> Range<Substring.Index>? {
+        let t = Array(target.utf8)
+        let u = self.utf8
+        var i = u.startIndex
+        while i != u.endIndex {
+            var j = i
+            var k = 0
+            while k < t.count, j != u.endIndex, u[j] == t[k] {
+                j = u.index(after: j)
+                k += 1
+            }
+            if k == t.count { return i..<j }
+            i = u.index(after: i)
+        }
+        return nil
+    }
 }

@@ -1,0 +1,295 @@
+"""heapscope: a tracing memory profiler for Python and the native code it calls.
+
+Record a whole program from the command line::
+
+    heapscope run -o capture.hsc script.py args...
+
+or one block of a program with the Python API::
+
+    import heapscope
+
+    with heapscope.Tracker("block.hsc"):
+        build_index(corpus)
+
+then read the capture with ``heapscope stats``, ``heapscope summary`` or
+``heapscope parse``. See docs/PYTHON_API.md.
+"""
+from __future__ import annotations
+
+import errno
+import glob
+import json
+import os
+import sys
+import threading
+
+__all__ = ["Tracker", "__version__"]
+
+__version__ = "0.1.0"
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# The Tracker that is recording in this process (at most one).
+_active_tracker = None
+_lock = threading.Lock()
+
+
+def _tracker_module():
+    """Imports the compiled tracker, turning a missing or foreign build into one clear ImportError."""
+    try:
+        from heapscope import _tracker
+    except ImportError as exc:
+        raise ImportError(_explain_import_failure(exc)) from exc
+    return _tracker
+
+
+def _explain_import_failure(exc):
+    here = "CPython %d.%d (%s)" % (sys.version_info[0], sys.version_info[1], sys.executable)
+    if sys.implementation.name != "cpython":
+        return "heapscope supports CPython only; this is %s (%s)" % (sys.implementation.name, sys.executable)
+    built = sorted(os.path.basename(p) for p in glob.glob(os.path.join(_PACKAGE_DIR, "_tracker*.so")))
+    if not built:
+        return (
+            "heapscope's tracker extension is not built (no _tracker*.so in %s); "
+            "run `make build` or `pip install ./PythonHarness`" % _PACKAGE_DIR
+        )
+    versions = []
+    for name in built:
+        # _tracker.cpython-311-x86_64-linux-gnu.so -> 3.11
+        parts = name.split(".")
+        if len(parts) >= 3 and parts[1].startswith("cpython-"):
+            tag = parts[1].split("-")[1]
+            versions.append("%s.%s" % (tag[0], tag[1:]))
+    if versions and "%d.%d" % sys.version_info[:2] not in versions:
+        return (
+            "heapscope's tracker was built for CPython %s, but this is %s; "
+            "rebuild it with that interpreter (make build PYTHON=%s)"
+            % (", ".join(versions), here, sys.executable)
+        )
+    message = str(exc)
+    if "heapscope" not in message:
+        message = "cannot load heapscope's tracker (%s): %s" % (", ".join(built), message)
+    return message
+
+
+def _platform_name():
+    try:
+        machine = os.uname().machine
+    except AttributeError:  # pragma: no cover - not on Linux
+        machine = "unknown"
+    return "%s-%s" % (sys.platform, machine)
+
+
+# ---------------------------------------------------------------------------
+# Thread names: while a Tracker is active, every thread that starts reports
+# its name to the tracker (THREAD_INFO records), and threads already running
+# are named when tracking starts.
+
+_original_bootstrap_inner = None
+
+
+def _name_thread(tracker_mod, thread, native_id):
+    if native_id is None:
+        return
+    try:
+        tracker_mod.set_thread_name(str(thread.name), int(native_id))
+    except Exception:
+        pass
+
+
+def _patched_bootstrap_inner(self):
+    # Runs on the new thread, before its target: native_id is not set yet
+    # on the Thread object, but get_native_id() is this thread's own.
+    try:
+        mod = sys.modules.get("heapscope._tracker")
+        if mod is not None and _active_tracker is not None and mod.is_active():
+            _name_thread(mod, self, threading.get_native_id())
+    except Exception:
+        pass
+    return _original_bootstrap_inner(self)
+
+
+def _install_thread_hook(tracker_mod):
+    global _original_bootstrap_inner
+    if _original_bootstrap_inner is None:
+        _original_bootstrap_inner = threading.Thread._bootstrap_inner
+        threading.Thread._bootstrap_inner = _patched_bootstrap_inner
+    _name_running_threads(tracker_mod)
+
+
+def _name_running_threads(tracker_mod):
+    for thread in threading.enumerate():
+        _name_thread(tracker_mod, thread, getattr(thread, "native_id", None))
+
+
+def _remove_thread_hook():
+    global _original_bootstrap_inner
+    if _original_bootstrap_inner is None:
+        return
+    if threading.Thread.__dict__.get("_bootstrap_inner") is _patched_bootstrap_inner:
+        threading.Thread._bootstrap_inner = _original_bootstrap_inner
+        _original_bootstrap_inner = None
+    # Otherwise someone patched over us: leave their patch alone; ours is
+    # inert while no Tracker is active.
+
+
+# ---------------------------------------------------------------------------
+
+
+class Tracker:
+    """Records every allocation made while it is active into a capture file.
+
+    Use it as a context manager: only the allocations (and frees) made inside
+    the ``with`` block are recorded::
+
+        with heapscope.Tracker("out.hsc"):
+            work()
+
+    Arguments mirror ``heapscope run``:
+
+    - ``path``: the capture file to write.
+    - ``native``: also record native (C/C++/Rust) stacks.
+    - ``trace_python_allocators``: hook CPython's PyMem/PyObject allocators
+      (default); False records only system allocations (malloc, mmap, ...).
+    - ``follow_fork``: forked children write their own capture.
+    - ``overwrite``: replace ``path`` if it exists (else FileExistsError).
+    - ``memory_interval_ms``: period of the resident-memory snapshots.
+    - ``compress``: zstd-compress the capture when tracking stops.
+
+    Only one Tracker can be active in a process at a time (a second one
+    raises RuntimeError, also while ``heapscope run`` is tracking the whole
+    program).
+    """
+
+    def __init__(
+        self,
+        path,
+        *,
+        native=False,
+        trace_python_allocators=True,
+        follow_fork=False,
+        overwrite=False,
+        memory_interval_ms=10,
+        compress=True,
+    ):
+        self.path = os.fspath(path)
+        if not isinstance(self.path, str):
+            self.path = os.fsdecode(self.path)
+        self.native = bool(native)
+        self.trace_python_allocators = bool(trace_python_allocators)
+        self.follow_fork = bool(follow_fork)
+        self.overwrite = bool(overwrite)
+        self.memory_interval_ms = int(memory_interval_ms)
+        if self.memory_interval_ms <= 0:
+            raise ValueError("memory_interval_ms must be a positive number of milliseconds")
+        self.compress = bool(compress)
+        self._source = "api"
+        self._command_line = None
+        self._started = False
+
+    def __repr__(self):
+        return "heapscope.Tracker(%r, native=%r, trace_python_allocators=%r, follow_fork=%r)" % (
+            self.path,
+            self.native,
+            self.trace_python_allocators,
+            self.follow_fork,
+        )
+
+    def metadata(self, allocator_name=None):
+        """The metadata object written into the capture header (docs/FORMAT.md)."""
+        command_line = self._command_line if self._command_line is not None else list(sys.argv)
+        return {
+            "command_line": [str(a) for a in command_line],
+            "python_version": sys.version.split()[0],
+            "python_executable": sys.executable,
+            "python_allocator": allocator_name or "unknown",
+            "native": self.native,
+            "trace_python_allocators": self.trace_python_allocators,
+            "follow_fork": self.follow_fork,
+            "memory_interval_ms": self.memory_interval_ms,
+            "platform": _platform_name(),
+            "source": self._source,
+        }
+
+    def start(self):
+        """Starts recording (what ``with`` does on entry)."""
+        global _active_tracker
+        mod = _tracker_module()
+        with _lock:
+            if self._started:
+                raise RuntimeError("this heapscope.Tracker was already used; create a new one")
+            if _active_tracker is not None or mod.is_active():
+                where = ""
+                if _active_tracker is not None:
+                    where = " (writing %s)" % _active_tracker.path
+                raise RuntimeError(
+                    "another heapscope Tracker is already active in this process%s; "
+                    "only one can record at a time" % where
+                )
+            if not self.overwrite and os.path.lexists(self.path):
+                raise FileExistsError(
+                    errno.EEXIST,
+                    "capture file already exists (pass overwrite=True to replace it)",
+                    self.path,
+                )
+            metadata = json.dumps(self.metadata(mod.allocator_name()))
+            mod.start(
+                self.path,
+                native=self.native,
+                trace_python_allocators=self.trace_python_allocators,
+                follow_fork=self.follow_fork,
+                overwrite=self.overwrite,
+                memory_interval_ms=self.memory_interval_ms,
+                compress=self.compress,
+                metadata=metadata,
+            )
+            self._started = True
+            _active_tracker = self
+            try:
+                _install_thread_hook(mod)
+            except Exception:
+                pass
+        return self
+
+    def stop(self):
+        """Stops recording, finishes and (unless compress=False) compresses the capture."""
+        global _active_tracker
+        mod = _tracker_module()
+        with _lock:
+            if _active_tracker is not self:
+                raise RuntimeError("this heapscope.Tracker is not active")
+            try:
+                if mod.is_active():
+                    # Threads may have been renamed since they started.
+                    _name_running_threads(mod)
+                    mod.stop()
+            finally:
+                _active_tracker = None
+                _remove_thread_hook()
+
+    @property
+    def active(self):
+        return _active_tracker is self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop()
+        return False
+
+
+def _run_bootstrap_tracker(path, options):
+    """Builds the Tracker that `heapscope run` starts from its bootstrap."""
+    tracker = Tracker(
+        path,
+        native=options.get("native", False),
+        trace_python_allocators=options.get("trace_python_allocators", True),
+        follow_fork=options.get("follow_fork", False),
+        overwrite=options.get("overwrite", False),
+        memory_interval_ms=options.get("memory_interval_ms", 10),
+        compress=options.get("compress", True),
+    )
+    tracker._source = "run"
+    tracker._command_line = list(options.get("command_line") or sys.argv)
+    return tracker

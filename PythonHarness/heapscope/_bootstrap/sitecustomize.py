@@ -1,0 +1,186 @@
+# heapscope run's bootstrap. `heapscope run` starts the interpreter with this
+# directory first on PYTHONPATH, so site.py imports this file before the
+# program runs. It starts tracking, arranges for tracking to stop at exit, and
+# hides itself: its environment variables and its sys.path entry are removed
+# before the program starts, and any other sitecustomize module on sys.path
+# still runs.
+#
+# Settings come from the environment:
+#   HEAPSCOPE_RUN_OUTPUT   the capture path ("{pid}" is replaced by this
+#                          process's pid when options["pid_in_output"])
+#   HEAPSCOPE_RUN_OPTIONS  JSON: native, trace_python_allocators, follow_fork,
+#                          compress, overwrite, memory_interval_ms, command_line,
+#                          module (for -m), package_dir, bootstrap_dir,
+#                          pythonpath (the user's PYTHONPATH, or null)
+#
+# Keep this file's syntax valid for old interpreters: a wrong interpreter must
+# get a clear heapscope error, not a SyntaxError.
+import os
+import sys
+
+
+def _heapscope_fail(message, code=2):
+    try:
+        sys.stderr.write("heapscope: error: %s\n" % message)
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def _heapscope_same_dir(a, b):
+    try:
+        return os.path.realpath(a or ".") == os.path.realpath(b)
+    except Exception:
+        return False
+
+
+def _heapscope_bootstrap():
+    here = os.path.dirname(os.path.abspath(__file__))
+    output = os.environ.pop("HEAPSCOPE_RUN_OUTPUT", None)
+    raw_options = os.environ.pop("HEAPSCOPE_RUN_OPTIONS", None)
+
+    options = None
+    if output is not None and raw_options is not None:
+        import json
+
+        try:
+            options = json.loads(raw_options)
+        except ValueError:
+            _heapscope_fail("bad HEAPSCOPE_RUN_OPTIONS from heapscope run")
+        bootstrap_dir = options.get("bootstrap_dir") or here
+        # Restore the user's PYTHONPATH for the program and its subprocesses.
+        original = options.get("pythonpath")
+        if original is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = original
+    else:
+        bootstrap_dir = here
+
+    # Remove our own directory from sys.path (it came from PYTHONPATH).
+    sys.path[:] = [p for p in sys.path if not (_heapscope_same_dir(p, here) or _heapscope_same_dir(p, bootstrap_dir))]
+
+    if options is not None:
+        _heapscope_start(output, options)
+    _heapscope_chain(here)
+
+
+def _heapscope_start(output, options):
+    if sys.version_info < (3, 8):
+        _heapscope_fail(
+            "this interpreter is Python %d.%d (%s); heapscope needs CPython 3.8 or later"
+            % (sys.version_info[0], sys.version_info[1], sys.executable)
+        )
+    if options.get("pid_in_output"):
+        output = output.replace("{pid}", str(os.getpid()))
+
+    module = options.get("module")
+    if module:
+        _heapscope_check_module(module)
+
+    package_dir = options.get("package_dir")
+    try:
+        heapscope = _heapscope_import(package_dir)
+        tracker = heapscope._run_bootstrap_tracker(output, options)
+        tracker.start()
+    except ImportError as exc:
+        _heapscope_fail(str(exc))
+    except FileExistsError:
+        _heapscope_fail("output file already exists: %s (use -f to overwrite)" % output)
+    except OSError as exc:
+        _heapscope_fail("cannot write %s: %s" % (output, exc.strerror or exc))
+    except BaseException as exc:
+        _heapscope_fail("cannot start tracking: %s: %s" % (type(exc).__name__, exc))
+
+    import atexit
+
+    def _heapscope_stop_at_exit():
+        try:
+            if tracker.active:
+                tracker.stop()
+        except BaseException as exc:
+            sys.stderr.write("heapscope: error: stopping the tracker failed: %s: %s\n" % (type(exc).__name__, exc))
+            sys.stderr.flush()
+
+    # Registered before the program runs, so it runs after the program's own
+    # atexit handlers (atexit calls them last-in, first-out).
+    atexit.register(_heapscope_stop_at_exit)
+
+
+def _heapscope_import(package_dir):
+    """Imports the heapscope package that launched us (not any other one on sys.path)."""
+    parent = os.path.dirname(os.path.abspath(package_dir)) if package_dir else None
+    if parent is None:
+        import heapscope
+
+        return heapscope
+    sys.path.insert(0, parent)
+    try:
+        import heapscope
+    finally:
+        try:
+            sys.path.remove(parent)
+        except ValueError:
+            pass
+    return heapscope
+
+
+def _heapscope_check_module(module):
+    """A clean error for `run -m` of a module that cannot be found.
+
+    Only the top-level package is looked up: finding a submodule would import
+    its parent package (user code) before the program starts.
+    """
+    import importlib.machinery
+
+    top = module.split(".")[0]
+    if top in sys.builtin_module_names or top in sys.modules:
+        return
+    path = list(sys.path)
+    # `python -m` puts the current directory first (unless safe_path).
+    if not getattr(sys.flags, "safe_path", False):
+        path.insert(0, os.getcwd())
+    try:
+        spec = importlib.machinery.PathFinder.find_spec(top, path)
+    except Exception:
+        return  # let the interpreter report it in its own words
+    if spec is None:
+        for finder in sys.meta_path:
+            if finder is importlib.machinery.PathFinder:
+                continue
+            try:
+                if getattr(finder, "find_spec", None) and finder.find_spec(top, None) is not None:
+                    return
+            except Exception:
+                pass
+        _heapscope_fail("no module named %r" % module, 1)
+
+
+def _heapscope_chain(here):
+    """Runs the sitecustomize module we are shadowing, if there is one."""
+    try:
+        import importlib.machinery
+        import importlib.util
+    except ImportError:
+        return
+    this = sys.modules.get(__name__)
+    try:
+        spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
+    except Exception:
+        spec = None
+    if spec is None or spec.origin is None or _heapscope_same_dir(os.path.dirname(spec.origin), here):
+        # (sys.modules keeps this module as "sitecustomize": the import
+        # system expects to find it there when this file finishes.)
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sitecustomize"] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        # site.py reports errors in sitecustomize the same way.
+        if this is not None:
+            sys.modules["sitecustomize"] = this
+        raise
+
+
+_heapscope_bootstrap()

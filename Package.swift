@@ -17,6 +17,8 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
+        // elfutils libdwfl/libdw, plus the C++ and Swift demanglers.
+        .systemLibrary(name: "CDwarf", path: "Sources/CDwarf"),
         // Built against the headers of the interpreter that will load it: the
         // Makefile passes -Xcc -I<python include dir>.
         .target(
@@ -30,6 +32,8 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked", "-Ounchecked"])]
         ),
         .target(name: "HeapscopeFormat", dependencies: ["CZstd"]),
+        // Report-side symbolication; never loaded into the profiled process.
+        .target(name: "HeapscopeSymbols", dependencies: ["CDwarf"]),
         .target(name: "HeapscopeAnalysis", dependencies: ["HeapscopeFormat"]),
         .target(name: "HeapscopeReports", dependencies: ["HeapscopeFormat", "HeapscopeAnalysis"]),
         .executableTarget(
@@ -41,6 +45,7 @@ let package = Package(
         ),
         // Fixtures/ holds CPython line tables and the script that dumps them.
         .testTarget(name: "HeapscopeFormatTests", dependencies: ["HeapscopeFormat", "CZstd"], exclude: ["Fixtures"]),
+        .testTarget(name: "HeapscopeSymbolsTests", dependencies: ["HeapscopeSymbols"]),
         .testTarget(name: "HeapscopeAnalysisTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports"]),
     ]
 )

@@ -1,5 +1,5 @@
-// Per-thread state, the process-wide state, the snapshot thread and fork
-// handling: the small C runtime the Swift recorder stands on.
+// Per-thread state, the process-wide state and fork handling: the small C
+// runtime the Swift recorder stands on.
 #define _GNU_SOURCE
 #include "internal.h"
 
@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 // initial-exec: a plain %fs-relative load. The default (global-dynamic) model
@@ -67,64 +66,6 @@ hs_thread *hs_current_thread(void) {
     return t;
 }
 
-// ---- Snapshot thread ----------------------------------------------------------
-
-static pthread_t hs_snapshot_thread;
-static int hs_snapshot_running;
-static unsigned hs_snapshot_interval_ms;
-static pthread_mutex_t hs_snapshot_mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t hs_snapshot_cond;
-
-static void *hs_snapshot_main(void *arg) {
-    (void)arg;
-    // This thread belongs to heapscope: nothing it allocates is recorded.
-    hs_guard = HS_IN_RECORD;
-    pthread_mutex_lock(&hs_snapshot_mutex);
-    while (hs_snapshot_running) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        uint64_t ns = (uint64_t)deadline.tv_nsec + (uint64_t)hs_snapshot_interval_ms * 1000000u;
-        deadline.tv_sec += (time_t)(ns / 1000000000u);
-        deadline.tv_nsec = (long)(ns % 1000000000u);
-        pthread_cond_timedwait(&hs_snapshot_cond, &hs_snapshot_mutex, &deadline);
-        if (!hs_snapshot_running) break;
-        pthread_mutex_unlock(&hs_snapshot_mutex);
-        hs_snapshot_tick();
-        pthread_mutex_lock(&hs_snapshot_mutex);
-    }
-    pthread_mutex_unlock(&hs_snapshot_mutex);
-    return NULL;
-}
-
-int hs_snapshot_thread_start(unsigned interval_ms) {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&hs_snapshot_cond, &attr);
-    pthread_condattr_destroy(&attr);
-    hs_snapshot_interval_ms = interval_ms ? interval_ms : 10;
-    hs_snapshot_running = 1;
-    unsigned saved = hs_guard;
-    hs_guard |= HS_IN_RECORD;   // the thread's stack and TLS are not the program's
-    int rc = pthread_create(&hs_snapshot_thread, NULL, hs_snapshot_main, NULL);
-    hs_guard = saved;
-    if (rc != 0) hs_snapshot_running = 0;
-    return rc;
-}
-
-void hs_snapshot_thread_stop(void) {
-    pthread_mutex_lock(&hs_snapshot_mutex);
-    int was_running = hs_snapshot_running;
-    hs_snapshot_running = 0;
-    pthread_cond_signal(&hs_snapshot_cond);
-    pthread_mutex_unlock(&hs_snapshot_mutex);
-    if (was_running) pthread_join(hs_snapshot_thread, NULL);
-}
-
-static pthread_mutex_t hs_file_mutex = PTHREAD_MUTEX_INITIALIZER;
-void hs_file_lock(void) { pthread_mutex_lock(&hs_file_mutex); }
-void hs_file_unlock(void) { pthread_mutex_unlock(&hs_file_mutex); }
-
 // ---- fork -------------------------------------------------------------------------
 // The lock is held across fork() so the child never inherits a half-written
 // record or a locked spinlock with no owner.
@@ -139,11 +80,7 @@ static void hs_parent_after_fork(void) {
 
 static void hs_child_after_fork(void) {
     if (!hs_global.tracking) return;
-    // The snapshot thread did not survive the fork; its mutex may be held.
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-    hs_snapshot_mutex = fresh;
-    hs_file_mutex = fresh;   // it may have been mid-write
-    hs_snapshot_running = 0;
+    hs_writer_after_fork();   // the writer thread did not survive the fork
     unsigned saved = hs_guard;
     hs_guard |= HS_IN_RECORD;
     hs_thread *t = hs_current_thread();

@@ -2,19 +2,16 @@ import Glibc
 import HeapscopeFormat
 import HeapscopeHooks
 
-/// The encoder: turns hook calls into capture records (docs/FORMAT.md) in one
-/// buffer, interning strings, code objects and stacks as it goes. One per
-/// session, in malloc'ed memory reached through `hs_state.recorder`, and only
-/// ever touched under `hs_state.lock`.
+/// The encoder: turns hook calls into capture records (docs/FORMAT.md) in
+/// chunks that the writer thread compresses and writes, interning strings,
+/// code objects and stacks as it goes. One per session, in malloc'ed memory
+/// reached through `hs_state.recorder`, and only ever touched under
+/// `hs_state.lock`.
 struct Recorder {
-    let fd: Int32
+    private var chunk: UnsafeMutablePointer<hs_chunk>
     private var buffer: UnsafeMutablePointer<UInt8>
-    /// The other half of the double buffer: written out by the background thread.
-    private var spare: UnsafeMutablePointer<UInt8>
-    private let capacity = 1 << 20
+    private let capacity = Int(HS_CHUNK_SIZE)
     private var used = 0
-    /// errno of the first failed write: recording stops there.
-    private(set) var writeError: Int32 = 0
 
     private var lastAddress: UInt = 0
     private var currentThread: UInt32 = 0
@@ -33,19 +30,17 @@ struct Recorder {
     private let startMonotonic: UInt64
     private let statmFD: Int32
 
-    init(fd: Int32, native: Bool) {
-        self.fd = fd
+    init?(native: Bool) {
+        guard let chunk = hs_chunk_take() else { return nil }
+        self.chunk = chunk
+        buffer = hs_chunk_data(chunk)
         self.native = native
-        buffer = .allocate(capacity: capacity)
-        spare = .allocate(capacity: capacity)
         startMonotonic = monotonicMicroseconds()
         statmFD = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
     }
 
-    /// Frees the tables and the buffer; the file descriptor is the session's to close.
+    /// Frees the tables; the current chunk goes to the writer with `submit` first.
     func release() {
-        buffer.deallocate()
-        spare.deallocate()
         strings.release()
         codes.release()
         frames.release()
@@ -295,7 +290,7 @@ struct Recorder {
 
     @inline(__always)
     private mutating func reserve(_ bytes: Int) {
-        if used + bytes > capacity { flush() }
+        if used + bytes > capacity { submit() }
     }
 
     @inline(__always)
@@ -316,64 +311,27 @@ struct Recorder {
     }
 
     private mutating func putBytes(_ bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        if bytes.count > capacity - used {
-            flush()
-            if bytes.count > capacity {
-                hs_file_lock()
-                writeAll(base, bytes.count)
-                hs_file_unlock()
-                return
-            }
+        var rest = bytes
+        while !rest.isEmpty {
+            if used == capacity { submit() }
+            let n = min(rest.count, capacity - used)
+            (buffer + used).update(from: rest.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n)
+            used += n
+            rest = UnsafeRawBufferPointer(rebasing: rest[n...])
         }
-        (buffer + used).update(from: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
-        used += bytes.count
     }
 
-    /// Writes the buffer out. Records are whole in every write, so a capture
-    /// cut off by SIGKILL ends at a record boundary (or inside the last write).
-    /// Waits for a background write in progress, which holds older records.
-    mutating func flush() {
-        hs_file_lock()
-        if used > 0 { writeAll(buffer, used) }
-        hs_file_unlock()
+    /// Hands the current chunk to the writer thread and starts an empty one.
+    /// Records are whole in every chunk but the last of a long string.
+    mutating func submit() {
+        chunk.pointee.used = used
+        chunk = hs_chunk_submit(chunk)
+        buffer = hs_chunk_data(chunk)
         used = 0
-    }
-
-    /// For the background thread, under the recorder's lock: hands over what is
-    /// buffered, to be written with `writeDetached` after the lock is released.
-    /// The file lock is taken here, so no flush can overtake those records.
-    mutating func detachBuffer() -> (UnsafeMutablePointer<UInt8>, Int) {
-        hs_file_lock()
-        let full = (buffer, used)
-        swap(&buffer, &spare)
-        used = 0
-        return full
-    }
-
-    /// Writes a detached buffer and releases the file lock. Not under the
-    /// recorder's lock: only `fd` and `writeError` are touched.
-    static func writeDetached(_ r: UnsafeMutablePointer<Recorder>, _ bytes: UnsafeMutablePointer<UInt8>, _ count: Int) {
-        if count > 0 { r.pointee.writeAll(bytes, count) }
-        hs_file_unlock()
     }
 
     /// Forgets what is buffered: a forked child must not write its parent's records.
     mutating func discardBuffer() { used = 0 }
-
-    private mutating func writeAll(_ start: UnsafeRawPointer, _ count: Int) {
-        guard writeError == 0 else { return }
-        var offset = 0
-        while offset < count {
-            let n = write(fd, start + offset, count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                writeError = errno
-                return
-            }
-            offset += n
-        }
-    }
 
     private func residentBytes() -> UInt64 {
         guard statmFD >= 0 else { return 0 }
@@ -403,9 +361,6 @@ func realtimeMicroseconds() -> UInt64 {
 }
 
 extension Recorder {
-    /// The fixed header and metadata, written before any record.
-    mutating func writeHeader(_ bytes: UnsafeRawBufferPointer) {
-        putBytes(bytes)
-        flush()
-    }
+    /// The fixed header and metadata, before any record.
+    mutating func writeHeader(_ bytes: UnsafeRawBufferPointer) { putBytes(bytes) }
 }

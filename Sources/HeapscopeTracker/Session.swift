@@ -1,4 +1,3 @@
-import CZstd
 import Glibc
 import HeapscopeFormat
 import HeapscopeHooks
@@ -16,6 +15,8 @@ private struct SessionConfig {
 
 /// Touched only from start, stop and the fork handler, never from a hook.
 nonisolated(unsafe) private var config: SessionConfig?
+/// The writer thread's, while it runs; then stop's (see FileSink).
+nonisolated(unsafe) private var sink: FileSink?
 
 @inline(__always)
 private func recorder(_ state: UnsafeMutablePointer<hs_state>) -> UnsafeMutablePointer<Recorder>? {
@@ -74,23 +75,31 @@ func hs_record_munmap(_ t: UnsafeMutablePointer<hs_thread>, _ address: UInt, _ l
     hs_unlock(state)
 }
 
-/// Every memory_interval_ms, on heapscope's background thread: a memory
-/// snapshot, and the buffer goes to the file, so a killed process loses at
-/// most one interval of records.
+/// Every memory_interval_ms, on the writer thread: a memory snapshot, and
+/// the chunk so far goes to the writer, so a killed process loses at most
+/// one interval of records.
 @_cdecl("hs_snapshot_tick")
 func hs_snapshot_tick() {
     let state = hs_state_ptr()!
     hs_lock(state)
-    guard state.pointee.tracking != 0, let r = recorder(state) else {
-        hs_unlock(state)
-        return
+    if state.pointee.tracking != 0, let r = recorder(state) {
+        r.pointee.recordSnapshot()
+        r.pointee.submit()
     }
-    if r.pointee.writeError != 0 { state.pointee.tracking = 0 }
-    r.pointee.recordSnapshot()
-    let (bytes, count) = r.pointee.detachBuffer()
     hs_unlock(state)
-    // Stop joins this thread before it frees the recorder, so `r` stays valid.
-    Recorder.writeDetached(r, bytes, count)
+}
+
+@_cdecl("hs_write_chunk")
+func hs_write_chunk(_ bytes: UnsafePointer<UInt8>, _ count: Int) {
+    sink?.write(UnsafeRawBufferPointer(start: bytes, count: count))
+    // A capture that cannot be written stops recording rather than queue
+    // chunks in memory without end.
+    if sink?.error ?? 0 != 0 { hs_state_ptr()!.pointee.tracking = 0 }
+}
+
+@_cdecl("hs_write_sync_point")
+func hs_write_sync_point() {
+    sink?.syncPoint()
 }
 
 // MARK: Lifecycle (called from Python, GIL held)
@@ -114,48 +123,49 @@ func hs_session_start(_ options: UnsafePointer<hs_start_options>, _ error: Unsaf
     let mode = O_WRONLY | O_CREAT | O_CLOEXEC | (o.overwrite != 0 ? O_TRUNC : O_EXCL)
     let fd = open(path, mode, 0o644)
     guard fd >= 0 else { return errno }
-    if let rc = openRecorder(fd: fd, session: session, parentPID: 0, state: state) { return rc }
-    config = session
+    guard openSession(fd: fd, session: session, parentPID: 0, state: state) else {
+        return fail("cannot start the writer thread", error, errorCap)
+    }
     hs_register_atfork()
-    state.pointee.native = o.native
     if o.native != 0 { hs_record_mappings() }
     state.pointee.tracking = 1
     hs_install_python_hooks(o.trace_python_allocators)
     hs_patch_got(1)
-    hs_snapshot_thread_start(session.intervalMS)
     return 0
 }
 
 @_cdecl("hs_session_stop")
 func hs_session_stop(_ error: UnsafeMutablePointer<CChar>, _ errorCap: Int) -> Int32 {
     let state = hs_state_ptr()!
-    guard state.pointee.recorder != nil, let session = config else {
+    guard state.pointee.recorder != nil, config != nil else {
         return fail("no heapscope tracker is active", error, errorCap)
     }
     hs_remove_python_hooks()
     hs_patch_got(0)
-    hs_snapshot_thread_stop()
+    let rc = finishCapture(state)
+    if rc < 0 { return fail("could not compress the capture", error, errorCap) }
+    return rc
+}
+
+/// Ends the session: the writer thread writes what is queued and exits, the
+/// last records (a SNAPSHOT and END) follow, and the file is closed. Returns
+/// the first write error (errno, or -1 from zstd), 0 if none.
+private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
+    hs_writer_stop()
     hs_lock(state)
     state.pointee.tracking = 0
-    let r = recorder(state)!
-    r.pointee.recordSnapshot()
-    r.pointee.recordEnd()
-    r.pointee.flush()
-    let writeError = r.pointee.writeError
-    let fd = r.pointee.fd
-    r.pointee.release()
-    r.deinitialize(count: 1)
-    r.deallocate()
-    state.pointee.recorder = nil
-    hs_unlock(state)
-    config = nil
-    let closed = close(fd)
-    if writeError != 0 { return writeError }
-    if closed != 0 { return errno }
-    if session.compress, let message = compressInPlace(session.path) {
-        return fail(message, error, errorCap)
+    if let r = recorder(state) {
+        r.pointee.recordSnapshot()
+        r.pointee.recordEnd()
+        r.pointee.submit()
+        closeRecorder(state)
     }
-    return 0
+    hs_unlock(state)
+    hs_writer_drain()   // chunks other threads queued before tracking stopped, then ours
+    let rc = sink?.finish() ?? 0
+    sink = nil
+    config = nil
+    return rc
 }
 
 @_cdecl("hs_session_name_thread")
@@ -180,12 +190,12 @@ func hs_after_fork_child() {
     let state = hs_state_ptr()!
     guard let r = recorder(state), let session = config else { return }
     r.pointee.discardBuffer()
-    close(r.pointee.fd)
-    r.pointee.release()
-    r.deinitialize(count: 1)
-    r.deallocate()
-    state.pointee.recorder = nil
+    closeRecorder(state)
     state.pointee.tracking = 0
+    // The parent's file and zstd stream: close our copy of the descriptor;
+    // the stream (maybe mid-update when the writer thread vanished) is left.
+    if let fd = sink?.fd { close(fd) }
+    sink = nil
     guard session.followFork else {
         config = nil
         return
@@ -193,23 +203,29 @@ func hs_after_fork_child() {
     var child = session
     child.path = "\(session.path).\(getpid())"
     let fd = open(child.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0, openRecorder(fd: fd, session: child, parentPID: UInt32(getppid()), state: state) == nil else {
+    guard fd >= 0, openSession(fd: fd, session: child, parentPID: UInt32(getppid()), state: state) else {
         if fd >= 0 { close(fd) }
         config = nil
         return
     }
-    config = child
     if child.flags.contains(.native) {
         withLoadedObjects { recorder(state)!.pointee.recordMappings($0) }   // the lock is already held
     }
     state.pointee.tracking = 1
-    hs_snapshot_thread_start(child.intervalMS)
+}
+
+/// From the `_exit` hook: the process ends without running atexit, so the
+/// capture is finished here, its hooks left in place.
+@_cdecl("hs_finish_before_exit")
+func hs_finish_before_exit() {
+    _ = finishCapture(hs_state_ptr()!)
 }
 
 // MARK: Helpers
 
-/// Writes the header and installs a fresh recorder for a new session; nil on success.
-private func openRecorder(fd: Int32, session: SessionConfig, parentPID: UInt32, state: UnsafeMutablePointer<hs_state>) -> Int32? {
+/// Starts a session on an open file: the sink, the writer thread, and a fresh
+/// recorder whose first bytes are the header. False if the thread cannot start.
+private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, state: UnsafeMutablePointer<hs_state>) -> Bool {
     var header = CaptureFile.magic
     func append<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value.littleEndian) { header.append(contentsOf: $0) }
@@ -222,20 +238,29 @@ private func openRecorder(fd: Int32, session: SessionConfig, parentPID: UInt32, 
     append(realtimeMicroseconds())
     append(UInt32(session.metadata.count))
     header.append(contentsOf: session.metadata)
-    let r = UnsafeMutablePointer<Recorder>.allocate(capacity: 1)
-    r.initialize(to: Recorder(fd: fd, native: session.flags.contains(.native)))
-    header.withUnsafeBytes { r.pointee.writeHeader($0) }
-    if r.pointee.writeError != 0 {
-        let rc = r.pointee.writeError
-        r.pointee.release()
-        r.deinitialize(count: 1)
-        r.deallocate()
-        close(fd)
-        return rc
+    guard let fresh = Recorder(native: session.flags.contains(.native)) else { return false }
+    sink = FileSink(fd: fd, compress: session.compress)
+    guard hs_writer_start(session.intervalMS) == 0 else {
+        _ = sink?.finish()
+        sink = nil
+        return false
     }
+    let r = UnsafeMutablePointer<Recorder>.allocate(capacity: 1)
+    r.initialize(to: fresh)
+    header.withUnsafeBytes { r.pointee.writeHeader($0) }
     state.pointee.session &+= 1
+    state.pointee.native = session.flags.contains(.native) ? 1 : 0
     state.pointee.recorder = UnsafeMutableRawPointer(r)
-    return nil
+    config = session
+    return true
+}
+
+private func closeRecorder(_ state: UnsafeMutablePointer<hs_state>) {
+    guard let r = recorder(state) else { return }
+    r.pointee.release()
+    r.deinitialize(count: 1)
+    r.deallocate()
+    state.pointee.recorder = nil
 }
 
 private func fail(_ message: String, _ error: UnsafeMutablePointer<CChar>, _ cap: Int) -> Int32 {
@@ -243,68 +268,4 @@ private func fail(_ message: String, _ error: UnsafeMutablePointer<CChar>, _ cap
     for (i, b) in bytes.enumerated() { error[i] = CChar(bitPattern: b) }
     error[bytes.count] = 0
     return -1
-}
-
-/// Replaces the raw capture with one zstd frame of the same bytes. The raw file
-/// stays in place until the compressed one is complete, so a failure here
-/// loses nothing; the message says what went wrong.
-private func compressInPlace(_ path: String) -> String? {
-    let temporary = "\(path).zst-\(getpid())"
-    guard let input = fopen(path, "rb") else { return "cannot reopen \(path) to compress it" }
-    defer { fclose(input) }
-    guard let output = fopen(temporary, "wb") else { return "cannot write \(temporary)" }
-    let stream = ZSTD_createCStream()!
-    defer { ZSTD_freeCStream(stream) }
-    ZSTD_initCStream(stream, 3)
-    let chunk = Int(ZSTD_CStreamInSize())
-    let outChunk = Int(ZSTD_CStreamOutSize())
-    var inBytes = [UInt8](repeating: 0, count: chunk)
-    var outBytes = [UInt8](repeating: 0, count: outChunk)
-    var ok = true
-    func drain(_ mode: ZSTD_EndDirective, _ input: inout ZSTD_inBuffer) -> Bool {
-        while true {
-            let (rc, produced): (Int, Int) = outBytes.withUnsafeMutableBytes { out in
-                var o = ZSTD_outBuffer(dst: out.baseAddress, size: outChunk, pos: 0)
-                let rc = ZSTD_compressStream2(stream, &o, &input, mode)
-                return (rc, o.pos)
-            }
-            if ZSTD_isError(rc) != 0 { return false }
-            if produced > 0 && fwrite(outBytes, 1, produced, output) != produced { return false }
-            let finished = mode == ZSTD_e_end ? rc == 0 : input.pos == input.size
-            if finished { return true }
-        }
-    }
-    while ok {
-        let n = fread(&inBytes, 1, chunk, input)
-        if n == 0 { break }
-        ok = inBytes.withUnsafeBytes { buf in
-            var i = ZSTD_inBuffer(src: buf.baseAddress, size: n, pos: 0)
-            return drain(ZSTD_e_continue, &i)
-        }
-    }
-    if ok {
-        var empty = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
-        ok = drain(ZSTD_e_end, &empty) && ferror(input) == 0
-    }
-    ok = fclose(output) == 0 && ok
-    guard ok, rename(temporary, path) == 0 else {
-        unlink(temporary)
-        return "could not compress \(path); it was kept uncompressed"
-    }
-    return nil
-}
-
-/// From the `_exit` hook: the process ends without running atexit, so the
-/// capture gets its END record now and stays uncompressed.
-@_cdecl("hs_finish_before_exit")
-func hs_finish_before_exit() {
-    let state = hs_state_ptr()!
-    hs_lock(state)
-    if state.pointee.tracking != 0, let r = recorder(state) {
-        state.pointee.tracking = 0
-        r.pointee.recordSnapshot()
-        r.pointee.recordEnd()
-        r.pointee.flush()
-    }
-    hs_unlock(state)
 }

@@ -148,16 +148,32 @@ int hs_session_start(const hs_start_options *options, char *error, size_t error_
 int hs_session_stop(char *error, size_t error_cap);
 void hs_session_name_thread(const char *name, size_t name_len, uint32_t os_tid);
 
-// ---- Background thread ----------------------------------------------------------
-// Calls hs_snapshot_tick (Swift) every interval until hs_snapshot_thread_stop.
-int hs_snapshot_thread_start(unsigned interval_ms);
-void hs_snapshot_thread_stop(void);
-void hs_snapshot_tick(void);
+// ---- Background writer ----------------------------------------------------------
+// The recorder fills chunks; full ones are queued to heapscope's writer thread,
+// which compresses and writes them in the order they were queued (so records
+// reach the file in stream order) and every interval asks for a memory
+// snapshot. The hooks never wait for the writer: an empty chunk is taken from
+// the free list, or allocated when the writer is behind.
+typedef struct hs_chunk {
+    struct hs_chunk *next;
+    size_t used;
+    uint8_t data[];
+} hs_chunk;
 
-// Serialises writes to the capture file, so the background thread can write
-// a full buffer without holding `lock` (hooks keep filling the other buffer).
-void hs_file_lock(void);
-void hs_file_unlock(void);
+#define HS_CHUNK_SIZE ((size_t)1 << 20)
+static inline uint8_t *hs_chunk_data(hs_chunk *c) { return c->data; }   // Swift does not see `data[]`
+
+hs_chunk *hs_chunk_take(void);                  // an empty chunk
+hs_chunk *hs_chunk_submit(hs_chunk *full);      // queues `full`; returns an empty chunk
+int hs_writer_start(unsigned interval_ms);      // starts the thread
+void hs_writer_stop(void);                      // writes what is queued, joins the thread
+void hs_writer_drain(void);                     // writes what is queued, on the calling thread
+void hs_writer_after_fork(void);                // in a child: forget the parent's queue and thread
+
+// Implemented in Swift:
+void hs_snapshot_tick(void);                    // a SNAPSHOT record; the current chunk is submitted
+void hs_write_chunk(const uint8_t *bytes, size_t count);   // compress and write (writer thread)
+void hs_write_sync_point(void);                 // make all written so far decodable (zstd flush)
 
 void hs_register_atfork(void);
 uint32_t hs_gettid(void);

@@ -47,5 +47,6 @@ let package = Package(
         .testTarget(name: "HeapscopeFormatTests", dependencies: ["HeapscopeFormat", "CZstd"], exclude: ["Fixtures"]),
         .testTarget(name: "HeapscopeSymbolsTests", dependencies: ["HeapscopeSymbols"]),
         .testTarget(name: "HeapscopeAnalysisTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports"]),
+        .testTarget(name: "HeapscopeReportsTests", dependencies: ["HeapscopeReports", "HeapscopeAnalysis", "HeapscopeFormat"]),
     ]
 )

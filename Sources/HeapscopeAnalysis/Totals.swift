@@ -1,0 +1,97 @@
+import HeapscopeFormat
+
+/// A number of allocations and the bytes they hold.
+public struct Totals: Equatable, Sendable {
+    public var count: Int
+    public var bytes: UInt64
+
+    public init(count: Int = 0, bytes: UInt64 = 0) {
+        self.count = count
+        self.bytes = bytes
+    }
+
+    public static let zero = Totals()
+
+    /// Sums wrap instead of trapping: a damaged capture may hold absurd sizes.
+    @inline(__always)
+    mutating func add(_ bytes: UInt64, count: Int = 1) {
+        self.count &+= count
+        self.bytes &+= bytes
+    }
+
+    public static func + (a: Totals, b: Totals) -> Totals {
+        Totals(count: a.count &+ b.count, bytes: a.bytes &+ b.bytes)
+    }
+}
+
+/// Allocation sizes in power-of-two buckets: bucket 0 holds size 0, bucket k
+/// (1...64) holds sizes in [2^(k-1), 2^k).
+public struct SizeHistogram: Equatable, Sendable {
+    public private(set) var counts = [Int](repeating: 0, count: 65)
+
+    public init() {}
+
+    @inline(__always)
+    public static func bucket(ofSize size: UInt64) -> Int { 64 - size.leadingZeroBitCount }
+
+    /// Smallest and largest size bucket `index` holds.
+    public static func range(ofBucket index: Int) -> ClosedRange<UInt64> {
+        index == 0 ? 0...0 : (UInt64(1) << (index - 1))...(index == 64 ? UInt64.max : (UInt64(1) << index) - 1)
+    }
+
+    @inline(__always)
+    mutating func add(size: UInt64) { counts[Self.bucket(ofSize: size)] &+= 1 }
+
+    /// The buckets from the first to the last non-empty one (empty ones between included).
+    public var populatedBuckets: [(range: ClosedRange<UInt64>, count: Int)] {
+        guard let first = counts.firstIndex(where: { $0 > 0 }), let last = counts.lastIndex(where: { $0 > 0 }) else { return [] }
+        return (first...last).map { (Self.range(ofBucket: $0), counts[$0]) }
+    }
+}
+
+public struct ThreadTotals: Equatable, Sendable {
+    public var number: ThreadNumber
+    /// 0 when no THREAD_INFO named the thread.
+    public var osThreadID: UInt64
+    public var name: String?
+    public var allocated: Totals
+
+    public init(number: ThreadNumber, osThreadID: UInt64, name: String?, allocated: Totals) {
+        self.number = number
+        self.osThreadID = osThreadID
+        self.name = name
+        self.allocated = allocated
+    }
+}
+
+/// A point of the memory-over-time series, one per SNAPSHOT record.
+public struct MemorySample: Equatable, Sendable {
+    public var timeMicros: UInt64
+    public var rssBytes: UInt64
+    /// The replayed live heap at that moment.
+    public var heapBytes: UInt64
+
+    public init(timeMicros: UInt64, rssBytes: UInt64, heapBytes: UInt64) {
+        self.timeMicros = timeMicros
+        self.rssBytes = rssBytes
+        self.heapBytes = heapBytes
+    }
+}
+
+/// An allocation that was still live (at the end of the capture, for leaks).
+public struct LiveAllocation: Equatable, Sendable {
+    public var kind: AllocatorKind
+    public var address: UInt64
+    /// For an mmap that was partly unmapped, the bytes still mapped.
+    public var size: UInt64
+    public var frame: FrameID
+    public var thread: ThreadNumber
+
+    public init(kind: AllocatorKind, address: UInt64, size: UInt64, frame: FrameID, thread: ThreadNumber) {
+        self.kind = kind
+        self.address = address
+        self.size = size
+        self.frame = frame
+        self.thread = thread
+    }
+}

@@ -1,0 +1,436 @@
+/// One record of the stream, with plain value payloads. Definitions (STRING,
+/// CODE, FRAME, THREAD_INFO) are added to the reader's tables before they are
+/// returned; the record carries only their id.
+public enum Record: Equatable, Sendable {
+    case string(StringID)
+    case code(CodeID)
+    case frame(FrameID)
+    case thread(ThreadNumber)
+    case threadInfo(ThreadNumber)
+    case snapshot(timeMicros: UInt64, rssBytes: UInt64)
+    case end(timeMicros: UInt64)
+    case munmap(address: UInt64, length: UInt64)
+    case nativeFrame(NativeFrameID)
+    /// A MAPPINGS record: `tables.mappingSets.last` holds its objects.
+    case mappings(objectCount: Int)
+    case alloc(Allocation)
+    case free(kind: AllocatorKind, address: UInt64, thread: ThreadNumber)
+}
+
+public struct Allocation: Equatable, Sendable {
+    public var kind: AllocatorKind
+    public var address: UInt64
+    public var size: UInt64
+    /// Innermost Python frame; 0 when there was none.
+    public var frame: FrameID
+    public var thread: ThreadNumber
+    /// Innermost native frame; 0 when there was none or the capture has no native stacks.
+    public var nativeFrame: NativeFrameID
+
+    public init(kind: AllocatorKind, address: UInt64, size: UInt64, frame: FrameID, thread: ThreadNumber,
+                nativeFrame: NativeFrameID = 0) {
+        self.kind = kind
+        self.address = address
+        self.size = size
+        self.frame = frame
+        self.thread = thread
+        self.nativeFrame = nativeFrame
+    }
+}
+
+/// An ALLOC or FREE record as `CaptureReader.nextEvents(into:)` decodes it in
+/// bulk. Its thread is the reader's `currentThread`: a THREAD record ends a batch.
+public struct Event: Equatable, Sendable {
+    public var address: UInt64
+    /// Bytes allocated; 0 for a FREE.
+    public var size: UInt64
+    /// Innermost Python frame of an ALLOC; 0 for a FREE or when there was none.
+    public var frame: FrameID
+    /// Innermost native frame of an ALLOC in a native capture, else 0.
+    public var nativeFrame: NativeFrameID
+    public var kind: AllocatorKind
+    public var isFree: Bool
+
+    public init(address: UInt64, size: UInt64, frame: FrameID, nativeFrame: NativeFrameID = 0,
+                kind: AllocatorKind, isFree: Bool) {
+        self.address = address
+        self.size = size
+        self.frame = frame
+        self.nativeFrame = nativeFrame
+        self.kind = kind
+        self.isFree = isFree
+    }
+}
+
+/// Reads a capture record by record, keeping the interned tables up to date.
+///
+///     var reader = try CaptureReader(path: "run.hsc")
+///     while let record = try reader.next() { ... reader.tables.stack(ofFrame: id) ... }
+///     if reader.isTruncated { ... }
+///
+/// Consumers that need speed take ALLOC and FREE records in bulk with
+/// `nextEvents(into:)` and everything else with `next()`.
+///
+/// Decoding works on the mapped (or decompressed) bytes in place: ALLOC, FREE
+/// and MUNMAP records allocate nothing.
+public struct CaptureReader {
+    public let header: CaptureHeader
+    /// The file was zstd-compressed; byte offsets refer to the decompressed stream.
+    public let isCompressed: Bool
+    public private(set) var tables = CaptureTables()
+    /// The thread the records now being read happened on (0 before any THREAD record).
+    public private(set) var currentThread: ThreadNumber = 0
+    /// The stream ended without an END record, or inside a record. Final once
+    /// `next()` has returned nil.
+    public private(set) var isTruncated: Bool
+    /// `next()` returned nil: END was read or the stream ran out.
+    public private(set) var isFinished = false
+    /// Byte offset of the record `next()` returned last.
+    public private(set) var recordOffset = 0
+    /// Records returned so far.
+    public private(set) var recordCount = 0
+    /// Length of the (decompressed) stream.
+    public var streamLength: Int { end }
+
+    private let bytes: CaptureBytes
+    private let base: UnsafePointer<UInt8>
+    private let end: Int
+    private var position: Int
+    private var previousAddress: UInt64 = 0
+    /// Line tables are decoded only for the PEP 657 format (CPython 3.11+).
+    private let decodesLineTables: Bool
+    /// ALLOC records carry a native frame id.
+    private let hasNativeStacks: Bool
+
+    public init(path: String) throws(CaptureError) {
+        try self.init(bytes: CaptureBytes.load(path: path))
+    }
+
+    /// Reads a capture held in memory (raw or zstd-compressed).
+    public init(bytes: [UInt8]) throws(CaptureError) {
+        try self.init(bytes: CaptureBytes.load(bytes: bytes))
+    }
+
+    private init(bytes: CaptureBytes) throws(CaptureError) {
+        self.bytes = bytes
+        self.base = bytes.start
+        self.end = bytes.count
+        self.header = try CaptureHeader.parse(bytes.buffer)
+        self.isCompressed = bytes.wasCompressed
+        self.isTruncated = bytes.compressedFrameCutShort
+        self.position = header.size
+        self.hasNativeStacks = header.flags.contains(.native)
+        if let version = header.metadata.pythonMajorMinor {
+            decodesLineTables = version.major > 3 || (version.major == 3 && version.minor >= 11)
+        } else {
+            decodesLineTables = true
+        }
+    }
+
+    /// The next record, or nil at END or where the stream was cut short.
+    /// Throws `CaptureError.corrupt` on an unknown tag, an undefined id or an
+    /// overlong varint; records before it were valid.
+    public mutating func next() throws(CaptureError) -> Record? {
+        if isFinished { return nil }
+        var cursor = Cursor(base: base, position: position, end: end)
+        do throws(DecodeFailure) {
+            let record = try decode(&cursor)
+            recordOffset = position
+            position = cursor.position
+            recordCount += 1
+            if case .end = record { isFinished = true }
+            return record
+        } catch {
+            isFinished = true
+            switch error {
+            case .truncated:
+                isTruncated = true
+                return nil
+            case .corrupt(let reason):
+                throw .corrupt(offset: position, reason: reason)
+            }
+        }
+    }
+
+    /// Decodes the ALLOC and FREE records that come next, up to `buffer.count`,
+    /// and returns how many. Returns 0 when the next record is anything else, or
+    /// lies near the end of the stream, or is damaged: `next()` then reads it
+    /// (and reports truncation or corruption). The records are counted as read.
+    public mutating func nextEvents(into buffer: UnsafeMutableBufferPointer<Event>) -> Int {
+        guard !isFinished, let out = buffer.baseAddress else { return 0 }
+        // Local copies: the loop must not write through `self` per record.
+        var position = self.position
+        var previousAddress = self.previousAddress
+        var lastStart = recordOffset
+        var count = 0
+        let frameCount = UInt64(tables.frames.count)
+        let nativeFrameCount = UInt64(tables.nativeFrames.count)
+        // From here on a whole event (tag and four 10-byte varints) fits: no bounds checks.
+        let lastSafeStart = end - (1 + 4 * VarInt.maxBytes)
+        while count < buffer.count && position <= lastSafeStart {
+            let start = position
+            let tag = base[position]
+            let isFree = tag & ~RecordTag.kindMask == RecordTag.freeBase
+            let rawKind = tag & RecordTag.kindMask
+            guard isFree || tag & ~RecordTag.kindMask == RecordTag.allocBase,
+                  rawKind <= AllocatorKind.pymallocArena.rawValue else { break }
+            position &+= 1
+            guard let delta = Self.varint(base, &position) else { position = start; break }
+            var size: UInt64 = 0
+            var frame: UInt64 = 0
+            var nativeFrame: UInt64 = 0
+            if !isFree {
+                guard let decodedSize = Self.varint(base, &position), let decodedFrame = Self.varint(base, &position),
+                      decodedFrame < frameCount else { position = start; break }
+                size = decodedSize
+                frame = decodedFrame
+                if hasNativeStacks {
+                    guard let decodedNative = Self.varint(base, &position), decodedNative < nativeFrameCount else {
+                        position = start
+                        break
+                    }
+                    nativeFrame = decodedNative
+                }
+            }
+            previousAddress &+= UInt64(bitPattern: VarInt.unzigzag(delta))
+            out[count] = Event(address: previousAddress, size: size, frame: FrameID(truncatingIfNeeded: frame),
+                               nativeFrame: NativeFrameID(truncatingIfNeeded: nativeFrame),
+                               kind: unsafeBitCast(rawKind, to: AllocatorKind.self), isFree: isFree)
+            count &+= 1
+            lastStart = start
+        }
+        self.position = position
+        self.previousAddress = previousAddress
+        recordOffset = lastStart
+        recordCount += count
+        return count
+    }
+
+    /// A varint with no bounds checks (the caller made sure 10 bytes are there);
+    /// nil if it runs over 10 bytes.
+    @inline(__always)
+    private static func varint(_ base: UnsafePointer<UInt8>, _ position: inout Int) -> UInt64? {
+        var byte = base[position]
+        position &+= 1
+        var value = UInt64(byte & 0x7F)
+        var shift: UInt64 = 7
+        while byte >= 0x80 {
+            byte = base[position]
+            position &+= 1
+            if shift == 63 && byte > 1 { return nil }
+            value |= UInt64(byte & 0x7F) << shift
+            shift &+= 7
+        }
+        return value
+    }
+
+    private mutating func decode(_ cursor: inout Cursor) throws(DecodeFailure) -> Record {
+        let tag = try cursor.byte()
+        // Allocations and frees are nearly every record: test for them first.
+        if tag & ~RecordTag.kindMask == RecordTag.allocBase {
+            let kind = try allocatorKind(tag)
+            let address = try nextAddress(&cursor)
+            let size = try cursor.varint()
+            let frame = try cursor.varint()
+            guard frame < UInt64(tables.frames.count) else { throw .corrupt("undefined frame \(frame)") }
+            let nativeFrame = hasNativeStacks ? try cursor.varint() : 0
+            guard nativeFrame < UInt64(tables.nativeFrames.count) else { throw .corrupt("undefined native frame \(nativeFrame)") }
+            return .alloc(Allocation(kind: kind, address: address, size: size, frame: FrameID(truncatingIfNeeded: frame),
+                                     thread: currentThread, nativeFrame: NativeFrameID(truncatingIfNeeded: nativeFrame)))
+        }
+        if tag & ~RecordTag.kindMask == RecordTag.freeBase {
+            let kind = try allocatorKind(tag)
+            return .free(kind: kind, address: try nextAddress(&cursor), thread: currentThread)
+        }
+        switch tag {
+        case RecordTag.string:
+            let length = try cursor.varint()
+            let text = try cursor.bytes(length)
+            tables.addString(String(decoding: text, as: UTF8.self))
+            return .string(StringID(tables.stringCount))
+        case RecordTag.code:
+            let name = try stringID(&cursor)
+            let qualifiedName = try stringID(&cursor)
+            let fileName = try stringID(&cursor)
+            let firstLine = Int(truncatingIfNeeded: try cursor.varint())
+            let tableLength = try cursor.varint()
+            let table = try cursor.bytes(tableLength)
+            let lineTable = decodesLineTables ? LineTable(locationTable: table, firstLine: firstLine) : nil
+            tables.addCode(CodeObject(name: name, qualifiedName: qualifiedName, fileName: fileName,
+                                      firstLine: firstLine, lineTable: lineTable))
+            return .code(CodeID(tables.codeCount))
+        case RecordTag.frame:
+            let parent = try cursor.varint()
+            guard parent < UInt64(tables.frames.count) else { throw .corrupt("undefined parent frame \(parent)") }
+            let code = try cursor.varint()
+            guard code > 0 && code < UInt64(tables.codes.count) else { throw .corrupt("undefined code object \(code)") }
+            let offset = Int(truncatingIfNeeded: try cursor.varint())
+            let codeObject = tables.codes[Int(code)]
+            let line = codeObject.lineTable?.line(atOffset: offset) ?? codeObject.firstLine
+            tables.addFrame(Frame(parent: FrameID(parent), code: CodeID(code), offset: offset, line: line))
+            return .frame(FrameID(tables.frameCount))
+        case RecordTag.thread:
+            let number = try threadNumber(&cursor)
+            tables.noteThread(number)
+            currentThread = number
+            return .thread(number)
+        case RecordTag.threadInfo:
+            let number = try threadNumber(&cursor)
+            let osThreadID = try cursor.varint()
+            let name = try stringID(&cursor)
+            tables.setThreadInfo(number, osThreadID: osThreadID, name: name == 0 ? nil : tables.string(name))
+            return .threadInfo(number)
+        case RecordTag.snapshot:
+            let time = try cursor.varint()
+            return .snapshot(timeMicros: time, rssBytes: try cursor.varint())
+        case RecordTag.end:
+            return .end(timeMicros: try cursor.varint())
+        case RecordTag.munmap:
+            let address = try nextAddress(&cursor)
+            return .munmap(address: address, length: try cursor.varint())
+        case RecordTag.nativeFrame:
+            let parent = try cursor.varint()
+            guard parent < UInt64(tables.nativeFrames.count) else { throw .corrupt("undefined parent native frame \(parent)") }
+            let returnAddress = try cursor.varint()
+            tables.addNativeFrame(NativeFrameNode(parent: NativeFrameID(parent), returnAddress: returnAddress,
+                                                  mappings: tables.mappingSets.count - 1))
+            return .nativeFrame(NativeFrameID(tables.nativeFrameCount))
+        case RecordTag.mappings:
+            let objects = try loadedObjects(&cursor)
+            tables.addMappings(objects)
+            return .mappings(objectCount: objects.count)
+        default:
+            throw .corrupt("unknown record tag 0x\(String(tag, radix: 16))")
+        }
+    }
+
+    /// The body of a MAPPINGS record. Counts are not trusted for reserving memory:
+    /// every object and segment takes bytes, so a damaged count runs out of stream.
+    private func loadedObjects(_ cursor: inout Cursor) throws(DecodeFailure) -> [LoadedObject] {
+        let count = try cursor.varint()
+        var objects: [LoadedObject] = []
+        var index: UInt64 = 0
+        while index < count {
+            let path = try stringID(&cursor)
+            let loadBias = try cursor.varint()
+            let buildID = Array(try cursor.bytes(try cursor.varint()))
+            let segmentCount = try cursor.varint()
+            var segments: [LoadedObject.Segment] = []
+            var segment: UInt64 = 0
+            while segment < segmentCount {
+                let start = try cursor.varint()
+                segments.append(LoadedObject.Segment(start: start, size: try cursor.varint()))
+                segment += 1
+            }
+            objects.append(LoadedObject(path: tables.string(path), loadBias: loadBias, buildID: buildID, segments: segments))
+            index += 1
+        }
+        return objects
+    }
+
+    @inline(__always)
+    private func allocatorKind(_ tag: UInt8) throws(DecodeFailure) -> AllocatorKind {
+        let raw = tag & RecordTag.kindMask
+        guard raw <= AllocatorKind.pymallocArena.rawValue else {
+            throw .corrupt("unknown record tag 0x\(String(tag, radix: 16))")
+        }
+        // The kinds are declared in raw-value order from 0, so the raw value is the
+        // enum's own representation (a test checks it); init(rawValue:) is not
+        // inlined here and costs a call per record.
+        return unsafeBitCast(raw, to: AllocatorKind.self)
+    }
+
+    @inline(__always)
+    private mutating func nextAddress(_ cursor: inout Cursor) throws(DecodeFailure) -> UInt64 {
+        let delta = VarInt.unzigzag(try cursor.varint())
+        let address = previousAddress &+ UInt64(bitPattern: delta)
+        previousAddress = address
+        return address
+    }
+
+    private func stringID(_ cursor: inout Cursor) throws(DecodeFailure) -> StringID {
+        let id = try cursor.varint()
+        guard id < UInt64(tables.strings.count) else { throw .corrupt("undefined string \(id)") }
+        return StringID(id)
+    }
+
+    /// Thread numbers count up from 1 in order of first appearance.
+    private func threadNumber(_ cursor: inout Cursor) throws(DecodeFailure) -> ThreadNumber {
+        let number = try cursor.varint()
+        guard number >= 1 && number <= UInt64(tables.threads.count) else {
+            throw .corrupt("thread number \(number) out of sequence")
+        }
+        return ThreadNumber(number)
+    }
+}
+
+enum DecodeFailure: Error {
+    /// The stream ends inside this record.
+    case truncated
+    case corrupt(String)
+}
+
+/// A read position over the stream; every read checks the end.
+struct Cursor {
+    let base: UnsafePointer<UInt8>
+    var position: Int
+    let end: Int
+
+    @inline(__always)
+    mutating func byte() throws(DecodeFailure) -> UInt8 {
+        guard position < end else { throw .truncated }
+        let value = base[position]
+        position &+= 1
+        return value
+    }
+
+    @inline(__always)
+    mutating func varint() throws(DecodeFailure) -> UInt64 {
+        guard position < end else { throw .truncated }
+        let first = base[position]
+        if first < 0x80 {
+            position &+= 1
+            return UInt64(first)
+        }
+        guard end - position >= VarInt.maxBytes else { return try varintNearEnd() }
+        // Room for the longest varint: no bounds checks.
+        var value = UInt64(first & 0x7F)
+        var shift: UInt64 = 7
+        var index = position &+ 1
+        while true {
+            let byte = base[index]
+            index &+= 1
+            if shift == 63 && byte > 1 { throw .corrupt("varint longer than 10 bytes") }
+            value |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { break }
+            shift &+= 7
+        }
+        position = index
+        return value
+    }
+
+    private mutating func varintNearEnd() throws(DecodeFailure) -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        var index = position
+        while true {
+            guard index < end else { throw .truncated }
+            let byte = base[index]
+            index &+= 1
+            if shift == 63 && byte > 1 { throw .corrupt("varint longer than 10 bytes") }
+            value |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { break }
+            shift += 7
+        }
+        position = index
+        return value
+    }
+
+    /// The next `count` bytes, in place.
+    mutating func bytes(_ count: UInt64) throws(DecodeFailure) -> UnsafeBufferPointer<UInt8> {
+        guard count <= UInt64(end - position) else { throw .truncated }
+        let slice = UnsafeBufferPointer(start: base + position, count: Int(count))
+        position += Int(count)
+        return slice
+    }
+}

@@ -97,6 +97,9 @@ public struct CaptureReader {
     private let end: Int
     private var position: Int
     private var previousAddress: UInt64 = 0
+    /// The stacks of the last ALLOC, which an ALLOC_SAME_STACK repeats.
+    private var previousFrame: UInt64 = 0
+    private var previousNativeFrame: UInt64 = 0
     /// Line tables are decoded only for the PEP 657 format (CPython 3.11+).
     private let decodesLineTables: Bool
     /// ALLOC records carry a native frame id.
@@ -161,6 +164,8 @@ public struct CaptureReader {
         // Local copies: the loop must not write through `self` per record.
         var position = self.position
         var previousAddress = self.previousAddress
+        var previousFrame = self.previousFrame
+        var previousNativeFrame = self.previousNativeFrame
         var lastStart = recordOffset
         var count = 0
         let frameCount = UInt64(tables.frames.count)
@@ -170,9 +175,11 @@ public struct CaptureReader {
         while count < buffer.count && position <= lastSafeStart {
             let start = position
             let tag = base[position]
-            let isFree = tag & ~RecordTag.kindMask == RecordTag.freeBase
+            let family = tag & ~RecordTag.kindMask
+            let isFree = family == RecordTag.freeBase
+            let sameStack = family == RecordTag.allocSameStackBase
             let rawKind = tag & RecordTag.kindMask
-            guard isFree || tag & ~RecordTag.kindMask == RecordTag.allocBase,
+            guard isFree || sameStack || family == RecordTag.allocBase,
                   rawKind <= AllocatorKind.pymallocArena.rawValue else { break }
             position &+= 1
             guard let delta = Self.varint(base, &position) else { position = start; break }
@@ -180,16 +187,26 @@ public struct CaptureReader {
             var frame: UInt64 = 0
             var nativeFrame: UInt64 = 0
             if !isFree {
-                guard let decodedSize = Self.varint(base, &position), let decodedFrame = Self.varint(base, &position),
-                      decodedFrame < frameCount else { position = start; break }
+                guard let decodedSize = Self.varint(base, &position) else { position = start; break }
                 size = decodedSize
-                frame = decodedFrame
-                if hasNativeStacks {
-                    guard let decodedNative = Self.varint(base, &position), decodedNative < nativeFrameCount else {
+                if sameStack {
+                    frame = previousFrame
+                    nativeFrame = previousNativeFrame
+                } else {
+                    guard let decodedFrame = Self.varint(base, &position), decodedFrame < frameCount else {
                         position = start
                         break
                     }
-                    nativeFrame = decodedNative
+                    frame = decodedFrame
+                    if hasNativeStacks {
+                        guard let decodedNative = Self.varint(base, &position), decodedNative < nativeFrameCount else {
+                            position = start
+                            break
+                        }
+                        nativeFrame = decodedNative
+                    }
+                    previousFrame = frame
+                    previousNativeFrame = nativeFrame
                 }
             }
             previousAddress &+= UInt64(bitPattern: VarInt.unzigzag(delta))
@@ -201,6 +218,8 @@ public struct CaptureReader {
         }
         self.position = position
         self.previousAddress = previousAddress
+        self.previousFrame = previousFrame
+        self.previousNativeFrame = previousNativeFrame
         recordOffset = lastStart
         recordCount += count
         return count
@@ -227,14 +246,20 @@ public struct CaptureReader {
     private mutating func decode(_ cursor: inout Cursor) throws(DecodeFailure) -> Record {
         let tag = try cursor.byte()
         // Allocations and frees are nearly every record: test for them first.
-        if tag & ~RecordTag.kindMask == RecordTag.allocBase {
+        let family = tag & ~RecordTag.kindMask
+        if family == RecordTag.allocBase || family == RecordTag.allocSameStackBase {
             let kind = try allocatorKind(tag)
             let address = try nextAddress(&cursor)
             let size = try cursor.varint()
-            let frame = try cursor.varint()
-            guard frame < UInt64(tables.frames.count) else { throw .corrupt("undefined frame \(frame)") }
-            let nativeFrame = hasNativeStacks ? try cursor.varint() : 0
-            guard nativeFrame < UInt64(tables.nativeFrames.count) else { throw .corrupt("undefined native frame \(nativeFrame)") }
+            if family == RecordTag.allocBase {
+                let frame = try cursor.varint()
+                guard frame < UInt64(tables.frames.count) else { throw .corrupt("undefined frame \(frame)") }
+                let nativeFrame = hasNativeStacks ? try cursor.varint() : 0
+                guard nativeFrame < UInt64(tables.nativeFrames.count) else { throw .corrupt("undefined native frame \(nativeFrame)") }
+                previousFrame = frame
+                previousNativeFrame = nativeFrame
+            }
+            let frame = previousFrame, nativeFrame = previousNativeFrame
             return .alloc(Allocation(kind: kind, address: address, size: size, frame: FrameID(truncatingIfNeeded: frame),
                                      thread: currentThread, nativeFrame: NativeFrameID(truncatingIfNeeded: nativeFrame)))
         }

@@ -10,6 +10,8 @@
 public struct CaptureWriter: Sendable {
     public private(set) var bytes: [UInt8]
     private var previousAddress: UInt64 = 0
+    private var previousFrame: FrameID = 0
+    private var previousNativeFrame: NativeFrameID = 0
     private var stringIDs: [String: StringID] = [:]
     private var codes: [FunctionKey: (id: CodeID, firstLine: Int)] = [:]
     private var frameIDs: [FrameKey: FrameID] = [:]
@@ -194,13 +196,19 @@ public struct CaptureWriter: Sendable {
     }
 
     /// `nativeFrame` is written only when the capture has native stacks (flag bit 0).
+    /// Written as ALLOC_SAME_STACK when the stacks equal the previous ALLOC's, as the tracker does.
     public mutating func alloc(_ kind: AllocatorKind, address: UInt64, size: UInt64, frame: FrameID,
                                nativeFrame: NativeFrameID = 0) {
-        bytes.append(RecordTag.allocBase + kind.rawValue)
+        let sameStack = frame == previousFrame && nativeFrame == previousNativeFrame
+        bytes.append((sameStack ? RecordTag.allocSameStackBase : RecordTag.allocBase) + kind.rawValue)
         addressDelta(address)
         varint(size)
-        varint(UInt64(frame))
-        if hasNativeStacks { varint(UInt64(nativeFrame)) }
+        if !sameStack {
+            varint(UInt64(frame))
+            if hasNativeStacks { varint(UInt64(nativeFrame)) }
+            previousFrame = frame
+            previousNativeFrame = nativeFrame
+        }
     }
 
     public mutating func free(_ kind: AllocatorKind, address: UInt64) {

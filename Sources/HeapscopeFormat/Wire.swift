@@ -30,9 +30,11 @@ public enum RecordTag {
     public static let munmap: UInt8 = 0x08
     public static let nativeFrame: UInt8 = 0x09
     public static let mappings: UInt8 = 0x0A
-    /// ALLOC of kind k is `allocBase + k`; FREE of kind k is `freeBase + k`.
+    /// ALLOC of kind k is `allocBase + k`; FREE of kind k is `freeBase + k`;
+    /// an ALLOC with the same stacks as the previous ALLOC is `allocSameStackBase + k`.
     public static let allocBase: UInt8 = 0x20
     public static let freeBase: UInt8 = 0x40
+    public static let allocSameStackBase: UInt8 = 0x60
     public static let kindMask: UInt8 = 0x1F
 }
 

@@ -14,6 +14,9 @@ struct Recorder {
     private var used = 0
 
     private var lastAddress: UInt = 0
+    /// The stacks of the last ALLOC written: an ALLOC with the same ones omits them.
+    private var lastFrame: UInt32 = 0
+    private var lastNativeFrame: UInt32 = 0
     private var currentThread: UInt32 = 0
     private var strings = InternTable<UInt64>(capacity: 1 << 10)
     private var codes = InternTable<CodeKey>(capacity: 1 << 12)
@@ -56,6 +59,14 @@ struct Recorder {
         let frame = internStack(t)
         let nativeFrame = native ? internNativeStack(t) : 0
         reserve(1 + 4 * VarInt.maxBytes)
+        if frame == lastFrame && nativeFrame == lastNativeFrame {
+            put(RecordTag.allocSameStackBase + kind)
+            putAddress(address)
+            putVarint(UInt64(size))
+            return
+        }
+        lastFrame = frame
+        lastNativeFrame = nativeFrame
         put(RecordTag.allocBase + kind)
         putAddress(address)
         putVarint(UInt64(size))

@@ -330,7 +330,8 @@ func sampleCapture(end: Bool = true) -> (bytes: [UInt8], frame: FrameID) {
         writer.alloc(.malloc, address: 0x10, size: 1, frame: 0)
         writer.raw([RecordTag.allocBase, 0] + [UInt8](repeating: 0xFF, count: 12) + [UInt8](repeating: 0, count: 40))
         let headerSize = CaptureWriter().bytes.count
-        #expect(throws: CaptureError.corrupt(offset: headerSize + 4, reason: "varint longer than 10 bytes")) {
+        // The first record is an ALLOC_SAME_STACK (frame 0, as before any ALLOC): 3 bytes.
+        #expect(throws: CaptureError.corrupt(offset: headerSize + 3, reason: "varint longer than 10 bytes")) {
             _ = try readMixed(writer.bytes, batch: 8)
         }
         writer = CaptureWriter()

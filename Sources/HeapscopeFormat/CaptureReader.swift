@@ -289,10 +289,12 @@ public struct CaptureReader {
             guard parent < UInt64(tables.frames.count) else { throw .corrupt("undefined parent frame \(parent)") }
             let code = try cursor.varint()
             guard code > 0 && code < UInt64(tables.codes.count) else { throw .corrupt("undefined code object \(code)") }
-            let offset = Int(truncatingIfNeeded: try cursor.varint())
+            let position = try cursor.varint()
+            let offset = Int(truncatingIfNeeded: position >> 1)
             let codeObject = tables.codes[Int(code)]
             let line = codeObject.lineTable?.line(atOffset: offset) ?? codeObject.firstLine
-            tables.addFrame(Frame(parent: FrameID(parent), code: CodeID(code), offset: offset, line: line))
+            tables.addFrame(Frame(parent: FrameID(parent), code: CodeID(code), offset: offset, line: line,
+                                  isEntry: position & 1 == 1))
             return .frame(FrameID(tables.frameCount))
         case RecordTag.thread:
             let number = try threadNumber(&cursor)

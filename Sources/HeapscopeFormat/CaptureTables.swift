@@ -31,12 +31,16 @@ public struct Frame: Sendable, Equatable {
     /// Resolved once, when the frame is read: the instruction's line, or the
     /// code object's first line when the instruction has no location.
     public var line: Int
+    /// The first Python frame that its C-level eval call ran: where a hybrid
+    /// stack splices Python frames in at an interpreter frame.
+    public var isEntry: Bool
 
-    public init(parent: FrameID, code: CodeID, offset: Int, line: Int) {
+    public init(parent: FrameID, code: CodeID, offset: Int, line: Int, isEntry: Bool = false) {
         self.parent = parent
         self.code = code
         self.offset = offset
         self.line = line
+        self.isEntry = isEntry
     }
 }
 

@@ -22,7 +22,7 @@ public struct CaptureWriter: Sendable {
     private let hasNativeStacks: Bool
 
     private struct FunctionKey: Hashable { var function: String, file: String }
-    private struct FrameKey: Hashable { var parent: FrameID, code: CodeID, offset: Int }
+    private struct FrameKey: Hashable { var parent: FrameID, code: CodeID, position: Int }   // position: as FRAME stores it
 
     /// Lines a code object made by `stack` can hold, from its first line on.
     public static let linesPerFunction = 256
@@ -79,13 +79,13 @@ public struct CaptureWriter: Sendable {
 
     /// Writes a FRAME the first time (parent, code, offset) is seen; returns its id.
     @discardableResult
-    public mutating func frame(parent: FrameID, code: CodeID, offset: Int) -> FrameID {
-        let key = FrameKey(parent: parent, code: code, offset: offset)
+    public mutating func frame(parent: FrameID, code: CodeID, offset: Int, isEntry: Bool = false) -> FrameID {
+        let key = FrameKey(parent: parent, code: code, position: offset << 1 | (isEntry ? 1 : 0))
         if let id = frameIDs[key] { return id }
         bytes.append(RecordTag.frame)
         varint(UInt64(parent))
         varint(UInt64(code))
-        varint(UInt64(offset))
+        varint(UInt64(key.position))
         frameCount += 1
         frameIDs[key] = frameCount
         return frameCount

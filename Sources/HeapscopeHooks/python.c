@@ -39,7 +39,10 @@ static void hs_walk_frames_311(hs_thread *t, PyThreadState *tstate) {
         while (frame && depth < HS_MAX_FRAMES) {
             PyCodeObject *code = frame->f_code;
             ptrdiff_t offset = frame->prev_instr - _PyCode_CODE(code);
-            uint32_t off = offset > 0 ? (uint32_t)offset : 0;
+            // As in the FRAME record: offset << 1, low bit set on the first
+            // Python frame run by its C-level eval call (hybrid stacks splice
+            // Python frames into native ones there).
+            uint32_t off = (offset > 0 ? (uint32_t)offset << 1 : 0) | (frame->is_entry ? 1u : 0u);
             t->walk_code[depth] = code;
             t->walk_offset[depth] = off;
             int64_t level = (int64_t)cached - 1 - (int64_t)depth;   // same depth from the root

@@ -27,6 +27,7 @@ public enum RecordText {
         case .frame(let id):
             let frame = tables.frame(id)
             return "FRAME \(id) parent=\(frame.parent) code=\(frame.code) offset=\(frame.offset) line=\(frame.line)"
+                + (frame.isEntry ? " entry" : "")
         case .thread(let number):
             return "THREAD \(number)"
         case .threadInfo(let number):

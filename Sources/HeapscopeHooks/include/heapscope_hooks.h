@@ -18,7 +18,8 @@ enum { HS_IN_RECORD = 1, HS_IN_PYALLOC = 2 };
 
 // ---- Per-thread state -------------------------------------------------------
 // Heap-allocated on a thread's first event, reached through one TLS pointer.
-// The Python stack is walked into `walk` (innermost first); the recorder keeps
+// The Python stack is walked into `walk` (innermost first), each frame as its
+// code object and (instruction offset << 1 | is-entry bit), as FRAME stores it; the recorder keeps
 // the last stack it interned in `cached*` (outermost first) so that only the
 // frames that changed since the last event need a table lookup.
 #define HS_MAX_FRAMES 256

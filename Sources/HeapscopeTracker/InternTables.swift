@@ -46,6 +46,17 @@ struct InternTable<Key: InternKey> {
         }
     }
 
+    /// The key's id, giving it `next` (and advancing it) if it is new.
+    @inline(__always)
+    mutating func intern(_ key: Key, next: inout UInt32) -> (id: UInt32, isNew: Bool) {
+        let (found, slot) = find(key)
+        if found != 0 { return (found, false) }
+        let id = next
+        next += 1
+        insert(key, id: id, at: slot)
+        return (id, true)
+    }
+
     /// Stores a key that `find` did not have, in the slot it gave.
     mutating func insert(_ key: Key, id: UInt32, at slot: Int) {
         slots[slot] = Entry(key: key, id: id)

@@ -142,12 +142,8 @@ struct Recorder {
     }
 
     private mutating func threadNumber(osTid: UInt32) -> (number: UInt32, isNew: Bool) {
-        let (found, slot) = threads.find(UInt64(osTid))
-        if found != 0 { return (found, false) }
-        let number = nextThread
-        nextThread += 1
-        threads.insert(UInt64(osTid), id: number, at: slot)
-        return (number, true)
+        let (id, isNew) = threads.intern(UInt64(osTid), next: &nextThread)
+        return (id, isNew)
     }
 
     /// The frame id of the stack in `t.walk` (innermost first). Compared with
@@ -196,20 +192,14 @@ struct Recorder {
         var parent: UInt32 = level > 0 ? cachedIDs[level - 1] : 0
         while level < depth {
             let ip = ips[depth - 1 - level]
-            let key = NativeKey(parent: parent, ip: ip)
-            let (found, slot) = natives.find(key)
-            if found != 0 {
-                parent = found
-            } else {
-                let id = nextNative
-                nextNative += 1
-                natives.insert(key, id: id, at: slot)
+            let (id, isNew) = natives.intern(NativeKey(parent: parent, ip: ip), next: &nextNative)
+            if isNew {
                 reserve(1 + 2 * VarInt.maxBytes)
                 put(RecordTag.nativeFrame)
                 putVarint(UInt64(parent))
                 putVarint(UInt64(ip))
-                parent = id
             }
+            parent = id
             cachedIPs[level] = ip
             cachedIDs[level] = parent
             level += 1
@@ -246,12 +236,8 @@ struct Recorder {
     }
 
     private mutating func internFrame(parent: UInt32, code: UInt32, offset: UInt32) -> UInt32 {
-        let key = FrameKey(parent: parent, code: code, offset: offset)
-        let (found, slot) = frames.find(key)
-        if found != 0 { return found }
-        let id = nextFrame
-        nextFrame += 1
-        frames.insert(key, id: id, at: slot)
+        let (id, isNew) = frames.intern(FrameKey(parent: parent, code: code, offset: offset), next: &nextFrame)
+        guard isNew else { return id }
         reserve(1 + 3 * VarInt.maxBytes)
         put(RecordTag.frame)
         putVarint(UInt64(parent))
@@ -262,16 +248,14 @@ struct Recorder {
 
     private mutating func internCode(_ code: UnsafeRawPointer?) -> UInt32 {
         let key = CodeKey(address: UInt(bitPattern: code), fingerprint: hs_code_fingerprint(code))
-        let (found, slot) = codes.find(key)
-        if found != 0 { return found }
+        let (id, isNew) = codes.intern(key, next: &nextCode)
+        guard isNew else { return id }
+        // Its strings are defined before the CODE record that names them.
         var info = hs_code_info()
         hs_code_describe(code, &info)
         let name = internString(UnsafeRawBufferPointer(start: info.name, count: info.name_len))
         let qualname = internString(UnsafeRawBufferPointer(start: info.qualname, count: info.qualname_len))
         let filename = internString(UnsafeRawBufferPointer(start: info.filename, count: info.filename_len))
-        let id = nextCode
-        nextCode += 1
-        codes.insert(key, id: id, at: slot)
         reserve(1 + 5 * VarInt.maxBytes)
         put(RecordTag.code)
         putVarint(UInt64(name))
@@ -284,12 +268,8 @@ struct Recorder {
     }
 
     private mutating func internString(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        let key = contentHash(bytes)
-        let (found, slot) = strings.find(key)
-        if found != 0 { return found }
-        let id = nextString
-        nextString += 1
-        strings.insert(key, id: id, at: slot)
+        let (id, isNew) = strings.intern(contentHash(bytes), next: &nextString)
+        guard isNew else { return id }
         reserve(1 + VarInt.maxBytes)
         put(RecordTag.string)
         putVarint(UInt64(bytes.count))

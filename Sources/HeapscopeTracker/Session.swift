@@ -25,25 +25,24 @@ private func recorder(_ state: UnsafeMutablePointer<hs_state>) -> UnsafeMutableP
 
 // MARK: Hot path (called by the C hooks with HS_IN_RECORD set)
 
-@_cdecl("hs_record_alloc")
-func hs_record_alloc(_ t: UnsafeMutablePointer<hs_thread>, _ kind: UInt8, _ address: UInt, _ size: Int) {
+/// Runs `body` on the recorder under the lock, if recording. Checked again
+/// under the lock: stop may have finished the capture since the hook looked.
+@inline(__always)
+private func whileRecording(_ body: (UnsafeMutablePointer<Recorder>, UInt64) -> Void) {
     let state = hs_state_ptr()!
     hs_lock(state)
-    // Checked again under the lock: stop may have finished the capture since the hook looked.
-    if state.pointee.tracking != 0, let r = recorder(state) {
-        r.pointee.recordAlloc(t, session: state.pointee.session, kind: kind, address: address, size: size)
-    }
+    if state.pointee.tracking != 0, let r = recorder(state) { body(r, state.pointee.session) }
     hs_unlock(state)
+}
+
+@_cdecl("hs_record_alloc")
+func hs_record_alloc(_ t: UnsafeMutablePointer<hs_thread>, _ kind: UInt8, _ address: UInt, _ size: Int) {
+    whileRecording { r, session in r.pointee.recordAlloc(t, session: session, kind: kind, address: address, size: size) }
 }
 
 @_cdecl("hs_record_free")
 func hs_record_free(_ t: UnsafeMutablePointer<hs_thread>, _ kind: UInt8, _ address: UInt) {
-    let state = hs_state_ptr()!
-    hs_lock(state)
-    if state.pointee.tracking != 0, let r = recorder(state) {
-        r.pointee.recordFree(t, session: state.pointee.session, kind: kind, address: address)
-    }
-    hs_unlock(state)
+    whileRecording { r, session in r.pointee.recordFree(t, session: session, kind: kind, address: address) }
 }
 
 @_cdecl("hs_record_mappings")
@@ -67,12 +66,7 @@ private func withLoadedObjects(_ body: (UnsafeBufferPointer<hs_mapping>) -> Void
 
 @_cdecl("hs_record_munmap")
 func hs_record_munmap(_ t: UnsafeMutablePointer<hs_thread>, _ address: UInt, _ length: Int) {
-    let state = hs_state_ptr()!
-    hs_lock(state)
-    if state.pointee.tracking != 0, let r = recorder(state) {
-        r.pointee.recordMunmap(t, session: state.pointee.session, address: address, length: length)
-    }
-    hs_unlock(state)
+    whileRecording { r, session in r.pointee.recordMunmap(t, session: session, address: address, length: length) }
 }
 
 /// Every memory_interval_ms, on the writer thread: a memory snapshot, and
@@ -80,13 +74,10 @@ func hs_record_munmap(_ t: UnsafeMutablePointer<hs_thread>, _ address: UInt, _ l
 /// one interval of records.
 @_cdecl("hs_snapshot_tick")
 func hs_snapshot_tick() {
-    let state = hs_state_ptr()!
-    hs_lock(state)
-    if state.pointee.tracking != 0, let r = recorder(state) {
+    whileRecording { r, _ in
         r.pointee.recordSnapshot()
         r.pointee.submit()
     }
-    hs_unlock(state)
 }
 
 @_cdecl("hs_write_chunk")

@@ -17,6 +17,12 @@ SCRATCH    ?= .build
 DEMO_DIR   ?= demo
 
 APT_PACKAGES := python3-dev libunwind-dev libdw-dev libzstd-dev pkg-config
+# What the test suite needs on top (docs/TEST_DEPS.md, docs/TEST_DEPS_PYTHON.md):
+# a headless browser for the HTML reports, protobuf/jsonschema to validate the
+# exports, xdist/asyncio/nbclient for the pytest plugin and Jupyter tests.
+TEST_APT_PACKAGES := chromium chromium-driver
+TEST_PIP_PACKAGES := pytest pytest-xdist pytest-asyncio selenium protobuf jsonschema gprof2dot \
+                     nbclient nbformat ipykernel ipython
 
 # Evaluated when used, so `make deps` works before anything else exists.
 PYINC      = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
@@ -27,7 +33,7 @@ HEAPSCOPE  = $(PY_SCRIPTS)/heapscope
 SWIFT_FLAGS = -Xcc -I$(PYINC) -Xswiftc -Xcc -Xswiftc -D_GNU_SOURCE
 PKG_DIR     = PythonHarness/heapscope
 
-.PHONY: help deps build install demo test swift-test pytest bench clean
+.PHONY: help deps test-deps apt-install build install demo test swift-test pytest bench clean
 
 help:
 	@echo "make demo     deps + build + install, then profile examples/two_copies.py"
@@ -37,8 +43,19 @@ help:
 	@echo "make bench    run bench/run.py"
 
 deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+	@$(PYTHON) -c 'import pytest' 2>/dev/null || $(PYTHON) -m pip install --quiet pytest </dev/null
+
+test-deps: deps
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_APT_PACKAGES)"
+	@$(PYTHON) -c 'import xdist, pytest_asyncio, selenium, google.protobuf, jsonschema, gprof2dot, nbclient, ipykernel' 2>/dev/null || \
+	  $(PYTHON) -m pip install --quiet $(TEST_PIP_PACKAGES) </dev/null
+
+# Installs the Debian packages in PACKAGES that are missing (as root; apt's
+# lists are fetched first on a fresh machine).
+apt-install:
 	@missing=""; \
-	for p in $(APT_PACKAGES); do \
+	for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -50,7 +67,6 @@ deps:
 	  if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then apt-get update; fi; \
 	  apt-get install -y $$missing </dev/null || { apt-get update && apt-get install -y $$missing </dev/null; }; \
 	fi
-	@$(PYTHON) -c 'import pytest' 2>/dev/null || $(PYTHON) -m pip install --quiet pytest </dev/null
 
 build:
 	$(SWIFT) build -c release --scratch-path $(SCRATCH) $(SWIFT_FLAGS) -Xswiftc -static-stdlib
@@ -77,7 +93,7 @@ swift-test:
 pytest:
 	$(PYTHON) -m pytest PythonHarness/tests -ra
 
-test: deps build swift-test install pytest
+test: test-deps build swift-test install pytest
 
 bench: install
 	@if [ -f bench/run.py ]; then $(PYTHON) bench/run.py; else echo "bench/run.py is not there yet"; fi

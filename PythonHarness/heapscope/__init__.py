@@ -13,6 +13,9 @@ or one block of a program with the Python API::
 
 then read the capture with ``heapscope stats``, ``heapscope summary`` or
 ``heapscope parse``. See docs/PYTHON_API.md.
+
+PYTEST_DONT_REWRITE: `heapscope run -m pytest` imports this package before
+pytest loads its plugin; the marker keeps pytest from warning about it.
 """
 from __future__ import annotations
 
@@ -198,7 +201,7 @@ class Tracker:
     def metadata(self, allocator_name=None):
         """The metadata object written into the capture header (docs/FORMAT.md)."""
         command_line = self._command_line if self._command_line is not None else list(sys.argv)
-        return {
+        metadata = {
             "command_line": [str(a) for a in command_line],
             "python_version": sys.version.split()[0],
             "python_executable": sys.executable,
@@ -210,6 +213,16 @@ class Tracker:
             "platform": _platform_name(),
             "source": self._source,
         }
+        # pymalloc's geometry (docs/PYMALLOC.md) and, for `run --leaks`, the
+        # leak-hunt settings (docs/FORMAT.md, "Metadata keys").
+        try:
+            from heapscope._pymalloc import geometry
+
+            metadata["pymalloc"] = geometry(allocator_name)
+        except Exception:
+            pass
+        metadata.update(getattr(self, "_extra_metadata", None) or {})
+        return metadata
 
     def start(self):
         """Starts recording (what ``with`` does on entry)."""
@@ -292,4 +305,18 @@ def _run_bootstrap_tracker(path, options):
     )
     tracker._source = "run"
     tracker._command_line = list(options.get("command_line") or sys.argv)
+    if options.get("leaks_mode"):
+        tracker._extra_metadata = {
+            "leaks_mode": True,
+            "pythonmalloc_set_by_heapscope": bool(options.get("pythonmalloc_set_by_heapscope")),
+        }
+        if options.get("user_pythonmalloc") is not None:
+            tracker._extra_metadata["user_pythonmalloc"] = str(options.get("user_pythonmalloc"))
     return tracker
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext heapscope`` in IPython / Jupyter: adds the ``%%heapscope_flamegraph`` cell magic (docs/JUPYTER.md)."""
+    from heapscope._jupyter import load_ipython_extension as _load
+
+    _load(ipython)

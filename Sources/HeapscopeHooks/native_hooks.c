@@ -132,7 +132,10 @@ int hs_munmap(void *addr, size_t length) {
 // os._exit() and C code that calls _exit skip atexit, so Tracker.stop never
 // runs: end the capture here, uncompressed, rather than lose its last records.
 void hs__exit(int status) {
-    if (hs_global.tracking) {
+    // A vfork child (subprocess whose exec failed) shares our memory but is
+    // not the process recording: finishing the capture there would end the
+    // parent's.
+    if (hs_global.tracking && hs_global.pid == getpid()) {
         hs_guard |= HS_IN_RECORD;
         hs_finish_before_exit();
     }

@@ -240,6 +240,7 @@ private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, s
     r.initialize(to: fresh)
     header.withUnsafeBytes { r.pointee.writeHeader($0) }
     state.pointee.session &+= 1
+    state.pointee.pid = getpid()
     state.pointee.native = session.flags.contains(.native) ? 1 : 0
     state.pointee.recorder = UnsafeMutableRawPointer(r)
     config = session

@@ -10,6 +10,7 @@ struct Heapscope: ParsableCommand {
             `stats`, `summary` or `parse`.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, StatsCommand.self, SummaryCommand.self, ParseCommand.self]
+        subcommands: [RunCommand.self, StatsCommand.self, SummaryCommand.self, ParseCommand.self,
+                      FlamegraphCommand.self, TableCommand.self, TreeCommand.self, TransformCommand.self]
     )
 }

@@ -24,17 +24,19 @@ struct StatsCommand: ParsableCommand {
     @Option(name: [.short, .customLong("num-largest")], help: "How many locations the top lists show.")
     var n = 5
 
+    @OptionGroup var viewOptions: ViewOptions
+
     func validate() throws {
         guard n >= 0 else { throw ValidationError("-n must be 0 or more") }
     }
 
     func run() throws {
-        let analysis = try analyzeCapture(at: capture)
+        let analysis = try applyView(viewOptions.view, to: analyzeCapture(at: capture), capture: capture, forSummary: false)
         let report = StatsReport(analysis: analysis, capturePath: capture, topCount: n)
         if json {
             print(report.json().serialized(indent: 2))
         } else {
-            print(report.text(), terminator: "")
+            print(viewText(report.text(), view: viewOptions.view), terminator: "")
         }
     }
 }

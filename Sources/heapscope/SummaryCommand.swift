@@ -23,13 +23,15 @@ struct SummaryCommand: ParsableCommand {
     @Option(name: [.short, .customLong("rows")], help: "How many functions to show.")
     var rows = 10
 
+    @OptionGroup var viewOptions: ViewOptions
+
     func validate() throws {
         guard rows >= 1 else { throw ValidationError("-r must be 1 or more") }
     }
 
     func run() throws {
-        let analysis = try analyzeCapture(at: capture)
+        let analysis = try applyView(viewOptions.view, to: analyzeCapture(at: capture), capture: capture, forSummary: true)
         let report = SummaryReport(analysis: analysis, capturePath: capture, sortedBy: sortColumn, limit: rows)
-        print(report.text(), terminator: "")
+        print(viewText(report.text(), view: viewOptions.view), terminator: "")
     }
 }

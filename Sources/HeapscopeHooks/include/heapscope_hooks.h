@@ -59,6 +59,7 @@ typedef struct hs_state {
     volatile int tracking;     // hooks record only while set
     volatile int lock;         // spinlock over the writer and the intern tables
     int native;                // walk native stacks too
+    int pid;                   // the process recording: a vfork child shares this memory
     uint64_t session;          // bumped at every start and in a followed fork child
     void *recorder;            // the Swift recorder (opaque here)
 } hs_state;

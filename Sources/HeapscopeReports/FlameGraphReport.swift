@@ -1,0 +1,162 @@
+import HeapscopeAnalysis
+import HeapscopeFormat
+
+/// `heapscope flamegraph`: one self-contained HTML page (data, CSS and JS inline)
+/// with a canvas flame graph, the memory-over-time chart and the capture's
+/// metadata. docs/REPORTS.md describes the page.
+public struct FlameGraphReport {
+    public var context: ReportContext
+    public private(set) var tree: StackTree
+    /// Temporal entries, mapped onto tree nodes.
+    private var temporalNodes: [Int32] = []
+
+    public init(context: ReportContext) {
+        self.context = context
+        let analysis = context.analysis
+        let threadName = { [context] (number: ThreadNumber) in context.threadName(number) }
+        tree = StackTree(tables: analysis.tables, splitThreads: context.options.splitThreads,
+                         inverted: context.options.inverted, rootName: "all", threadName: threadName)
+        // Biggest sites first: node numbering then follows size, which keeps the
+        // page's tables in a helpful order.
+        let sites = analysis.sites.sorted { $0.totals.bytes > $1.totals.bytes }
+        for site in sites { tree.add(frame: site.frame, thread: site.thread, totals: site.totals) }
+        if let temporal = analysis.temporal {
+            temporalNodes = temporal.entries.map { tree.leaf(frame: $0.frame, thread: $0.thread) }
+        }
+    }
+
+    /// The data object the page's script reads.
+    public func dataJSON() -> [UInt8] {
+        let analysis = context.analysis
+        var json = ReportJSONWriter(capacity: tree.count * 24 + 4096)
+        json.raw("{")
+        json.key("title"); json.string(context.title); json.comma()
+        json.key("capture"); json.string(context.capturePath); json.comma()
+        json.key("view"); json.string(context.options.view.name); json.comma()
+        json.key("viewText"); json.string(context.options.description + ": " + context.options.view.explanation); json.comma()
+        json.key("units"); json.string(ReportContext.units); json.comma()
+        json.key("inverted"); json.bool(context.options.inverted); json.comma()
+        json.key("splitThreads"); json.bool(context.options.splitThreads); json.comma()
+        json.key("truncated"); json.bool(analysis.isTruncated); json.comma()
+        json.key("warnings"); json.stringArray(context.warnings); json.comma()
+        json.key("meta"); json.raw("[")
+        for (index, line) in context.metadataLines.enumerated() {
+            if index > 0 { json.comma() }
+            json.stringArray([line.0, line.1])
+        }
+        json.raw("]"); json.comma()
+        json.key("peakBytes"); json.unsigned(analysis.peakBytes); json.comma()
+        json.key("peakTime"); if let time = analysis.peakTimeMicros { json.unsigned(time) } else { json.null() }; json.comma()
+        json.key("duration"); json.unsigned(analysis.durationMicros ?? 0); json.comma()
+
+        // Labels, with source lines where the file is readable here.
+        var sources = SourceCache()
+        var sourceLabel: [Int] = [], sourceStart: [Int] = [], sourceText: [String] = []
+        json.key("labels"); json.raw("{")
+        json.key("fn"); json.stringArray(tree.labels.map(\.location.function)); json.comma()
+        json.key("file"); json.stringArray(tree.labels.map(\.location.file)); json.comma()
+        json.key("line"); json.unsignedArray(tree.labels.map(\.location.line)); json.comma()
+        json.key("kind"); json.unsignedArray(tree.labels.map(\.kind.rawValue)); json.comma()
+        json.key("internal"); json.unsignedArray(tree.labels.map { $0.kind == .frame && isInterpreterInternal($0.location) ? 1 : 0 })
+        json.raw("}"); json.comma()
+        for (index, label) in tree.labels.enumerated() where label.kind == .frame && sourceLabel.count < 20_000 {
+            if let lines = sources.lines(file: label.location.file, around: label.location.line) {
+                sourceLabel.append(index)
+                sourceStart.append(lines.start)
+                sourceText.append(lines.lines.joined(separator: "\n"))
+            }
+        }
+        json.key("sources"); json.raw("{")
+        json.key("label"); json.unsignedArray(sourceLabel); json.comma()
+        json.key("start"); json.unsignedArray(sourceStart); json.comma()
+        json.key("text"); json.stringArray(sourceText)
+        json.raw("}"); json.comma()
+
+        json.key("nodes"); json.raw("{")
+        json.key("parent"); json.unsignedArray(tree.parent); json.comma()
+        json.key("label"); json.unsignedArray(tree.label); json.comma()
+        json.key("bytes"); json.unsignedArray(tree.selfTotals.map(\.bytes)); json.comma()
+        json.key("count"); json.unsignedArray(tree.selfTotals.map(\.count))
+        json.raw("}"); json.comma()
+
+        let samples = Self.downsample(analysis.memoryOverTime, to: 2000)
+        json.key("samples"); json.raw("{")
+        json.key("t"); json.unsignedArray(samples.map(\.timeMicros)); json.comma()
+        json.key("rss"); json.unsignedArray(samples.map(\.rssBytes)); json.comma()
+        json.key("heap"); json.unsignedArray(samples.map(\.heapBytes))
+        json.raw("}"); json.comma()
+
+        json.key("temporal")
+        if let temporal = analysis.temporal {
+            json.raw("{")
+            json.key("ends"); json.unsignedArray(temporal.bucketEndMicros); json.comma()
+            json.key("never"); json.unsigned(UInt64(TemporalAggregate.never)); json.comma()
+            json.key("node"); json.unsignedArray(temporalNodes); json.comma()
+            json.key("a"); json.unsignedArray(temporal.entries.map(\.allocBucket)); json.comma()
+            json.key("f"); json.unsignedArray(temporal.entries.map(\.freeBucket)); json.comma()
+            json.key("bytes"); json.unsignedArray(temporal.entries.map(\.totals.bytes)); json.comma()
+            json.key("count"); json.unsignedArray(temporal.entries.map(\.totals.count))
+            json.raw("}")
+        } else {
+            json.null()
+        }
+        json.raw("}")
+        return json.bytes
+    }
+
+    /// At most `limit` samples: each kept sample is the one with the highest heap
+    /// in its stretch (so the peak survives), with the stretch's highest RSS.
+    static func downsample(_ samples: [MemorySample], to limit: Int) -> [MemorySample] {
+        guard samples.count > limit, limit > 0 else { return samples }
+        var result: [MemorySample] = []
+        result.reserveCapacity(limit)
+        let stride = (samples.count + limit - 1) / limit
+        var index = 0
+        while index < samples.count {
+            let chunk = samples[index..<min(samples.count, index + stride)]
+            var best = chunk.max { $0.heapBytes < $1.heapBytes }!
+            best.rssBytes = chunk.map(\.rssBytes).max()!
+            best.timeMicros = chunk.last!.timeMicros
+            result.append(best)
+            index += stride
+        }
+        return result
+    }
+
+    public func html() -> [UInt8] {
+        ReportHTML.page(title: context.title, body: FlameGraphHTML.body, style: ReportHTML.commonStyle + FlameGraphHTML.style,
+                        script: ReportHTML.commonScript + FlameGraphHTML.script, data: dataJSON())
+    }
+}
+
+/// Assembles a self-contained page.
+public enum ReportHTML {
+    public static func page(title: String, body: String, style: String, script: String, data: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(data.count + script.utf8.count + style.utf8.count + body.utf8.count + 1024)
+        out += Array("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n".utf8)
+        out += Array("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n".utf8)
+        out += Array("<title>\(escape(title))</title>\n<style>\n\(style)\n</style>\n</head>\n<body>\n".utf8)
+        out += Array(body.utf8)
+        out += Array("\n<script type=\"application/json\" id=\"heapscope-data\">".utf8)
+        out += data
+        out += Array("</script>\n<script>\n".utf8)
+        out += Array(script.utf8)
+        out += Array("\n</script>\n</body>\n</html>\n".utf8)
+        return out
+    }
+
+    public static func escape(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+}

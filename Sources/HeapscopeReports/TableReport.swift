@@ -1,0 +1,274 @@
+import HeapscopeAnalysis
+import HeapscopeFormat
+
+/// `heapscope table`: one self-contained HTML page with a sortable, filterable
+/// table of allocation sites (function, file:line, thread, allocator, bytes,
+/// count) for the view.
+public struct TableReport {
+    public struct Row: Equatable, Sendable {
+        public var location: Location
+        public var thread: ThreadNumber
+        public var kind: AllocatorKind
+        public var totals: Totals
+    }
+
+    public var context: ReportContext
+    /// Biggest first.
+    public private(set) var rows: [Row]
+
+    public init(context: ReportContext) {
+        self.context = context
+        rows = Self.rows(context.analysis)
+    }
+
+    /// Sites merged by (innermost location, thread, allocator), biggest first.
+    /// With temporal data, sites that only appear there get rows too (with
+    /// nothing in the whole-run view).
+    public static func rows(_ analysis: ViewAnalysis) -> [Row] {
+        var rows: [Row] = []
+        var index: [RowKey: Int] = [:]
+        var cache: [FrameID: Location] = [:]
+        func add(frame: FrameID, thread: ThreadNumber, kind: AllocatorKind, totals: Totals) {
+            let key = rowKey(analysis, frame: frame, thread: thread, kind: kind, cache: &cache)
+            if let existing = index[key] {
+                rows[existing].totals = rows[existing].totals + totals
+            } else {
+                index[key] = rows.count
+                rows.append(Row(location: key.location, thread: thread, kind: kind, totals: totals))
+            }
+        }
+        for site in analysis.sites where site.totals.bytes > 0 || site.totals.count > 0 {
+            add(frame: site.frame, thread: site.thread, kind: site.kind, totals: site.totals)
+        }
+        for entry in analysis.temporal?.entries ?? [] {
+            add(frame: entry.frame, thread: entry.thread, kind: entry.kind, totals: .zero)
+        }
+        return rows.sorted { a, b in
+            if a.totals.bytes != b.totals.bytes { return a.totals.bytes > b.totals.bytes }
+            if a.totals.count != b.totals.count { return a.totals.count > b.totals.count }
+            return (a.location, a.thread, a.kind.rawValue) < (b.location, b.thread, b.kind.rawValue)
+        }
+    }
+
+    struct RowKey: Hashable { var location: Location; var thread: ThreadNumber; var kind: AllocatorKind }
+
+    static func rowKey(_ analysis: ViewAnalysis, frame: FrameID, thread: ThreadNumber, kind: AllocatorKind,
+                       cache: inout [FrameID: Location]) -> RowKey {
+        let location = cache[frame] ?? analysis.tables.location(ofFrame: frame)
+        cache[frame] = location
+        return RowKey(location: location, thread: thread, kind: kind)
+    }
+
+    public func dataJSON() -> [UInt8] {
+        let analysis = context.analysis
+        var json = ReportJSONWriter(capacity: rows.count * 64 + 4096)
+        json.raw("{")
+        json.key("title"); json.string(context.title); json.comma()
+        json.key("capture"); json.string(context.capturePath); json.comma()
+        json.key("view"); json.string(context.options.view.name); json.comma()
+        json.key("viewText"); json.string(context.options.description + ": " + context.options.view.explanation); json.comma()
+        json.key("units"); json.string(ReportContext.units); json.comma()
+        json.key("truncated"); json.bool(analysis.isTruncated); json.comma()
+        json.key("warnings"); json.stringArray(context.warnings); json.comma()
+        json.key("meta"); json.raw("[")
+        for (index, line) in context.metadataLines.enumerated() {
+            if index > 0 { json.comma() }
+            json.stringArray([line.0, line.1])
+        }
+        json.raw("]"); json.comma()
+        json.key("peakBytes"); json.unsigned(analysis.peakBytes); json.comma()
+        json.key("peakTime"); if let time = analysis.peakTimeMicros { json.unsigned(time) } else { json.null() }; json.comma()
+        json.key("duration"); json.unsigned(analysis.durationMicros ?? 0); json.comma()
+        json.key("total"); json.unsigned(analysis.total.bytes); json.comma()
+        let samples = FlameGraphReport.downsample(analysis.memoryOverTime, to: 2000)
+        json.key("samples"); json.raw("{")
+        json.key("t"); json.unsignedArray(samples.map(\.timeMicros)); json.comma()
+        json.key("rss"); json.unsignedArray(samples.map(\.rssBytes)); json.comma()
+        json.key("heap"); json.unsignedArray(samples.map(\.heapBytes))
+        json.raw("}"); json.comma()
+        var threadNames: [ThreadNumber: String] = [:]
+        json.key("rows"); json.raw("{")
+        json.key("fn"); json.stringArray(rows.map(\.location.function)); json.comma()
+        json.key("file"); json.stringArray(rows.map(\.location.file)); json.comma()
+        json.key("line"); json.unsignedArray(rows.map(\.location.line)); json.comma()
+        json.key("thread"); json.stringArray(rows.map { row in
+            if let name = threadNames[row.thread] { return name }
+            let name = context.threadName(row.thread)
+            threadNames[row.thread] = name
+            return name
+        }); json.comma()
+        json.key("allocator"); json.stringArray(rows.map(\.kind.name)); json.comma()
+        json.key("bytes"); json.unsignedArray(rows.map(\.totals.bytes)); json.comma()
+        json.key("count"); json.unsignedArray(rows.map(\.totals.count))
+        json.raw("}"); json.comma()
+        json.key("temporal")
+        if let temporal = analysis.temporal {
+            var index: [RowKey: Int] = [:]
+            for (position, row) in rows.enumerated() {
+                index[RowKey(location: row.location, thread: row.thread, kind: row.kind)] = position
+            }
+            var cache: [FrameID: Location] = [:]
+            let rowOfEntry = temporal.entries.map { entry in
+                index[Self.rowKey(analysis, frame: entry.frame, thread: entry.thread, kind: entry.kind, cache: &cache)] ?? 0
+            }
+            json.raw("{")
+            json.key("ends"); json.unsignedArray(temporal.bucketEndMicros); json.comma()
+            json.key("never"); json.unsigned(UInt64(TemporalAggregate.never)); json.comma()
+            json.key("row"); json.unsignedArray(rowOfEntry); json.comma()
+            json.key("a"); json.unsignedArray(temporal.entries.map(\.allocBucket)); json.comma()
+            json.key("f"); json.unsignedArray(temporal.entries.map(\.freeBucket)); json.comma()
+            json.key("bytes"); json.unsignedArray(temporal.entries.map(\.totals.bytes)); json.comma()
+            json.key("count"); json.unsignedArray(temporal.entries.map(\.totals.count))
+            json.raw("}")
+        } else {
+            json.null()
+        }
+        json.raw("}")
+        return json.bytes
+    }
+
+    public func html() -> [UInt8] {
+        ReportHTML.page(title: context.title, body: TableHTML.body, style: ReportHTML.commonStyle + TableHTML.style,
+                        script: ReportHTML.commonScript + TableHTML.script, data: dataJSON())
+    }
+}
+
+enum TableHTML {
+    static let body = #"""
+<header>
+<h1 id="title"></h1>
+<div id="subtitle"></div>
+<div id="warnings"></div>
+</header>
+<details class="metabox" open><summary>Capture</summary><dl id="meta"></dl></details>
+<div id="chart-box"><canvas id="chart"></canvas><div id="chart-info"></div></div>
+<div id="toolbar">
+<input id="filter" type="search" placeholder="Filter: function, file, thread, allocator" autocomplete="off">
+<span id="count-info" class="muted"></span>
+</div>
+<table id="sites">
+<thead><tr>
+<th data-key="fn">Function</th><th data-key="loc">Location</th><th data-key="thread">Thread</th>
+<th data-key="allocator">Allocator</th><th data-key="bytes" class="num">Bytes</th><th data-key="share" class="num">Share</th>
+<th data-key="count" class="num">Allocations</th>
+</tr></thead>
+<tbody id="rows"></tbody>
+</table>
+<footer>heapscope table. Click a column heading to sort (again to reverse); the filter matches any column.</footer>
+"""#
+
+    static let style = #"""
+#sites { border-collapse: collapse; width: 100%; font-size: 12px; }
+#sites th { text-align: left; border-bottom: 2px solid var(--line); padding: 4px 6px; cursor: pointer; user-select: none; white-space: nowrap; }
+#sites th.sorted::after { content: ' \25BC'; font-size: 9px; }
+#sites th.sorted.asc::after { content: ' \25B2'; }
+#sites td { border-bottom: 1px solid #eee; padding: 2px 6px; vertical-align: top; }
+#sites td.loc { word-break: break-all; color: var(--muted); }
+#sites .num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+#sites tbody tr:hover { background: #f6f8ff; }
+#filter { width: 320px; padding: 3px 6px; font: inherit; }
+"""#
+
+    static let script = #"""
+(function () {
+var R = D.rows, n = R.fn.length, LIMIT = 1000;
+var wholeBytes = R.bytes, wholeCount = R.count, wholeTotal = D.total, rangeText = '';
+var order = [], sortKey = 'bytes', ascending = false, filter = '';
+var lower = null;
+function loc(i) { return R.file[i] ? R.file[i] + ':' + R.line[i] : '-'; }
+function value(i, key) {
+  switch (key) {
+    case 'fn': return R.fn[i];
+    case 'loc': return loc(i);
+    case 'thread': return R.thread[i];
+    case 'allocator': return R.allocator[i];
+    case 'count': return R.count[i];
+    default: return R.bytes[i];
+  }
+}
+function apply() {
+  var rows = [];
+  if (filter) {
+    if (!lower) lower = R.fn.map(function (f, i) { return (f + ' ' + loc(i) + ' ' + R.thread[i] + ' ' + R.allocator[i]).toLowerCase(); });
+    for (var i = 0; i < n; i++) if (lower[i].indexOf(filter) >= 0) rows.push(i);
+  } else {
+    for (i = 0; i < n; i++) rows.push(i);
+  }
+  rows = rows.filter(function (i) { return R.bytes[i] > 0 || R.count[i] > 0; });
+  var key = sortKey === 'share' ? 'bytes' : sortKey, numeric = key === 'bytes' || key === 'count';
+  rows.sort(function (a, b) {
+    var x = value(a, key), y = value(b, key), c = numeric ? x - y : (x < y ? -1 : x > y ? 1 : 0);
+    if (c === 0) c = R.bytes[a] - R.bytes[b] || b - a;
+    return ascending ? c : -c;
+  });
+  order = rows;
+  render();
+}
+function render() {
+  var body = document.getElementById('rows');
+  body.textContent = '';
+  var frag = document.createDocumentFragment(), bytes = 0, count = 0;
+  for (var k = 0; k < order.length; k++) { bytes += R.bytes[order[k]]; count += R.count[order[k]]; }
+  for (k = 0; k < Math.min(order.length, LIMIT); k++) {
+    var i = order[k], tr = document.createElement('tr');
+    tr.appendChild(el('td', null, R.fn[i]));
+    tr.appendChild(el('td', 'loc', loc(i)));
+    tr.appendChild(el('td', null, R.thread[i]));
+    tr.appendChild(el('td', null, R.allocator[i]));
+    var b = el('td', 'num', fmtBytes(R.bytes[i])); b.title = fmtCount(R.bytes[i]) + ' bytes'; tr.appendChild(b);
+    tr.appendChild(el('td', 'num', fmtPct(R.bytes[i], D.total)));
+    tr.appendChild(el('td', 'num', fmtCount(R.count[i])));
+    frag.appendChild(tr);
+  }
+  body.appendChild(frag);
+  document.getElementById('count-info').textContent = (order.length > LIMIT ? 'showing the first ' + LIMIT + ' of ' : '') +
+    fmtCount(order.length) + ' sites' + (filter ? ' matching' : '') + ': ' + fmtBytes(bytes) + ' (' + fmtPct(bytes, D.total) +
+    ') in ' + fmtCount(count) + ' allocations';
+  document.querySelectorAll('#sites th').forEach(function (th) {
+    th.classList.toggle('sorted', th.dataset.key === sortKey);
+    th.classList.toggle('asc', th.dataset.key === sortKey && ascending);
+  });
+  HS.sortKey = sortKey; HS.ascending = ascending; HS.shown = order.length;
+}
+// Temporal: a range selected on the chart recomputes every row.
+function selectRange(t0, t1) {
+  if (!D.temporal) return;
+  if (t0 === null) {
+    R.bytes = wholeBytes; R.count = wholeCount; D.total = wholeTotal; rangeText = ''; HS.range = null;
+  } else {
+    var TT = D.temporal, ends = TT.ends, A = 0, B = 0, leaks = D.view === 'leaks';
+    while (A < ends.length - 1 && ends[A] < t0) A++;
+    while (B < ends.length - 1 && ends[B] < t1) B++;
+    B = Math.max(A, B);
+    var b = new Float64Array(n), c = new Float64Array(n), total = 0;
+    for (var i = 0; i < TT.row.length; i++) {
+      var a = TT.a[i], f = TT.f[i];
+      if (a < A || a > B) continue;
+      if (leaks ? f !== TT.never : f <= B) continue;
+      b[TT.row[i]] += TT.bytes[i]; c[TT.row[i]] += TT.count[i]; total += TT.bytes[i];
+    }
+    R.bytes = b; R.count = c; D.total = total;
+    var from = A > 0 ? ends[A - 1] : 0, to = ends[B];
+    rangeText = 'Selected ' + fmtSeconds(from) + ' \u2013 ' + fmtSeconds(to) + ': ' +
+      (leaks ? 'allocated in the range and never freed' : 'allocated in the range and still live at its end');
+    HS.range = { from: from, to: to, a: A, b: B };
+  }
+  apply();
+}
+renderHeader();
+var chart = new MemoryChart(document.getElementById('chart'), document.getElementById('chart-info'), D.samples,
+  D.temporal ? { onSelect: selectRange, rangeText: function () { return rangeText; } } : {});
+HS.selectRange = selectRange;
+document.querySelectorAll('#sites th').forEach(function (th) {
+  th.addEventListener('click', function () {
+    var key = th.dataset.key;
+    if (key === sortKey) ascending = !ascending; else { sortKey = key; ascending = key === 'fn' || key === 'loc' || key === 'thread' || key === 'allocator'; }
+    apply();
+  });
+});
+document.getElementById('filter').addEventListener('input', function (e) { filter = e.target.value.trim().toLowerCase(); apply(); });
+apply();
+HS.ready = true;
+})();
+"""#
+}

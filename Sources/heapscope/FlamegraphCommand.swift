@@ -1,0 +1,52 @@
+import ArgumentParser
+import HeapscopeAnalysis
+import HeapscopeReports
+
+struct FlamegraphCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flamegraph",
+        abstract: "Write a flame graph of a capture as one self-contained HTML page.",
+        discussion: """
+            The page works offline (no external scripts): click a frame to zoom, search
+            to highlight functions and see their share, hover for figures and source.
+            Views: the peak (default), --leaks, --temporary-allocations; --temporal adds
+            a time-range selection on the memory chart.
+            """
+    )
+
+    @Argument(help: "The capture file (.hsc), compressed or not.")
+    var capture: String
+
+    @Option(name: .shortAndLong, help: "Output file (default: heapscope-flamegraph-<capture name>.html next to the capture).")
+    var output: String?
+
+    @Flag(name: .shortAndLong, help: "Replace the output file if it exists.")
+    var force = false
+
+    @OptionGroup var viewOptions: ViewOptions
+    @OptionGroup var shape: ShapeOptions
+
+    @Flag(help: "Add a time-range selection: the graph then shows what was allocated in the range and still live at its end (with --leaks: never freed).")
+    var temporal = false
+
+    func validate() throws {
+        if temporal, case .temporary = viewOptions.view {
+            throw ValidationError("--temporal works with the peak and --leaks views, not with temporary allocations")
+        }
+    }
+
+    func run() throws {
+        let path = output ?? defaultOutputPath(capture: capture, report: "flamegraph", ext: "html")
+        try checkOutput(path, force: force)
+        let options = ReportOptions(view: viewOptions.view, temporal: temporal,
+                                    splitThreads: shape.splitThreads, inverted: shape.inverted)
+        let analysis = try analyzeView(at: capture, view: options.view, temporal: temporal)
+        let report = FlameGraphReport(context: ReportContext(capturePath: capture, options: options, analysis: analysis))
+        try writeOutput(report.html(), to: path)
+        if path != "-" {
+            var note = "Wrote \(path): \(options.description) flame graph, \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.count(analysis.total.count)) allocations"
+            if analysis.isTruncated { note += " (the capture was cut short)" }
+            printError(note)
+        }
+    }
+}

@@ -34,7 +34,8 @@ let package = Package(
         .target(name: "HeapscopeFormat", dependencies: ["CZstd"]),
         // Report-side symbolication; never loaded into the profiled process.
         .target(name: "HeapscopeSymbols", dependencies: ["CDwarf"]),
-        .target(name: "HeapscopeAnalysis", dependencies: ["HeapscopeFormat"]),
+        // HeapscopeSymbols: hybrid stacks (HybridStacks.swift) symbolicate native frames.
+        .target(name: "HeapscopeAnalysis", dependencies: ["HeapscopeFormat", "HeapscopeSymbols"]),
         .target(name: "HeapscopeReports", dependencies: ["HeapscopeFormat", "HeapscopeAnalysis"]),
         .executableTarget(
             name: "heapscope",
@@ -47,6 +48,9 @@ let package = Package(
         .testTarget(name: "HeapscopeFormatTests", dependencies: ["HeapscopeFormat", "CZstd"], exclude: ["Fixtures"]),
         .testTarget(name: "HeapscopeSymbolsTests", dependencies: ["HeapscopeSymbols"]),
         .testTarget(name: "HeapscopeAnalysisTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports"]),
+        // Hybrid stacks: synthetic native captures over objects compiled in the test, and a real capture.
+        .testTarget(name: "HybridStacksTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeSymbols"]),
         .testTarget(name: "HeapscopeReportsTests", dependencies: ["HeapscopeReports", "HeapscopeAnalysis", "HeapscopeFormat"]),
+        .testTarget(name: "HeapscopePymallocTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports"]),
     ]
 )

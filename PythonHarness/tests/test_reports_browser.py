@@ -222,7 +222,8 @@ def test_leaks_warning_without_python_allocator_tracing(hsm, workdir, browser):
     load(browser, page)
     warning = browser.find_element(By.ID, "warnings")
     assert warning.is_displayed()
-    assert "pymalloc" in warning.text and "without Python allocator tracing" in warning.text
+    assert "pymalloc" in warning.text and "Python allocators not traced" in warning.text
+    assert "heapscope run --leaks" in warning.text
     screenshot(browser, "unbounded_cache-leaks-pymalloc-warning")
 
 

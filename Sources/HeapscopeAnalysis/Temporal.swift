@@ -19,6 +19,8 @@ public struct TemporalAggregate: Sendable {
 
 public struct TemporalEntry: Equatable, Sendable {
     public var frame: FrameID
+    /// Innermost native frame (native captures; else 0).
+    public var nativeFrame: NativeFrameID = 0
     public var thread: ThreadNumber
     public var kind: AllocatorKind
     public var allocBucket: UInt16
@@ -88,7 +90,7 @@ struct TemporalBuilder {
         currentBucketStartSerial = start > 0 ? serialAtSnapshot[start - 1] : 0
     }
 
-    func finish(snapshotTimes: [UInt64], endTime: UInt64) -> TemporalAggregate {
+    func finish(snapshotTimes: [UInt64], endTime: UInt64, stacks: StackKeyTable = StackKeyTable(nativeStacks: false)) -> TemporalAggregate {
         let snapshots = serialAtSnapshot.count
         let bucketCount = (snapshots >> shift) + 1
         var ends: [UInt64] = []
@@ -104,7 +106,8 @@ struct TemporalBuilder {
         entries.reserveCapacity(table.count)
         table.forEach { key, buckets, totals in
             let site = site(ofKey: key)
-            entries.append(TemporalEntry(frame: site.frame, thread: site.thread, kind: site.kind,
+            let stack = stacks.key(site.frame)
+            entries.append(TemporalEntry(frame: stack.frame, nativeFrame: stack.nativeFrame, thread: site.thread, kind: site.kind,
                                          allocBucket: UInt16(truncatingIfNeeded: buckets >> 16),
                                          freeBucket: UInt16(truncatingIfNeeded: buckets), totals: totals))
         }

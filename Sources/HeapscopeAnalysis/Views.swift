@@ -37,16 +37,22 @@ public enum ReportView: Equatable, Sendable {
 /// the allocator.
 public struct SiteTotals: Equatable, Sendable {
     public var frame: FrameID
+    /// Innermost native frame (native captures; else 0).
+    public var nativeFrame: NativeFrameID
     public var thread: ThreadNumber
     public var kind: AllocatorKind
     public var totals: Totals
 
-    public init(frame: FrameID, thread: ThreadNumber, kind: AllocatorKind, totals: Totals) {
+    public init(frame: FrameID, nativeFrame: NativeFrameID = 0, thread: ThreadNumber, kind: AllocatorKind, totals: Totals) {
         self.frame = frame
+        self.nativeFrame = nativeFrame
         self.thread = thread
         self.kind = kind
         self.totals = totals
     }
+
+    /// The whole stack: Python and native.
+    public var stack: StackKey { StackKey(frame: frame, nativeFrame: nativeFrame) }
 }
 
 /// One replay of a capture for a report view: the view's figures per site, plus
@@ -82,12 +88,16 @@ public struct ViewAnalysis: Sendable {
 
     /// The capture was recorded with pymalloc active and Python allocators not
     /// traced: freed objects stay inside pymalloc's arenas, so leak figures mislead.
-    public var leaksMislead: Bool {
-        let allocator = header.metadata.pythonAllocator ?? "pymalloc"
-        return allocator.hasPrefix("pymalloc") && !header.flags.contains(.pythonAllocators)
+    public var leaksMislead: Bool { AllocatorNotes.leaksMislead(header) }
+
+    /// The view's figures by (Python stack, native stack), threads and allocators merged.
+    public var byStackKey: StackKeyTotals {
+        var totals = StackKeyTotals()
+        for site in sites { totals.add(site.stack, site.totals) }
+        return totals
     }
 
-    /// The view's figures by stack only.
+    /// The view's figures by Python stack only.
     public var byStack: StackTotals {
         var totals = StackTotals(frameCount: tables.frameCount)
         for site in sites { totals.add(frame: site.frame, bytes: site.totals.bytes, count: site.totals.count) }
@@ -105,7 +115,8 @@ public struct ViewAnalysis: Sendable {
                 progress: ((Int, Int) -> Void)? = nil) throws(CaptureError) {
         var reader = reader
         var replay = ViewReplay(view: view, countsArenas: !reader.header.flags.contains(.pythonAllocators),
-                                temporal: temporal, frameCount: reader.tables.frameCount)
+                                temporal: temporal, frameCount: reader.tables.frameCount,
+                                nativeStacks: reader.header.flags.contains(.native))
         let streamLength = reader.streamLength
         var nextReport = 0
         progress?(0, streamLength)
@@ -124,7 +135,7 @@ public struct ViewAnalysis: Sendable {
                         replay.free(event.kind, address: event.address, thread: thread)
                     } else {
                         replay.alloc(Allocation(kind: event.kind, address: event.address, size: event.size,
-                                                frame: event.frame, thread: thread))
+                                                frame: event.frame, thread: thread, nativeFrame: event.nativeFrame))
                     }
                 }
             } else {
@@ -209,9 +220,13 @@ struct ViewReplay {
     let recentCapacity: Int
 
     var temporal: TemporalBuilder?
+    /// Live blocks, mappings and site keys hold a stack id from this table
+    /// where they held the Python frame id (the same number without native stacks).
+    var stacks: StackKeyTable
 
-    init(view: ReportView, countsArenas: Bool, temporal: Bool, frameCount: Int) {
+    init(view: ReportView, countsArenas: Bool, temporal: Bool, frameCount: Int, nativeStacks: Bool = false) {
         self.view = view
+        stacks = StackKeyTable(nativeStacks: nativeStacks)
         self.countsArenas = countsArenas
         tracksPeak = view == .peak
         allocatedByFrame = [Totals](repeating: .zero, count: frameCount + 1)
@@ -238,14 +253,15 @@ struct ViewReplay {
         if allocation.kind == .pymallocArena && !countsArenas { return }
         allocated.add(allocation.size)
         allocatedByFrame[Int(allocation.frame)].add(allocation.size)
+        let stack = stacks.id(frame: allocation.frame, nativeFrame: allocation.nativeFrame)
 
         if allocation.kind == .mmap {
-            let mapping = MappedRanges.Mapping(address: allocation.address, serial: serial, frame: allocation.frame,
+            let mapping = MappedRanges.Mapping(address: allocation.address, serial: serial, frame: stack,
                                                thread: allocation.thread, kind: allocation.kind, liveBytes: 0)
             for part in mapped.map(mapping, length: allocation.size) { release(part) }
         } else {
             let block = LiveBlock(address: allocation.address, size: allocation.size, serial: serial,
-                                  frame: allocation.frame, thread: allocation.thread, kind: allocation.kind)
+                                  frame: stack, thread: allocation.thread, kind: allocation.kind)
             if let replaced = heap.insert(block) { release(replaced, freeingThread: nil) }
         }
         if recentCapacity > 0 {
@@ -328,7 +344,9 @@ struct ViewReplay {
         result.reserveCapacity(totals.count)
         totals.forEach { key, value in
             let site = site(ofKey: key)
-            result.append(SiteTotals(frame: site.frame, thread: site.thread, kind: site.kind, totals: value))
+            let stack = stacks.key(site.frame)
+            result.append(SiteTotals(frame: stack.frame, nativeFrame: stack.nativeFrame, thread: site.thread,
+                                     kind: site.kind, totals: value))
         }
         return result
     }
@@ -344,7 +362,7 @@ struct ViewReplay {
             builder.leak(serial: mapping.serial, key: siteKey(frame: mapping.frame, thread: mapping.thread, kind: mapping.kind),
                          bytes: mapping.liveBytes, count: 1)
         }
-        return builder.finish(snapshotTimes: samples.map(\.timeMicros), endTime: endTime)
+        return builder.finish(snapshotTimes: samples.map(\.timeMicros), endTime: endTime, stacks: stacks)
     }
 }
 

@@ -19,9 +19,14 @@ public struct FlameGraphReport {
         // Biggest sites first: node numbering then follows size, which keeps the
         // page's tables in a helpful order.
         let sites = analysis.sites.sorted { $0.totals.bytes > $1.totals.bytes }
-        for site in sites { tree.add(frame: site.frame, thread: site.thread, totals: site.totals) }
+        for site in sites {
+            tree.add(frame: site.frame, nativeFrame: site.nativeFrame, thread: site.thread, totals: site.totals,
+                     resolver: context.resolver)
+        }
         if let temporal = analysis.temporal {
-            temporalNodes = temporal.entries.map { tree.leaf(frame: $0.frame, thread: $0.thread) }
+            temporalNodes = temporal.entries.map {
+                tree.leaf(frame: $0.frame, nativeFrame: $0.nativeFrame, thread: $0.thread, resolver: context.resolver)
+            }
         }
     }
 

@@ -31,15 +31,31 @@ public struct ReportOptions: Sendable, Equatable {
 
 /// What every report says about the capture it shows: its name, the view, the
 /// units, and warnings (cut short; leaks with pymalloc untraced).
-public struct ReportContext: Sendable {
+public struct ReportContext {
     public var capturePath: String
     public var options: ReportOptions
     public var analysis: ViewAnalysis
+    /// Display stacks (hybrid or native) for native captures; nil: Python
+    /// stacks straight from the capture's frames.
+    public var resolver: StackResolver?
 
-    public init(capturePath: String, options: ReportOptions, analysis: ViewAnalysis) {
+    public init(capturePath: String, options: ReportOptions, analysis: ViewAnalysis, resolver: StackResolver? = nil) {
         self.capturePath = capturePath
         self.options = options
         self.analysis = analysis
+        self.resolver = resolver
+    }
+
+    /// A site's stack as locations, outermost first (empty: no frame at all).
+    public func locations(frame: FrameID, nativeFrame: NativeFrameID) -> [Location] {
+        guard let resolver else { return analysis.tables.stack(ofFrame: frame).reversed() }
+        return resolver.stackIndices(StackKey(frame: frame, nativeFrame: nativeFrame)).map { resolver.frame($0).location }
+    }
+
+    /// Where a site allocated: its innermost frame.
+    public func innermost(frame: FrameID, nativeFrame: NativeFrameID) -> Location {
+        guard let resolver else { return analysis.tables.location(ofFrame: frame) }
+        return resolver.innermost(StackKey(frame: frame, nativeFrame: nativeFrame))?.location ?? .unknown
     }
 
     public static let units = "bytes (B, KiB = 1024 B, MiB, GiB) and allocation counts"
@@ -50,10 +66,7 @@ public struct ReportContext: Sendable {
         var result: [String] = []
         if analysis.isTruncated { result.append(StatsReport.cutShortNote) }
         if options.view == .leaks && analysis.leaksMislead {
-            result.append("Warning: this capture was recorded with pymalloc and without Python allocator tracing: "
-                          + "objects freed into pymalloc's arenas are not seen as freed, so this leak report is "
-                          + "likely to show memory that was in fact released. Record with --trace-python-allocators "
-                          + "(or PYTHONMALLOC=malloc) for accurate leaks.")
+            result.append(AllocatorNotes.leaksWarning)
         }
         return result
     }
@@ -72,7 +85,7 @@ public struct ReportContext: Sendable {
             ("Units", Self.units),
             ("Command", command.isEmpty ? "(not recorded)" : command),
             ("Python", metadata.pythonVersion ?? "(not recorded)"),
-            ("Allocator", metadata.pythonAllocator ?? "(not recorded)"),
+            ("Allocator", AllocatorNotes.describe(metadata)),
             ("Modes", modes.joined(separator: ", ")),
             ("Duration", analysis.durationMicros.map { Formatting.seconds(micros: $0) } ?? "unknown"),
             ("Peak memory", Formatting.bytes(analysis.peakBytes)),
@@ -219,8 +232,33 @@ public struct StackTree {
         return node
     }
 
-    public mutating func add(frame: FrameID, thread: ThreadNumber, totals: Totals) {
-        let node = leaf(frame: frame, thread: thread)
+    /// Label per `StackResolver` frame index (-1: not made yet).
+    private var displayLabel: [Int32] = []
+
+    /// The node a display stack ends at (outermost first, from `StackResolver.stackIndices`).
+    public mutating func leaf(stack: [StackResolver.FrameIndex], resolver: StackResolver, thread: ThreadNumber) -> Int32 {
+        var node = root(forThread: thread)
+        if stack.isEmpty { node = child(of: node, label: label(ofFrame: 0)) }
+        for index in inverted ? Array(stack.reversed()) : stack {
+            while displayLabel.count <= Int(index) { displayLabel.append(-1) }
+            if displayLabel[Int(index)] < 0 {
+                displayLabel[Int(index)] = intern(Label(location: resolver.frame(index).location, kind: .frame))
+            }
+            node = child(of: node, label: displayLabel[Int(index)])
+        }
+        return node
+    }
+
+    /// The node of a site's stack: display frames when the context has a
+    /// resolver, Python frames otherwise.
+    public mutating func leaf(frame: FrameID, nativeFrame: NativeFrameID, thread: ThreadNumber, resolver: StackResolver?) -> Int32 {
+        guard let resolver else { return leaf(frame: frame, thread: thread) }
+        return leaf(stack: resolver.stackIndices(StackKey(frame: frame, nativeFrame: nativeFrame)), resolver: resolver, thread: thread)
+    }
+
+    public mutating func add(frame: FrameID, nativeFrame: NativeFrameID = 0, thread: ThreadNumber, totals: Totals,
+                             resolver: StackResolver? = nil) {
+        let node = leaf(frame: frame, nativeFrame: nativeFrame, thread: thread, resolver: resolver)
         selfTotals[Int(node)] = selfTotals[Int(node)] + totals
     }
 

@@ -18,18 +18,22 @@ public struct TableReport {
 
     public init(context: ReportContext) {
         self.context = context
-        rows = Self.rows(context.analysis)
+        rows = Self.rows(context)
     }
 
     /// Sites merged by (innermost location, thread, allocator), biggest first.
     /// With temporal data, sites that only appear there get rows too (with
     /// nothing in the whole-run view).
-    public static func rows(_ analysis: ViewAnalysis) -> [Row] {
+    public static func rows(_ context: ReportContext) -> [Row] {
+        let analysis = context.analysis
         var rows: [Row] = []
         var index: [RowKey: Int] = [:]
-        var cache: [FrameID: Location] = [:]
-        func add(frame: FrameID, thread: ThreadNumber, kind: AllocatorKind, totals: Totals) {
-            let key = rowKey(analysis, frame: frame, thread: thread, kind: kind, cache: &cache)
+        var cache: [StackKey: Location] = [:]
+        func add(frame: FrameID, nativeFrame: NativeFrameID, thread: ThreadNumber, kind: AllocatorKind, totals: Totals) {
+            let stack = StackKey(frame: frame, nativeFrame: nativeFrame)
+            let location = cache[stack] ?? context.innermost(frame: frame, nativeFrame: nativeFrame)
+            cache[stack] = location
+            let key = RowKey(location: location, thread: thread, kind: kind)
             if let existing = index[key] {
                 rows[existing].totals = rows[existing].totals + totals
             } else {
@@ -38,10 +42,10 @@ public struct TableReport {
             }
         }
         for site in analysis.sites where site.totals.bytes > 0 || site.totals.count > 0 {
-            add(frame: site.frame, thread: site.thread, kind: site.kind, totals: site.totals)
+            add(frame: site.frame, nativeFrame: site.nativeFrame, thread: site.thread, kind: site.kind, totals: site.totals)
         }
         for entry in analysis.temporal?.entries ?? [] {
-            add(frame: entry.frame, thread: entry.thread, kind: entry.kind, totals: .zero)
+            add(frame: entry.frame, nativeFrame: entry.nativeFrame, thread: entry.thread, kind: entry.kind, totals: .zero)
         }
         return rows.sorted { a, b in
             if a.totals.bytes != b.totals.bytes { return a.totals.bytes > b.totals.bytes }
@@ -52,12 +56,6 @@ public struct TableReport {
 
     struct RowKey: Hashable { var location: Location; var thread: ThreadNumber; var kind: AllocatorKind }
 
-    static func rowKey(_ analysis: ViewAnalysis, frame: FrameID, thread: ThreadNumber, kind: AllocatorKind,
-                       cache: inout [FrameID: Location]) -> RowKey {
-        let location = cache[frame] ?? analysis.tables.location(ofFrame: frame)
-        cache[frame] = location
-        return RowKey(location: location, thread: thread, kind: kind)
-    }
 
     public func dataJSON() -> [UInt8] {
         let analysis = context.analysis
@@ -107,9 +105,9 @@ public struct TableReport {
             for (position, row) in rows.enumerated() {
                 index[RowKey(location: row.location, thread: row.thread, kind: row.kind)] = position
             }
-            var cache: [FrameID: Location] = [:]
             let rowOfEntry = temporal.entries.map { entry in
-                index[Self.rowKey(analysis, frame: entry.frame, thread: entry.thread, kind: entry.kind, cache: &cache)] ?? 0
+                let location = context.innermost(frame: entry.frame, nativeFrame: entry.nativeFrame)
+                return index[RowKey(location: location, thread: entry.thread, kind: entry.kind)] ?? 0
             }
             json.raw("{")
             json.key("ends"); json.unsignedArray(temporal.bucketEndMicros); json.comma()

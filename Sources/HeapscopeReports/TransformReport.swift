@@ -44,30 +44,34 @@ public struct TransformReport {
 
     // MARK: Stacks
 
-    /// Stacks of the view, merged by frame (and thread when split), biggest first.
-    private func stacks() -> [(frame: FrameID, thread: ThreadNumber, totals: Totals)] {
-        var index: [UInt64: Int] = [:]
-        var result: [(frame: FrameID, thread: ThreadNumber, totals: Totals)] = []
+    /// Stacks of the view, merged by stack (and thread when split), biggest first.
+    private func stacks() -> [(stack: StackKey, thread: ThreadNumber, totals: Totals)] {
+        var index: [StackKey: [ThreadNumber: Int]] = [:]
+        var result: [(stack: StackKey, thread: ThreadNumber, totals: Totals)] = []
         for site in analysis.sites where site.totals.bytes > 0 || site.totals.count > 0 {
             let thread = context.options.splitThreads ? site.thread : 0
-            let key = UInt64(thread) << 32 | UInt64(site.frame)
-            if let existing = index[key] {
+            let stack = StackKey(frame: site.frame, nativeFrame: site.nativeFrame)
+            if let existing = index[stack]?[thread] {
                 result[existing].totals = result[existing].totals + site.totals
             } else {
-                index[key] = result.count
-                result.append((site.frame, thread, site.totals))
+                index[stack, default: [:]][thread] = result.count
+                result.append((stack, thread, site.totals))
             }
         }
         return result.sorted { a, b in
-            a.totals.bytes != b.totals.bytes ? a.totals.bytes > b.totals.bytes : (a.frame, a.thread) < (b.frame, b.thread)
+            a.totals.bytes != b.totals.bytes ? a.totals.bytes > b.totals.bytes : (a.stack, a.thread) < (b.stack, b.thread)
         }
     }
 
+    /// Outermost first; never empty.
+    private func outermostFirst(_ stack: StackKey) -> [Location] {
+        let locations = context.locations(frame: stack.frame, nativeFrame: stack.nativeFrame)
+        return locations.isEmpty ? [Location(function: "<no Python frame>", file: "", line: 0)] : locations
+    }
+
     /// Outermost first (innermost first when inverted); never empty.
-    private func path(_ frame: FrameID) -> [Location] {
-        var stack = analysis.tables.stack(ofFrame: frame)
-        if stack.isEmpty { stack = [Location(function: "<no Python frame>", file: "", line: 0)] }
-        return context.options.inverted ? stack : stack.reversed()
+    private func path(_ stack: StackKey) -> [Location] {
+        context.options.inverted ? outermostFirst(stack).reversed() : outermostFirst(stack)
     }
 
     /// `function (file:line)`; allocations with no Python frame: `<no Python frame> (<unknown>:0)`.
@@ -80,7 +84,7 @@ public struct TransformReport {
     public func collapsed() -> [UInt8] {
         var out: [UInt8] = []
         for stack in stacks() {
-            var frames = path(stack.frame).map { Self.frameText($0).replacingSemicolons() }
+            var frames = path(stack.stack).map { Self.frameText($0).replacingSemicolons() }
             if context.options.splitThreads { frames.insert(context.threadName(stack.thread).replacingSemicolons(), at: 0) }
             out += Array((frames.joined(separator: ";") + " \(stack.totals.bytes)\n").utf8)
         }
@@ -99,7 +103,7 @@ public struct TransformReport {
             }
         for site in sites {
             let info = Int(site.thread) < analysis.tables.threads.count ? analysis.tables.thread(site.thread) : nil
-            let stack = analysis.tables.stack(ofFrame: site.frame)
+            let stack = outermostFirst(StackKey(frame: site.frame, nativeFrame: site.nativeFrame)).reversed()
                 .map { "\($0.function);\($0.file);\($0.line)" }.joined(separator: "|")
             let fields = [site.kind.name, String(site.totals.count), String(site.totals.bytes), String(site.thread),
                           info.map { String($0.osThreadID) } ?? "", info?.name ?? "", stack]
@@ -126,8 +130,7 @@ public struct TransformReport {
         for stack in stacks() {
             // callchain: callee first; functions named by (name, file)
             var chain: [Int] = []
-            for location in analysis.tables.stack(ofFrame: stack.frame).isEmpty
-                ? [Location(function: "<no Python frame>", file: "", line: 0)] : analysis.tables.stack(ofFrame: stack.frame) {
+            for location in outermostFirst(stack.stack).reversed() {
                 let key = Location(function: location.function, file: location.file, line: 0)
                 let index = functionIndex[key] ?? {
                     functions.append(key)
@@ -183,7 +186,7 @@ public struct TransformReport {
                 profile = profiles.count - 1
                 profileOfThread[stack.thread] = profile
             }
-            profiles[profile].samples.append(path(stack.frame).map(index))
+            profiles[profile].samples.append(path(stack.stack).map(index))
             profiles[profile].weights.append(stack.totals.bytes)
         }
         if profiles.isEmpty { profiles.append(("\(context.capturePath): \(context.options.description)", [], [])) }

@@ -24,25 +24,24 @@ public struct TreeReport {
         lines.append("Peak memory: \(Formatting.bytes(analysis.peakBytes)); shown: \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.count(analysis.total.count)) allocations")
         lines.append("")
 
-        // The biggest sites by stack (threads merged).
-        let byStack = analysis.byStack
-        let top = byStack.frames
-            .filter { byStack[$0].bytes > 0 || byStack[$0].count > 0 }
-            .sorted { a, b in
-                byStack[a].bytes != byStack[b].bytes ? byStack[a].bytes > byStack[b].bytes : a < b
-            }
+        var tree = StackTree(tables: analysis.tables, splitThreads: false, inverted: context.options.inverted,
+                             rootName: "all", threadName: { "thread \($0)" })
+        // The biggest sites by stack (threads merged; native stacks kept apart).
+        let top = analysis.byStackKey.byKey.filter { $0.value.bytes > 0 || $0.value.count > 0 }
+            .sorted { a, b in a.value.bytes != b.value.bytes ? a.value.bytes > b.value.bytes : a.key < b.key }
             .prefix(biggest)
-        guard !top.isEmpty else {
+        for (key, totals) in top {
+            tree.add(frame: key.frame, nativeFrame: key.nativeFrame, thread: 0, totals: totals, resolver: context.resolver)
+        }
+        let shownCount = top.count
+        guard shownCount > 0 else {
             lines.append("Nothing to show in this view.")
             return lines.joined(separator: "\n") + "\n"
         }
-        var tree = StackTree(tables: analysis.tables, splitThreads: false, inverted: context.options.inverted,
-                             rootName: "all", threadName: { "thread \($0)" })
-        for frame in top { tree.add(frame: frame, thread: 0, totals: byStack[frame]) }
         let totals = tree.totals()
         let children = tree.children(totals: totals)
         let whole = analysis.total.bytes
-        lines.append("The \(top.count) biggest allocation site\(top.count == 1 ? "" : "s") (\(Formatting.bytes(totals[0].bytes)), "
+        lines.append("The \(shownCount) biggest allocation site\(shownCount == 1 ? "" : "s") (\(Formatting.bytes(totals[0].bytes)), "
                      + "\(Formatting.percent(totals[0].bytes, of: whole)) of the view), with their call paths:")
         lines.append("")
 

@@ -24,6 +24,7 @@ struct FlamegraphCommand: ParsableCommand {
     var force = false
 
     @OptionGroup var viewOptions: ViewOptions
+    @OptionGroup var stackOptions: StackOptions
     @OptionGroup var shape: ShapeOptions
 
     @Flag(help: "Add a time-range selection: the graph then shows what was allocated in the range and still live at its end (with --leaks: never freed).")
@@ -41,12 +42,14 @@ struct FlamegraphCommand: ParsableCommand {
         let options = ReportOptions(view: viewOptions.view, temporal: temporal,
                                     splitThreads: shape.splitThreads, inverted: shape.inverted)
         let analysis = try analyzeView(at: capture, view: options.view, temporal: temporal)
-        let report = FlameGraphReport(context: ReportContext(capturePath: capture, options: options, analysis: analysis))
+        let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
+        let report = FlameGraphReport(context: context)
         try writeOutput(report.html(), to: path)
         if path != "-" {
             var note = "Wrote \(path): \(options.description) flame graph, \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.count(analysis.total.count)) allocations"
             if analysis.isTruncated { note += " (the capture was cut short)" }
             printError(note)
         }
+        printReportWarnings(context)
     }
 }

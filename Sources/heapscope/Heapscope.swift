@@ -11,6 +11,7 @@ struct Heapscope: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [RunCommand.self, StatsCommand.self, SummaryCommand.self, ParseCommand.self,
-                      FlamegraphCommand.self, TableCommand.self, TreeCommand.self, TransformCommand.self]
+                      FlamegraphCommand.self, TableCommand.self, TreeCommand.self, TransformCommand.self,
+                      PymallocCommand.self]
     )
 }

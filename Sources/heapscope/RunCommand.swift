@@ -65,6 +65,14 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Record forked child processes into captures of their own.")
     var followFork = false
 
+    @Flag(help: ArgumentHelp(
+        "Prepare a leak hunt: trace Python allocators, run with PYTHONMALLOC=malloc (unless the environment sets PYTHONMALLOC) and name the top leaking sites at exit.",
+        discussion: "See docs/PYMALLOC.md."))
+    var leaks = false
+
+    @Option(help: ArgumentHelp("With --leaks: hide known leaks matching the patterns in FILE from the summary (docs/CLI.md, \"Leak suppressions\").", valueName: "file"))
+    var suppressions: String?
+
     @Flag(help: "Leave the capture uncompressed (it is zstd-compressed when tracking stops).")
     var noCompress = false
 
@@ -169,6 +177,10 @@ private struct RunPlan {
         if cmd.memoryIntervalMs <= 0 {
             throw runFail("--memory-interval-ms must be a positive number of milliseconds")
         }
+        if let file = cmd.suppressions {
+            if !cmd.leaks { throw runFail("--suppressions works with --leaks") }
+            if case .failure(let message) = loadSuppressions(file) { throw runFail(message) }
+        }
         let arguments = Array(rest.dropFirst())
 
         var stem: String
@@ -240,7 +252,10 @@ private struct RunPlan {
     func bootstrapOptions(userPythonPath: String?) -> String {
         var fields: [(String, String)] = [
             ("native", options.native ? "true" : "false"),
-            ("trace_python_allocators", options.tracePythonAllocators ? "true" : "false"),
+            ("trace_python_allocators", (options.tracePythonAllocators || options.leaks) ? "true" : "false"),
+            ("leaks_mode", options.leaks ? "true" : "false"),
+            ("pythonmalloc_set_by_heapscope", setsPythonMalloc ? "true" : "false"),
+            ("user_pythonmalloc", userPythonMalloc.map(jsonString) ?? "null"),
             ("follow_fork", options.followFork ? "true" : "false"),
             ("compress", options.noCompress ? "false" : "true"),
             ("overwrite", options.force ? "true" : "false"),
@@ -254,6 +269,12 @@ private struct RunPlan {
         if mode == .module { fields.append(("module", jsonString(target))) }
         return "{" + fields.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}"
     }
+
+    /// The user's PYTHONMALLOC (kept by --leaks when set).
+    var userPythonMalloc: String? { getenvString("PYTHONMALLOC").flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// --leaks sets PYTHONMALLOC=malloc for the program unless the environment sets it.
+    var setsPythonMalloc: Bool { options.leaks && userPythonMalloc == nil }
 
     func childArgv() -> [String] {
         switch mode {
@@ -276,6 +297,11 @@ private struct RunPlan {
         var pythonPath = bootstrapDir
         if let user = userPythonPath, !user.isEmpty { pythonPath += ":" + user }
         env.append(("PYTHONPATH", pythonPath))
+        // --leaks: every object a real malloc, unless the user chose an allocator.
+        if setsPythonMalloc {
+            env.removeAll { $0.0 == "PYTHONMALLOC" }
+            env.append(("PYTHONMALLOC", "malloc"))
+        }
         env.append(("HEAPSCOPE_RUN_OUTPUT", absoluteOutput))
         env.append(("HEAPSCOPE_RUN_OPTIONS", bootstrapOptions(userPythonPath: userPythonPath)))
         return env.map { "\($0.0)=\($0.1)" }
@@ -394,6 +420,11 @@ private struct RunPlan {
         }
         if !children.isEmpty {
             lines.append("  forked children:   \(children.count) captures: \(children.joined(separator: ", "))")
+        }
+        if options.leaks {
+            // LEAKS SUMMARY (run --leaks): LeaksSummary.swift.
+            lines += leaksSummaryLines(capture: absolutePath, suppressionsFile: options.suppressions,
+                                       userPythonMalloc: userPythonMalloc)
         }
         let quoted = shellQuoted([path])
         lines.append("next: heapscope summary \(quoted)   (or: heapscope stats \(quoted))")

@@ -23,6 +23,7 @@ struct TableCommand: ParsableCommand {
     var force = false
 
     @OptionGroup var viewOptions: ViewOptions
+    @OptionGroup var stackOptions: StackOptions
 
     @Flag(help: "Add a time-range selection on the memory chart: the table then shows what was allocated in the range and still live at its end (with --leaks: never freed).")
     var temporal = false
@@ -38,12 +39,14 @@ struct TableCommand: ParsableCommand {
         try checkOutput(path, force: force)
         let options = ReportOptions(view: viewOptions.view, temporal: temporal)
         let analysis = try analyzeView(at: capture, view: options.view, temporal: temporal)
-        let report = TableReport(context: ReportContext(capturePath: capture, options: options, analysis: analysis))
+        let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
+        let report = TableReport(context: context)
         try writeOutput(report.html(), to: path)
         if path != "-" {
             var note = "Wrote \(path): \(options.description) table, \(Formatting.count(report.rows.count)) sites"
             if analysis.isTruncated { note += " (the capture was cut short)" }
             printError(note)
         }
+        printReportWarnings(context)
     }
 }

@@ -30,6 +30,7 @@ struct TransformCommand: ParsableCommand {
     var force = false
 
     @OptionGroup var viewOptions: ViewOptions
+    @OptionGroup var stackOptions: StackOptions
     @OptionGroup var shape: ShapeOptions
 
     func run() throws {
@@ -37,7 +38,8 @@ struct TransformCommand: ParsableCommand {
         try checkOutput(path, force: force)
         let options = ReportOptions(view: viewOptions.view, splitThreads: shape.splitThreads, inverted: shape.inverted)
         let analysis = try analyzeView(at: capture, view: options.view)
-        let report = TransformReport(context: ReportContext(capturePath: capture, options: options, analysis: analysis))
+        let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
+        let report = TransformReport(context: context)
         try writeOutput(report.output(format), to: path)
         if path != "-" {
             var note = "Wrote \(path): \(format.rawValue), \(options.description), \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.count(analysis.total.count)) allocations"
@@ -46,5 +48,6 @@ struct TransformCommand: ParsableCommand {
         } else if analysis.isTruncated {
             printError("heapscope: note: \(capture) was cut short; the figures cover it up to its last complete record")
         }
+        printReportWarnings(context)
     }
 }

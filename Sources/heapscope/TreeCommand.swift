@@ -21,6 +21,7 @@ struct TreeCommand: ParsableCommand {
     var biggest = 10
 
     @OptionGroup var viewOptions: ViewOptions
+    @OptionGroup var stackOptions: StackOptions
 
     func validate() throws {
         guard biggest >= 1 else { throw ValidationError("-b must be 1 or more") }
@@ -29,8 +30,8 @@ struct TreeCommand: ParsableCommand {
     func run() throws {
         let options = ReportOptions(view: viewOptions.view)
         let analysis = try analyzeView(at: capture, view: options.view)
-        let report = TreeReport(context: ReportContext(capturePath: capture, options: options, analysis: analysis),
-                                biggest: biggest)
+        let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
+        let report = TreeReport(context: context, biggest: biggest)
         var width = 160
         if isatty(STDOUT_FILENO) == 1 {
             var size = winsize()
@@ -39,5 +40,6 @@ struct TreeCommand: ParsableCommand {
             width = 10_000
         }
         writeAll(Array(report.text(width: width).utf8), to: STDOUT_FILENO)
+        printReportWarnings(context)
     }
 }

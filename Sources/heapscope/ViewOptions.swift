@@ -103,6 +103,7 @@ func writeOutput(_ bytes: [UInt8], to path: String) throws {
 func applyView(_ view: ReportView, to analysis: CaptureAnalysis, capture: String, forSummary: Bool) throws -> CaptureAnalysis {
     guard view != .peak else { return analysis }
     let figures = try analyzeView(at: capture, view: view)
+    if view == .leaks && figures.leaksMislead { printWarning(AllocatorNotes.leaksWarning) }
     var adjusted = analysis
     if forSummary {
         adjusted.peak.live = figures.byStack

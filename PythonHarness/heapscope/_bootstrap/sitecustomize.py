@@ -11,7 +11,9 @@
 #   HEAPSCOPE_RUN_OPTIONS  JSON: native, trace_python_allocators, follow_fork,
 #                          compress, overwrite, memory_interval_ms, command_line,
 #                          module (for -m), package_dir, bootstrap_dir,
-#                          pythonpath (the user's PYTHONPATH, or null)
+#                          pythonpath (the user's PYTHONPATH, or null),
+#                          leaks_mode, pythonmalloc_set_by_heapscope,
+#                          user_pythonmalloc, referrers (write <capture>.refs)
 #
 # Keep this file's syntax valid for old interpreters: a wrong interpreter must
 # get a clear heapscope error, not a SyntaxError.
@@ -54,6 +56,10 @@ def _heapscope_bootstrap():
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = original
+        # `run --leaks` started us with PYTHONMALLOC=malloc: the interpreter has
+        # read it; the program and its subprocesses see the user's environment.
+        if options.get("pythonmalloc_set_by_heapscope"):
+            os.environ.pop("PYTHONMALLOC", None)
     else:
         bootstrap_dir = here
 
@@ -97,10 +103,27 @@ def _heapscope_start(output, options):
     def _heapscope_stop_at_exit():
         try:
             if tracker.active:
+                if options.get("leaks_mode"):
+                    # Leak hunt: free unreachable cycles and empty the free
+                    # lists (a full collection does both) while still tracking,
+                    # so they do not show as leaks.
+                    import gc
+
+                    gc.collect()
                 tracker.stop()
         except BaseException as exc:
             sys.stderr.write("heapscope: error: stopping the tracker failed: %s: %s\n" % (type(exc).__name__, exc))
             sys.stderr.flush()
+            return
+        # Who holds the small objects still alive (for `heapscope pymalloc`):
+        # walked after tracking stopped, so the walk is not in the capture.
+        if options.get("referrers", True):
+            try:
+                from heapscope import _referrers
+
+                _referrers.write_sidecar(output)
+            except BaseException:
+                pass
 
     # Registered before the program runs, so it runs after the program's own
     # atexit handlers (atexit calls them last-in, first-out).

@@ -1,0 +1,142 @@
+"""pymalloc's geometry, read when tracking starts (docs/PYMALLOC.md).
+
+CPython does not export its small-object allocator's constants, so they are
+derived from the interpreter version (the values obmalloc.c compiles in for
+a 64-bit build) and cross-checked against ``sys._debugmallocstats()``, whose
+report on standard error is captured through a temporary file descriptor:
+
+- "Small block threshold = 512, in 32 size classes" gives the threshold and
+  the alignment (threshold / classes);
+- "# arenas allocated current = N" and the "Total" of the arena section give
+  the arena size (Total / N);
+- "# bytes lost to pool headers" divided by the number of pools in use gives
+  the pool header size;
+- "# bytes lost to arena alignment" is a multiple of the pool size (an arena
+  that is not pool-aligned loses the part of a pool before its first pool).
+
+The result goes into the capture's metadata as the "pymalloc" object.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+
+__all__ = ["geometry"]
+
+
+def _derived():
+    """What obmalloc.c compiles in for this CPython version (default build)."""
+    pointer = 8 if sys.maxsize > 2**32 else 4
+    version = sys.version_info[:2]
+    alignment = 16 if pointer == 8 and version >= (3, 8) else 8
+    threshold = 512 if version >= (3, 8) else 256
+    if version >= (3, 10):
+        # WITH_PYMALLOC_RADIX_TREE on 64-bit: ARENA_BITS 20, POOL_BITS 14.
+        arena_size = (1 << 20) if pointer == 8 else (256 << 10)
+        pool_size = (16 << 10) if pointer == 8 else (4 << 10)
+    else:
+        arena_size = 256 << 10
+        pool_size = 4 << 10
+    # struct pool_header: ref (union, padded to a pointer), freeblock,
+    # nextpool, prevpool (pointers), arenaindex, szidx, nextoffset, maxnextoffset (uint).
+    pool_header = 4 * pointer + 4 * 4
+    return {
+        "arena_size": arena_size,
+        "pool_size": pool_size,
+        "alignment": alignment,
+        "small_request_threshold": threshold,
+        "pool_header_size": pool_header,
+        "size_classes": threshold // alignment,
+    }
+
+
+def _number(text):
+    return int(text.replace(",", ""))
+
+
+def _debug_stats_text():
+    """sys._debugmallocstats()'s report (it writes to the C-level stderr)."""
+    debug_stats = getattr(sys, "_debugmallocstats", None)
+    if debug_stats is None:
+        return ""
+    try:
+        sys.stderr.flush()
+    except Exception:
+        pass
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as out:
+            os.dup2(out.fileno(), 2)
+            try:
+                debug_stats()
+            finally:
+                os.dup2(saved, 2)
+            out.seek(0)
+            return out.read().decode("ascii", "replace")
+    finally:
+        os.close(saved)
+
+
+def _cross_check(geometry, text):
+    """Checks the derived values against the report; returns the checks made."""
+    checks = {}
+    match = re.search(r"Small block threshold = (\d+), in (\d+) size classes", text)
+    if match:
+        threshold, classes = int(match.group(1)), int(match.group(2))
+        checks["small_request_threshold"] = threshold == geometry["small_request_threshold"]
+        checks["alignment"] = classes > 0 and threshold // classes == geometry["alignment"]
+        checks["size_classes"] = classes == geometry["size_classes"]
+    current = re.search(r"# arenas allocated current\s*=\s*([\d,]+)", text)
+    arena_total = re.search(r"# bytes lost to arena alignment\s*=\s*[\d,]+\s*\nTotal\s*=\s*([\d,]+)", text)
+    if current and arena_total and _number(current.group(1)) > 0:
+        arenas = _number(current.group(1))
+        checks["arena_size"] = _number(arena_total.group(1)) == arenas * geometry["arena_size"]
+    headers = re.search(r"# bytes lost to pool headers\s*=\s*([\d,]+)", text)
+    pools = 0
+    for line in text.splitlines():
+        # class   size   num pools   blocks in use  avail blocks
+        parts = line.split()
+        if len(parts) == 5 and all(p.replace(",", "").isdigit() for p in parts):
+            pools += _number(parts[2])
+    if headers and pools > 0:
+        checks["pool_header_size"] = _number(headers.group(1)) == pools * geometry["pool_header_size"]
+    alignment_lost = re.search(r"# bytes lost to arena alignment\s*=\s*([\d,]+)", text)
+    if alignment_lost and current and _number(current.group(1)) > 0:
+        lost = _number(alignment_lost.group(1))
+        # Each arena loses less than one pool; mmap'ed arenas all lose the same part.
+        checks["pool_size"] = lost < _number(current.group(1)) * geometry["pool_size"] and (
+            lost == 0 or lost % 4096 == 0
+        )
+    return checks
+
+
+def geometry(allocator_name=None):
+    """The "pymalloc" metadata object: pymalloc's constants, how they were
+    found, and whether the interpreter's own statistics agree with them."""
+    result = _derived()
+    result["source"] = "derived from CPython %d.%d" % sys.version_info[:2]
+    checks = {}
+    if allocator_name is None or str(allocator_name).startswith("pymalloc"):
+        try:
+            checks = _cross_check(result, _debug_stats_text())
+        except Exception:
+            checks = {}
+    result["cross_checked"] = sorted(k for k, ok in checks.items() if ok)
+    failed = sorted(k for k, ok in checks.items() if not ok)
+    if failed:
+        result["cross_check_failed"] = failed
+    if str(allocator_name or "").endswith("_debug"):
+        # The debug hooks put 2 * sizeof(size_t) before the data (the size
+        # and the API id + forbidden bytes) and 1 * sizeof(size_t) after it.
+        word = 8 if sys.maxsize > 2**32 else 4
+        result["debug_offset"] = 2 * word
+        result["debug_extra"] = 3 * word
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover - a manual check
+    import json
+
+    print(json.dumps(geometry("pymalloc"), indent=2))

@@ -17,6 +17,11 @@ public enum Formatting {
     }
 
     /// "1,234,567".
+    /// "1 allocation", "2,048 allocations".
+    public static func allocations<T: BinaryInteger>(_ value: T) -> String {
+        "\(count(value)) allocation\(value == 1 ? "" : "s")"
+    }
+
     public static func count<T: BinaryInteger>(_ value: T) -> String {
         let digits = String(value.magnitude)
         var out = ""

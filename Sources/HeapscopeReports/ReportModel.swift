@@ -89,8 +89,8 @@ public struct ReportContext {
             ("Modes", modes.joined(separator: ", ")),
             ("Duration", analysis.durationMicros.map { Formatting.seconds(micros: $0) } ?? "unknown"),
             ("Peak memory", Formatting.bytes(analysis.peakBytes)),
-            ("Total allocated", "\(Formatting.bytes(analysis.allocated.bytes)) in \(Formatting.count(analysis.allocated.count)) allocations"),
-            ("Shown", "\(Formatting.bytes(analysis.total.bytes)) in \(Formatting.count(analysis.total.count)) allocations"),
+            ("Total allocated", "\(Formatting.bytes(analysis.allocated.bytes)) in \(Formatting.allocations(analysis.allocated.count))"),
+            ("Shown", "\(Formatting.bytes(analysis.total.bytes)) in \(Formatting.allocations(analysis.total.count))"),
             ("Process", "pid \(analysis.header.pid)" + (analysis.header.parentPid != 0 ? ", forked from \(analysis.header.parentPid)" : "")),
             ("Complete", analysis.isTruncated ? "no: cut short, figures up to the last complete record" : "yes"),
         ]

@@ -35,7 +35,7 @@ public struct StatsReport {
         lines.append("Total memory allocated: \(Formatting.bytes(analysis.allocated.bytes))")
         lines.append("Peak memory usage: \(Formatting.bytes(analysis.peak.bytes))")
         let leaked = analysis.liveAtEndTotals
-        lines.append("Still allocated at the end: \(Formatting.bytes(leaked.bytes)) in \(Formatting.count(leaked.count)) allocations")
+        lines.append("Still allocated at the end: \(Formatting.bytes(leaked.bytes)) in \(Formatting.allocations(leaked.count))")
 
         lines.append("")
         lines.append("Allocations by allocator:")
@@ -98,7 +98,7 @@ public struct StatsReport {
     private func topLines(_ entries: [LocationTotals]) -> [String] {
         guard !entries.isEmpty else { return ["  (no allocations)"] }
         return entries.enumerated().map { index, entry in
-            "  \(index + 1). \(Self.describe(entry.location)): \(Formatting.bytes(entry.totals.bytes)) in \(Formatting.count(entry.totals.count)) allocations"
+            "  \(index + 1). \(Self.describe(entry.location)): \(Formatting.bytes(entry.totals.bytes)) in \(Formatting.allocations(entry.totals.count))"
         }
     }
 

@@ -21,7 +21,7 @@ public struct TreeReport {
         for warning in context.warnings { lines.append(warning) }
         let command = analysis.header.metadata.commandLine.joined(separator: " ")
         lines.append("Command: \(command.isEmpty ? "(not recorded)" : command); \(Formatting.pythonDescription(analysis.header.metadata))")
-        lines.append("Peak memory: \(Formatting.bytes(analysis.peakBytes)); shown: \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.count(analysis.total.count)) allocations")
+        lines.append("Peak memory: \(Formatting.bytes(analysis.peakBytes)); shown: \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.allocations(analysis.total.count))")
         lines.append("")
 
         var tree = StackTree(tables: analysis.tables, splitThreads: false, inverted: context.options.inverted,
@@ -47,7 +47,7 @@ public struct TreeReport {
 
         func describe(_ node: Int) -> String {
             let figures = "\(Formatting.bytes(totals[node].bytes)) (\(Formatting.percent(totals[node].bytes, of: whole))), "
-                + "\(Formatting.count(totals[node].count)) allocations"
+                + "\(Formatting.allocations(totals[node].count))"
             if node == 0 { return "all sites shown: " + figures }
             let location = tree.location(ofNode: node)
             let place = location.file.isEmpty ? "" : "  \(location.file):\(location.line)"

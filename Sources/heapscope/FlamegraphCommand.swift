@@ -46,7 +46,7 @@ struct FlamegraphCommand: ParsableCommand {
         let report = FlameGraphReport(context: context)
         try writeOutput(report.html(), to: path)
         if path != "-" {
-            var note = "Wrote \(path): \(options.description) flame graph, \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.count(analysis.total.count)) allocations"
+            var note = "Wrote \(path): \(options.description) flame graph, \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.allocations(analysis.total.count))"
             if analysis.isTruncated { note += " (the capture was cut short)" }
             printError(note)
         }

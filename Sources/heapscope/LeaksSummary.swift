@@ -68,25 +68,25 @@ func leaksSummaryText(analysis: CaptureAnalysis, suppressions: Suppressions, sup
         lines.append("                     (unset PYTHONMALLOC to let heapscope run the program with PYTHONMALLOC=malloc)")
     }
     let summary = LeakSummary(analysis: analysis, suppressions: suppressions)
-    lines.append("  still allocated:   \(Formatting.bytes(summary.total.bytes)) in \(Formatting.count(summary.total.count)) allocations when tracking stopped")
+    lines.append("  still allocated:   \(Formatting.bytes(summary.total.bytes)) in \(Formatting.allocations(summary.total.count)) when tracking stopped")
     if let file = suppressionsFile {
-        var text = "  suppressed:        \(Formatting.bytes(summary.suppressed.bytes)) in \(Formatting.count(summary.suppressed.count)) allocations hidden by \(file)"
+        var text = "  suppressed:        \(Formatting.bytes(summary.suppressed.bytes)) in \(Formatting.allocations(summary.suppressed.count)) hidden by \(file)"
         if summary.suppressed.count == 0 { text += " (no pattern matched)" }
         lines.append(text)
         for entry in summary.suppressedByPattern {
-            lines.append("                       \(entry.pattern): \(Formatting.bytes(entry.totals.bytes)) in \(Formatting.count(entry.totals.count)) allocations")
+            lines.append("                       \(entry.pattern): \(Formatting.bytes(entry.totals.bytes)) in \(Formatting.allocations(entry.totals.count))")
         }
     }
     if summary.sites.isEmpty {
         lines.append("  leaks:             none above the floor (\(Formatting.bytes(summary.siteFloor)) per site)")
     } else {
         let shown = summary.sites.prefix(leaksSummarySites)
-        lines.append("  top leaking sites: \(Formatting.bytes(summary.leaked.bytes)) in \(Formatting.count(summary.leaked.count)) allocations at \(summary.sites.count) site\(summary.sites.count == 1 ? "" : "s") above the floor")
+        lines.append("  top leaking sites: \(Formatting.bytes(summary.leaked.bytes)) in \(Formatting.allocations(summary.leaked.count)) at \(summary.sites.count) site\(summary.sites.count == 1 ? "" : "s") above the floor")
         for (index, site) in shown.enumerated() {
             let stack = analysis.tables.stack(ofFrame: site.frame)
             let callers = stack.dropFirst().prefix(3).map { $0.function }.joined(separator: " <- ")
             lines.append("    \(index + 1). \(site.location.function) (\(site.location.file):\(site.location.line)): "
-                         + "\(Formatting.bytes(site.totals.bytes)) in \(Formatting.count(site.totals.count)) allocations"
+                         + "\(Formatting.bytes(site.totals.bytes)) in \(Formatting.allocations(site.totals.count))"
                          + (callers.isEmpty ? "" : "  [called from \(callers)]"))
         }
         if summary.sites.count > shown.count {

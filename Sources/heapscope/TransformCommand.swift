@@ -42,7 +42,7 @@ struct TransformCommand: ParsableCommand {
         let report = TransformReport(context: context)
         try writeOutput(report.output(format), to: path)
         if path != "-" {
-            var note = "Wrote \(path): \(format.rawValue), \(options.description), \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.count(analysis.total.count)) allocations"
+            var note = "Wrote \(path): \(format.rawValue), \(options.description), \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.allocations(analysis.total.count))"
             if analysis.isTruncated { note += " (the capture was cut short)" }
             printError(note)
         } else if analysis.isTruncated {

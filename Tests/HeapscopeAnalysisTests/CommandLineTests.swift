@@ -54,7 +54,7 @@ import Testing
         #expect(text.status == 0)
         #expect(text.output.contains("Total allocations: 3"))
         #expect(text.output.contains("Peak memory usage: 4.00 MiB"))
-        #expect(text.output.contains("1. load at app.py:10: 3.00 MiB in 1 allocations"))
+        #expect(text.output.contains("1. load at app.py:10: 3.00 MiB in 1 allocation"))
         #expect(text.output.contains("Duration: 2.500 s"))
 
         let json = try Self.run(["stats", "--json", "-n", "1", path])

@@ -184,7 +184,7 @@ func bytes(_ analysis: ViewAnalysis, _ frame: FrameID) -> UInt64 { analysis.bySt
     @Test func treeText() throws {
         let text = TreeReport(context: try context(twoStacks()), biggest: 1).text()
         #expect(text.contains("test.hsc"))
-        #expect(text.contains("└── 300 B (75.00%), 1 allocations  main  app.py:1"))
+        #expect(text.contains("└── 300 B (75.00%), 1 allocation  main  app.py:1"))
         #expect(!text.contains("parse"))
     }
 

@@ -10,10 +10,10 @@ extension PymallocReport {
         let data = json().serialized().replacingAll("</", with: "<\\/")
         var body: [String] = []
         let metadata = analysis.header.metadata
-        body.append("<h1>heapscope pymalloc: \(esc(capturePath))</h1>")
-        body.append("<div id=\"subtitle\">Allocator: \(esc(AllocatorNotes.describe(metadata)))</div>")
-        for note in notes { body.append("<div class=\"warning\">\(esc(note))</div>") }
-        body.append("<p class=\"muted\">Geometry: \(esc(geometryLine))</p>")
+        body.append("<h1>heapscope pymalloc: \(ReportHTML.escape(capturePath))</h1>")
+        body.append("<div id=\"subtitle\">Allocator: \(ReportHTML.escape(AllocatorNotes.describe(metadata)))</div>")
+        for note in notes { body.append("<div class=\"warning\">\(ReportHTML.escape(note))</div>") }
+        body.append("<p class=\"muted\">Geometry: \(ReportHTML.escape(geometryLine))</p>")
 
         body.append("<h2>Arenas over time</h2>")
         if analysis.samples.isEmpty {
@@ -28,7 +28,7 @@ extension PymallocReport {
         let peak = analysis.peak
         let end = analysis.end
         func row(_ label: String, _ value: (PymallocState) -> String) {
-            body.append("<tr><th>\(esc(label))</th><td>\(peak.map { esc(value($0)) } ?? "-")</td><td>\(esc(value(end)))</td></tr>")
+            body.append("<tr><th>\(ReportHTML.escape(label))</th><td>\(peak.map { ReportHTML.escape(value($0)) } ?? "-")</td><td>\(ReportHTML.escape(value(end)))</td></tr>")
         }
         row("time") { $0.timeMicros.map { Formatting.seconds(micros: $0) } ?? "-" }
         row("arenas held") { "\(Formatting.count($0.arenasHeld)) (\(Formatting.bytes($0.arenaBytes)))" }
@@ -49,14 +49,14 @@ extension PymallocReport {
 
             body.append("<h2>Arenas kept alive by a few live blocks</h2>")
             body.append("<p>\(Formatting.count(analysis.pinnedArenas.count)) of \(Formatting.count(end.arenasHeld)) arenas held at the end are at most "
-                        + "\(analysis.pinnedPercent)% occupied: they hold \(esc(Formatting.bytes(UInt64(analysis.pinnedArenas.count) * analysis.geometry.arenaSize))) "
-                        + "for \(Formatting.count(analysis.pinningBlocks.count)) live blocks (\(esc(Formatting.bytes(analysis.pinningBlocks.bytes)))). "
+                        + "\(analysis.pinnedPercent)% occupied: they hold \(ReportHTML.escape(Formatting.bytes(UInt64(analysis.pinnedArenas.count) * analysis.geometry.arenaSize))) "
+                        + "for \(Formatting.count(analysis.pinningBlocks.count)) live blocks (\(ReportHTML.escape(Formatting.bytes(analysis.pinningBlocks.bytes)))). "
                         + "pymalloc returns an arena to the system only when every block in it is free.</p>")
             if !analysis.pinningSites.isEmpty {
                 body.append("<h3>Allocated at</h3><table class=\"grid\" id=\"pinning-sites\"><thead><tr><th>bytes</th><th>blocks</th><th>stack (innermost first)</th></tr></thead><tbody>")
                 for site in analysis.pinningSites.prefix(topCount) {
-                    let stack = analysis.tables.stack(ofFrame: site.frame).prefix(6).map { esc(StatsReport.describe($0)) }
-                    body.append("<tr><td>\(esc(Formatting.bytes(site.totals.bytes)))</td><td>\(Formatting.count(site.totals.count))</td><td>"
+                    let stack = analysis.tables.stack(ofFrame: site.frame).prefix(6).map { ReportHTML.escape(StatsReport.describe($0)) }
+                    body.append("<tr><td>\(ReportHTML.escape(Formatting.bytes(site.totals.bytes)))</td><td>\(Formatting.count(site.totals.count))</td><td>"
                                 + (stack.isEmpty ? "&lt;no Python frame&gt;" : stack.joined(separator: "<br>")) + "</td></tr>")
                 }
                 body.append("</tbody></table>")
@@ -66,7 +66,7 @@ extension PymallocReport {
                             + (analysis.referrersComplete ? "" : " (the walk stopped at its budget: some are missing)") + ".</p>")
                 body.append("<table class=\"grid\" id=\"holders\"><thead><tr><th>bytes</th><th>blocks</th><th>holder</th></tr></thead><tbody>")
                 for group in analysis.holders.prefix(topCount) {
-                    body.append("<tr><td>\(esc(Formatting.bytes(group.totals.bytes)))</td><td>\(Formatting.count(group.totals.count))</td><td>\(esc(holderDescription(group.holder)))</td></tr>")
+                    body.append("<tr><td>\(ReportHTML.escape(Formatting.bytes(group.totals.bytes)))</td><td>\(Formatting.count(group.totals.count))</td><td>\(ReportHTML.escape(holderDescription(group.holder)))</td></tr>")
                 }
                 body.append("</tbody></table>")
             } else if !analysis.pinnedArenas.isEmpty {
@@ -79,7 +79,7 @@ extension PymallocReport {
         let page = """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8">
-            <title>heapscope pymalloc: \(esc(capturePath))</title>
+            <title>heapscope pymalloc: \(ReportHTML.escape(capturePath))</title>
             <style>\(Self.style)</style></head>
             <body>
             \(body.joined(separator: "\n"))
@@ -186,20 +186,6 @@ extension PymallocReport {
         """#
 }
 
-private func esc(_ text: String) -> String {
-    var out = ""
-    for c in text.unicodeScalars {
-        switch c {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.unicodeScalars.append(c)
-        }
-    }
-    return out
-}
 
 extension String {
     fileprivate func replacingAll(_ target: String, with replacement: String) -> String {

@@ -13,6 +13,7 @@
 
 import ArgumentParser
 import HeapscopeAnalysis
+import HeapscopeFormat
 
 #if canImport(Glibc)
 import Glibc
@@ -250,24 +251,25 @@ private struct RunPlan {
 
     /// The JSON object the bootstrap reads from HEAPSCOPE_RUN_OPTIONS.
     func bootstrapOptions(userPythonPath: String?) -> String {
-        var fields: [(String, String)] = [
-            ("native", options.native ? "true" : "false"),
-            ("trace_python_allocators", (options.tracePythonAllocators || options.leaks) ? "true" : "false"),
-            ("leaks_mode", options.leaks ? "true" : "false"),
-            ("pythonmalloc_set_by_heapscope", setsPythonMalloc ? "true" : "false"),
-            ("user_pythonmalloc", userPythonMalloc.map(jsonString) ?? "null"),
-            ("follow_fork", options.followFork ? "true" : "false"),
-            ("compress", options.noCompress ? "false" : "true"),
-            ("overwrite", options.force ? "true" : "false"),
-            ("memory_interval_ms", String(options.memoryIntervalMs)),
-            ("command_line", "[" + commandLine.map(jsonString).joined(separator: ",") + "]"),
-            ("package_dir", jsonString(packageDir)),
-            ("bootstrap_dir", jsonString(bootstrapDir)),
-            ("pythonpath", userPythonPath.map(jsonString) ?? "null"),
-            ("pid_in_output", pidInOutput ? "true" : "false"),
+        let optionalString = { (text: String?) in text.map(JSONValue.string) ?? .null }
+        var fields: [(key: String, value: JSONValue)] = [
+            ("native", .bool(options.native)),
+            ("trace_python_allocators", .bool(options.tracePythonAllocators || options.leaks)),
+            ("leaks_mode", .bool(options.leaks)),
+            ("pythonmalloc_set_by_heapscope", .bool(setsPythonMalloc)),
+            ("user_pythonmalloc", optionalString(userPythonMalloc)),
+            ("follow_fork", .bool(options.followFork)),
+            ("compress", .bool(!options.noCompress)),
+            ("overwrite", .bool(options.force)),
+            ("memory_interval_ms", .int(Int64(options.memoryIntervalMs))),
+            ("command_line", .array(commandLine.map(JSONValue.string))),
+            ("package_dir", .string(packageDir)),
+            ("bootstrap_dir", .string(bootstrapDir)),
+            ("pythonpath", optionalString(userPythonPath)),
+            ("pid_in_output", .bool(pidInOutput)),
         ]
-        if mode == .module { fields.append(("module", jsonString(target))) }
-        return "{" + fields.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}"
+        if mode == .module { fields.append(("module", .string(target))) }
+        return JSONValue.object(fields).serialized()
     }
 
     /// The user's PYTHONMALLOC (kept by --leaks when set).
@@ -628,26 +630,6 @@ private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer
     return body(pointers)
 }
 
-private func jsonString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 || scalar.value == 0x7f {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
-}
 
 /// A command line as a POSIX shell would need it typed.
 private func shellQuoted(_ words: [String]) -> String {

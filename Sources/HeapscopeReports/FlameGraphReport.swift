@@ -92,19 +92,7 @@ public struct FlameGraphReport {
         json.raw("}"); json.comma()
 
         json.key("temporal")
-        if let temporal = analysis.temporal {
-            json.raw("{")
-            json.key("ends"); json.unsignedArray(temporal.bucketEndMicros); json.comma()
-            json.key("never"); json.unsigned(UInt64(TemporalAggregate.never)); json.comma()
-            json.key("node"); json.unsignedArray(temporalNodes); json.comma()
-            json.key("a"); json.unsignedArray(temporal.entries.map(\.allocBucket)); json.comma()
-            json.key("f"); json.unsignedArray(temporal.entries.map(\.freeBucket)); json.comma()
-            json.key("bytes"); json.unsignedArray(temporal.entries.map(\.totals.bytes)); json.comma()
-            json.key("count"); json.unsignedArray(temporal.entries.map(\.totals.count))
-            json.raw("}")
-        } else {
-            json.null()
-        }
+        json.temporal(analysis.temporal, entryTarget: "node", targets: temporalNodes)
         json.raw("}")
         return json.bytes
     }

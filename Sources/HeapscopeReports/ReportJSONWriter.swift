@@ -1,3 +1,4 @@
+import HeapscopeAnalysis
 /// A fast JSON writer into bytes, for the data embedded in HTML reports and the
 /// JSON export formats. Strings escape `<`, `>` and `&` as \u00XX so the output can
 /// sit inside a `<script>` element.
@@ -100,5 +101,24 @@ public struct ReportJSONWriter {
             string(value)
         }
         bytes.append(UInt8(ascii: "]"))
+    }
+}
+
+extension ReportJSONWriter {
+    /// The temporal data a page needs to recompute its view for a time range:
+    /// bucket ends, and per entry its allocation and free buckets, its totals,
+    /// and what it maps to in the page (`targets`, under the key `entryTarget`:
+    /// a flame graph node, a table row). null without temporal data.
+    mutating func temporal<T: BinaryInteger>(_ temporal: TemporalAggregate?, entryTarget: String, targets: [T]) {
+        guard let temporal else { return null() }
+        raw("{")
+        key("ends"); unsignedArray(temporal.bucketEndMicros); comma()
+        key("never"); unsigned(UInt64(TemporalAggregate.never)); comma()
+        key(entryTarget); unsignedArray(targets); comma()
+        key("a"); unsignedArray(temporal.entries.map(\.allocBucket)); comma()
+        key("f"); unsignedArray(temporal.entries.map(\.freeBucket)); comma()
+        key("bytes"); unsignedArray(temporal.entries.map(\.totals.bytes)); comma()
+        key("count"); unsignedArray(temporal.entries.map(\.totals.count))
+        raw("}")
     }
 }

@@ -109,15 +109,7 @@ public struct TableReport {
                 let location = context.innermost(frame: entry.frame, nativeFrame: entry.nativeFrame)
                 return index[RowKey(location: location, thread: entry.thread, kind: entry.kind)] ?? 0
             }
-            json.raw("{")
-            json.key("ends"); json.unsignedArray(temporal.bucketEndMicros); json.comma()
-            json.key("never"); json.unsigned(UInt64(TemporalAggregate.never)); json.comma()
-            json.key("row"); json.unsignedArray(rowOfEntry); json.comma()
-            json.key("a"); json.unsignedArray(temporal.entries.map(\.allocBucket)); json.comma()
-            json.key("f"); json.unsignedArray(temporal.entries.map(\.freeBucket)); json.comma()
-            json.key("bytes"); json.unsignedArray(temporal.entries.map(\.totals.bytes)); json.comma()
-            json.key("count"); json.unsignedArray(temporal.entries.map(\.totals.count))
-            json.raw("}")
+            json.temporal(temporal, entryTarget: "row", targets: rowOfEntry)
         } else {
             json.null()
         }

@@ -72,13 +72,15 @@ public struct CaptureAnalysis: Sendable {
     private static let batchSize = 128
 
     /// Reads and replays the capture at `path`.
-    public static func analyze(path: String) throws(CaptureError) -> CaptureAnalysis {
-        try CaptureAnalysis(reader: CaptureReader(path: path))
+    /// `progress` is called now and then with (bytes read, stream length).
+    public static func analyze(path: String, progress: ((Int, Int) -> Void)? = nil) throws(CaptureError) -> CaptureAnalysis {
+        try CaptureAnalysis(reader: CaptureReader(path: path), progress: progress)
     }
 
     /// Replays `reader` from where it stands to the end of the stream.
-    public init(reader: CaptureReader) throws(CaptureError) {
+    public init(reader: CaptureReader, progress: ((Int, Int) -> Void)? = nil) throws(CaptureError) {
         var reader = reader
+        var progressReport = ProgressReport(progress, streamLength: reader.streamLength)
         var replay = Replay(countsArenas: !reader.header.flags.contains(.pythonAllocators),
                             frameCount: reader.tables.frameCount, threadCount: reader.tables.threadCount)
         // ALLOC and FREE records come in batches: first every address of the batch
@@ -92,11 +94,14 @@ public struct CaptureAnalysis: Sendable {
                 let batch = UnsafeMutableBufferPointer(rebasing: events[0..<count])
                 replay.warm(batch)
                 replay.apply(batch, thread: reader.currentThread)
+                progressReport.note(reader)
                 continue
             }
             guard let record = try reader.next() else { break }
             replay.apply(record)
+            progressReport.note(reader)
         }
+        progressReport.finish()
 
         header = reader.header
         tables = reader.tables
@@ -276,4 +281,26 @@ private struct Replay {
         }
         return result.sorted { ($0.address, $0.size) < ($1.address, $1.size) }
     }
+}
+
+/// Calls a progress callback every 256 Ki records, not on every one.
+struct ProgressReport {
+    private let callback: ((Int, Int) -> Void)?
+    private let streamLength: Int
+    private var nextReport = 0
+
+    init(_ callback: ((Int, Int) -> Void)?, streamLength: Int) {
+        self.callback = callback
+        self.streamLength = streamLength
+        callback?(0, streamLength)
+    }
+
+    @inline(__always)
+    mutating func note(_ reader: CaptureReader) {
+        guard let callback, reader.recordCount >= nextReport else { return }
+        nextReport = reader.recordCount + 1 << 18
+        callback(reader.recordOffset, streamLength)
+    }
+
+    func finish() { callback?(streamLength, streamLength) }
 }

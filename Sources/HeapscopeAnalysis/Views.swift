@@ -117,9 +117,7 @@ public struct ViewAnalysis: Sendable {
         var replay = ViewReplay(view: view, countsArenas: !reader.header.flags.contains(.pythonAllocators),
                                 temporal: temporal, frameCount: reader.tables.frameCount,
                                 nativeStacks: reader.header.flags.contains(.native))
-        let streamLength = reader.streamLength
-        var nextReport = 0
-        progress?(0, streamLength)
+        var progressReport = ProgressReport(progress, streamLength: reader.streamLength)
         // As CaptureAnalysis does: ALLOC and FREE records in batches, the table
         // slots of a batch loaded first so their cache misses overlap.
         let events = UnsafeMutableBufferPointer<Event>.allocate(capacity: 128)
@@ -150,12 +148,9 @@ public struct ViewAnalysis: Sendable {
                 default: break
                 }
             }
-            if progress != nil && reader.recordCount >= nextReport {
-                nextReport = reader.recordCount + 1 << 18
-                progress?(reader.recordOffset, streamLength)
-            }
+            progressReport.note(reader)
         }
-        progress?(streamLength, streamLength)
+        progressReport.finish()
 
         self.view = view
         header = reader.header

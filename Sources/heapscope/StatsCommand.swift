@@ -43,11 +43,15 @@ struct StatsCommand: ParsableCommand {
 
 // Shared by the commands that read a capture.
 
-/// Replays the capture, turning a read failure into the one-line CLI error.
+/// Replays the capture, with a progress bar on a terminal, turning a read
+/// failure into the one-line CLI error.
 func analyzeCapture(at path: String) throws -> CaptureAnalysis {
+    let bar = ProgressBar(label: "Reading \(path)")
+    defer { bar.finish() }
     do {
-        return try CaptureAnalysis.analyze(path: path)
+        return try CaptureAnalysis.analyze(path: path) { done, total in bar.update(done: done, total: total) }
     } catch {
+        bar.finish()
         throw captureFailure(path, error)
     }
 }

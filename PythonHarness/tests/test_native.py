@@ -1,8 +1,6 @@
 """Hybrid stacks end to end: `heapscope run --native` on Python code that calls
-into C, then a report with `--stacks hybrid|python|native`.
-
-Needs a CLI whose reports take `--stacks` (Sources/heapscope/NativeOptions.swift
-wired into `tree`); skipped until then, and without a C compiler.
+into C (built here with -g -O2, its allocation in an inlined helper), then a
+report with `--stacks hybrid|python|native`. Skipped without a C compiler.
 """
 import shutil
 import subprocess
@@ -15,13 +13,18 @@ C_SOURCE = """\
 #include <stdlib.h>
 #include <string.h>
 
-void *hs_e2e_alloc(size_t n) {
+static inline __attribute__((always_inline)) void *fill_block(size_t n) {
     void *block = malloc(n);
     if (block) memset(block, 1, n);
     return block;
 }
+
+void *hs_e2e_alloc(size_t n) {
+    return fill_block(n);
+}
 """
-MALLOC_LINE = 5
+MALLOC_LINE = 5   # in the inlined helper
+CALL_LINE = 11    # where hs_e2e_alloc calls it
 BLOCK = 23_456_789
 
 SCRIPT = f"""\
@@ -55,7 +58,7 @@ def native_capture(hs, tmp_path):
         pytest.skip("no C compiler")
     source = write(tmp_path / "e2e.c", C_SOURCE)
     library = tmp_path / "libe2e.so"
-    subprocess.run([compiler, "-g", "-O0", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    subprocess.run([compiler, "-g", "-O2", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
     script = write(tmp_path / "e2e_script.py", SCRIPT)
     capture = tmp_path / "e2e.hsc"
     proc = hs("run", "--native", "-q", "-o", str(capture), str(script), str(library))
@@ -81,8 +84,9 @@ def test_hybrid_stack_shows_python_caller_then_c_function(hs, native_capture):
         lines, errors = tree_lines(hs, native_capture, *extra)
         outer = first_line(lines, "outer")
         caller = first_line(lines, "allocate_block", "e2e_script.py:8")
-        callee = first_line(lines, "hs_e2e_alloc", f"e2e.c:{MALLOC_LINE}")
-        assert outer < caller < callee
+        callee = first_line(lines, "hs_e2e_alloc", f"e2e.c:{CALL_LINE}")
+        inlined = first_line(lines, "fill_block", f"e2e.c:{MALLOC_LINE}")
+        assert outer < caller < callee < inlined
         # The biggest site comes first: its path has no eval loop and no
         # interpreter start-up (stacks with no Python frame keep theirs).
         assert not any("_PyEval_EvalFrameDefault" in line for line in lines[:callee])
@@ -96,7 +100,7 @@ def test_python_and_native_stack_modes(hs, native_capture):
     assert not any("hs_e2e_alloc" in line for line in lines)
 
     lines, _ = tree_lines(hs, native_capture, "--stacks", "native")
-    first_line(lines, "hs_e2e_alloc", f"e2e.c:{MALLOC_LINE}")
+    assert first_line(lines, "hs_e2e_alloc", f"e2e.c:{CALL_LINE}") < first_line(lines, "fill_block", f"e2e.c:{MALLOC_LINE}")
     first_line(lines, "_PyEval_EvalFrameDefault")
     assert not any("allocate_block" in line for line in lines)
 

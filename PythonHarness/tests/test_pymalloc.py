@@ -21,7 +21,7 @@ def pinned(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("pinned")
     hs = Heapscope(tmp)
-    proc = hs("run", "-o", "pinned.hsc", str(EXAMPLES / "pinned_arenas.py"))
+    proc = hs("run", "--referrers", "-o", "pinned.hsc", str(EXAMPLES / "pinned_arenas.py"))
     assert proc.returncode == 0, proc.stderr
     return hs, tmp / "pinned.hsc"
 

@@ -152,7 +152,7 @@ public struct PymallocReport {
             }
         } else {
             lines.append("  (what holds them is not known: no <capture>.refs referrers file next to the capture; "
-                         + "`heapscope run` writes it when tracking stops)")
+                         + "`heapscope run --referrers` writes it when tracking stops)")
         }
         return lines
     }

@@ -74,6 +74,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("With --leaks: hide known leaks matching the patterns in FILE from the summary (docs/CLI.md, \"Leak suppressions\").", valueName: "file"))
     var suppressions: String?
 
+    @Flag(help: ArgumentHelp(
+        "When tracking stops, note which containers hold the small objects still alive, in <capture>.refs, for `heapscope pymalloc` (costs the program up to 2 s at exit).",
+        discussion: "See docs/PYMALLOC.md."))
+    var referrers = false
+
     @Flag(help: "Leave the capture uncompressed (it is zstd-compressed when tracking stops).")
     var noCompress = false
 
@@ -267,6 +272,7 @@ private struct RunPlan {
             ("bootstrap_dir", .string(bootstrapDir)),
             ("pythonpath", optionalString(userPythonPath)),
             ("pid_in_output", .bool(pidInOutput)),
+            ("referrers", .bool(options.referrers)),
         ]
         if mode == .module { fields.append(("module", .string(target))) }
         return JSONValue.object(fields).serialized()

@@ -117,7 +117,7 @@ def _heapscope_start(output, options):
             return
         # Who holds the small objects still alive (for `heapscope pymalloc`):
         # walked after tracking stopped, so the walk is not in the capture.
-        if options.get("referrers", True):
+        if options.get("referrers", False):
             try:
                 from heapscope import _referrers
 

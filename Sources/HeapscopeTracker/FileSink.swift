@@ -17,10 +17,10 @@ struct FileSink {
         outCapacity = ZSTD_CStreamOutSize()
         out = .allocate(capacity: outCapacity)
         if compress, let stream = ZSTD_createCStream() {
-            // Level 1: measured on a 187 MB stream (json_roundtrip), 40% less CPU
-            // than level 3 for 11% more bytes. That CPU competes with the
-            // program whenever no core is idle, so it is the figure that counts.
-            ZSTD_initCStream(stream, 1)
+            // Level 3. Level 1 saves ~40% of this thread's CPU but made
+            // captures 10-80% larger in bench/ (RESULTS.md); compression runs
+            // on the writer's own core, off the program's path.
+            ZSTD_initCStream(stream, 3)
             self.stream = stream
         } else {
             stream = nil

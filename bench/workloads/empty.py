@@ -1,0 +1,1 @@
+"""Start-up cost: a program that does nothing."""

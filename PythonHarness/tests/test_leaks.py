@@ -185,3 +185,23 @@ def test_bad_suppressions_file(hs, tmp_path):
     proc = hs("run", "--suppressions", "bad.supp", "-o", "o.hsc", "ok.py")
     assert proc.returncode == 2
     assert b"--suppressions works with --leaks" in proc.stderr
+
+
+def test_suppressions_in_leak_reports(hs, tmp_path):
+    """summary/stats/flamegraph --leaks --suppressions: the matched sites are gone, and the terminal says how much."""
+    proc = hs("run", "--leaks", "-q", "-o", "cache.hsc", str(EXAMPLES / "unbounded_cache.py"))
+    assert proc.returncode == 0, proc.stderr.decode()
+    write(tmp_path / "known.txt", "# the cache is known\nfunction:fetch_profile\n")
+    shown = hs.stats_json(tmp_path / "cache.hsc", "--leaks")
+    assert shown["top_by_bytes"][0]["function"] == "fetch_profile"
+    proc = hs("stats", "--json", "--leaks", "--suppressions", "known.txt", "cache.hsc")
+    assert proc.returncode == 0, proc.stderr.decode()
+    hidden = json.loads(proc.stdout)
+    assert all(t["function"] != "fetch_profile" for t in hidden["top_by_bytes"])
+    match = re.search(r"suppressions in known.txt hid ([\d.]+) MiB", proc.stderr.decode())
+    assert match and 45 < float(match.group(1)) < 55, proc.stderr.decode()
+    proc = hs("flamegraph", "--leaks", "--suppressions", "known.txt", "-o", "cache.html", "cache.hsc")
+    assert proc.returncode == 0, proc.stderr.decode()
+    # What is left is the floor (imports, interpreter): kilobytes, not the cache's 50 MB.
+    assert re.search(r"leaks flame graph, [\d.]+ KiB in", proc.stderr.decode()), proc.stderr.decode()
+    assert hs("summary", "--suppressions", "known.txt", "cache.hsc").returncode != 0   # leaks only

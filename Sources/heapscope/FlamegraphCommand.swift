@@ -41,7 +41,7 @@ struct FlamegraphCommand: ParsableCommand {
         try checkOutput(path, force: force)
         let options = ReportOptions(view: viewOptions.view, temporal: temporal,
                                     splitThreads: shape.splitThreads, inverted: shape.inverted)
-        let analysis = try analyzeView(at: capture, view: options.view, temporal: temporal)
+        let analysis = try viewOptions.analyze(capture, temporal: temporal)
         let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
         let report = FlameGraphReport(context: context)
         try writeOutput(report.html(), to: path)

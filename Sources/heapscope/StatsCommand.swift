@@ -31,7 +31,7 @@ struct StatsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let analysis = try applyView(viewOptions.view, to: analyzeCapture(at: capture), capture: capture, forSummary: false)
+        let analysis = try viewOptions.apply(to: analyzeCapture(at: capture), capture: capture, forSummary: false)
         let report = StatsReport(analysis: analysis, capturePath: capture, topCount: n)
         if json {
             print(report.json().serialized(indent: 2))

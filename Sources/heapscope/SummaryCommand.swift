@@ -30,7 +30,7 @@ struct SummaryCommand: ParsableCommand {
     }
 
     func run() throws {
-        let analysis = try applyView(viewOptions.view, to: analyzeCapture(at: capture), capture: capture, forSummary: true)
+        let analysis = try viewOptions.apply(to: analyzeCapture(at: capture), capture: capture, forSummary: true)
         let report = SummaryReport(analysis: analysis, capturePath: capture, sortedBy: sortColumn, limit: rows)
         print(viewText(report.text(), view: viewOptions.view), terminator: "")
     }

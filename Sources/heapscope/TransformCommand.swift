@@ -37,7 +37,7 @@ struct TransformCommand: ParsableCommand {
         let path = output ?? defaultOutputPath(capture: capture, report: format.rawValue, ext: format.defaultExtension)
         try checkOutput(path, force: force)
         let options = ReportOptions(view: viewOptions.view, splitThreads: shape.splitThreads, inverted: shape.inverted)
-        let analysis = try analyzeView(at: capture, view: options.view)
+        let analysis = try viewOptions.analyze(capture)
         let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
         let report = TransformReport(context: context)
         try writeOutput(report.output(format), to: path)

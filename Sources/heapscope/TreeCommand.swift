@@ -29,7 +29,7 @@ struct TreeCommand: ParsableCommand {
 
     func run() throws {
         let options = ReportOptions(view: viewOptions.view)
-        let analysis = try analyzeView(at: capture, view: options.view)
+        let analysis = try viewOptions.analyze(capture)
         let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
         let report = TreeReport(context: context, biggest: biggest)
         var width = 160

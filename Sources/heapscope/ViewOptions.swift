@@ -19,7 +19,13 @@ struct ViewOptions: ParsableArguments {
         valueName: "N"))
     var temporaryAllocationThreshold: Int?
 
+    @Option(help: ArgumentHelp(
+        "With --leaks: hide known leaks matching the patterns in FILE, and say how much they hid (docs/CLI.md, \"Leak suppressions\").",
+        valueName: "file"))
+    var suppressions: String?
+
     func validate() throws {
+        if suppressions != nil && !leaks { throw ValidationError("--suppressions works with --leaks") }
         if let threshold = temporaryAllocationThreshold, threshold < 0 {
             throw ValidationError("--temporary-allocation-threshold must be 0 or more")
         }
@@ -98,20 +104,40 @@ func writeOutput(_ bytes: [UInt8], to path: String) throws {
 // --leaks or --temporary-allocations their per-location figures come from the
 // view instead (the JSON keeps the same keys), and the text says which view.
 
-/// The analysis with its per-stack figures replaced by the view's: for `summary`
-/// the "peak" figures, for `stats` the top lists.
-func applyView(_ view: ReportView, to analysis: CaptureAnalysis, capture: String, forSummary: Bool) throws -> CaptureAnalysis {
-    guard view != .peak else { return analysis }
-    let figures = try analyzeView(at: capture, view: view)
-    if view == .leaks && figures.leaksMislead { printWarning(AllocatorNotes.leaksWarning) }
-    var adjusted = analysis
-    if forSummary {
-        adjusted.peak.live = figures.byStack
-        adjusted.peak.bytes = figures.total.bytes
-    } else {
-        adjusted.allocatedByStack = figures.byStack
+extension ViewOptions {
+    /// Replays the capture for the chosen view. A leak view drops the sites the
+    /// suppressions file matches, and says on the terminal how much it hid.
+    func analyze(_ capture: String, temporal: Bool = false) throws -> ViewAnalysis {
+        var analysis = try analyzeView(at: capture, view: view, temporal: temporal)
+        guard let file = suppressions else { return analysis }
+        switch loadSuppressions(file) {
+        case .failure(let message):
+            printError("heapscope: error: \(message)")
+            throw ExitCode.failure
+        case .success(let rules):
+            let (kept, hidden) = rules.filter(sites: analysis.sites, tables: analysis.tables)
+            analysis.sites = kept
+            analysis.total = kept.reduce(.zero) { $0 + $1.totals }
+            printError("heapscope: suppressions in \(file) hid \(Formatting.bytes(hidden.bytes)) in \(Formatting.allocations(hidden.count))")
+        }
+        return analysis
     }
-    return adjusted
+
+    /// The analysis with its per-stack figures replaced by the view's: for
+    /// `summary` the "peak" figures, for `stats` the top lists.
+    func apply(to analysis: CaptureAnalysis, capture: String, forSummary: Bool) throws -> CaptureAnalysis {
+        guard view != .peak else { return analysis }
+        let figures = try analyze(capture)
+        if view == .leaks && figures.leaksMislead { printWarning(AllocatorNotes.leaksWarning) }
+        var adjusted = analysis
+        if forSummary {
+            adjusted.peak.live = figures.byStack
+            adjusted.peak.bytes = figures.total.bytes
+        } else {
+            adjusted.allocatedByStack = figures.byStack
+        }
+        return adjusted
+    }
 }
 
 /// The report's text with its wording switched to the view.

@@ -70,10 +70,16 @@ MODES = {
     "hs-nopy": ("heapscope", ["--no-trace-python-allocators"], ".hsc", "memray"),
     "memray": ("memray", [], ".bin", "hs-nopy"),
     "memray-py": ("memray", ["--trace-python-allocators"], ".bin", "hs"),
+    # Native stacks (issue 4), opt-in: --modes hs-native,hs-native-nopy,memray-native,memray-py-native
+    "hs-native": ("heapscope", ["--native"], ".hsc", "memray-py-native"),
+    "hs-native-nopy": ("heapscope", ["--native", "--no-trace-python-allocators"], ".hsc", "memray-native"),
+    "memray-native": ("memray", ["--native"], ".bin", "hs-native-nopy"),
+    "memray-py-native": ("memray", ["--native", "--trace-python-allocators"], ".bin", "hs-native"),
 }
 MODE_ORDER = ["hs", "hs-nopy", "memray", "memray-py"]
+NATIVE_MODES = ["hs-native", "hs-native-nopy", "memray-native", "memray-py-native"]
 
-TARGETS = {"hs": 1.6, "hs-nopy": 1.10}
+TARGETS = {"hs": 1.6, "hs-nopy": 1.10, "hs-native": 3.0, "hs-native-nopy": 1.2}
 SIZE_TARGET = 0.7
 STATS_TARGET_S = 1.0
 
@@ -604,7 +610,7 @@ def main():
     modes = [m for m in args.modes.split(",") if m]
     for m in modes:
         if m not in MODES:
-            ap.error(f"unknown mode {m!r} (choose from {', '.join(MODE_ORDER)})")
+            ap.error(f"unknown mode {m!r} (choose from {', '.join(MODE_ORDER + NATIVE_MODES)})")
     if args.no_memray:
         modes = [m for m in modes if MODES[m][0] != "memray"]
 

@@ -3,13 +3,7 @@
 
 enum FlameGraphHTML {
     static let body = #"""
-<header>
-<h1 id="title"></h1>
-<div id="subtitle"></div>
-<div id="warnings"></div>
-</header>
-<details class="metabox" open><summary>Capture</summary><dl id="meta"></dl></details>
-<div id="chart-box"><canvas id="chart"></canvas><div id="chart-info"></div></div>
+\#(ReportHTML.pageHeader)
 <div id="toolbar">
 <button id="back" title="Zoom out one step (Esc)">Back</button>
 <button id="reset" title="Show the whole graph">Reset zoom</button>

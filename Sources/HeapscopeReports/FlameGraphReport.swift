@@ -37,22 +37,9 @@ public struct FlameGraphReport {
         json.raw("{")
         json.key("title"); json.string(context.title); json.comma()
         json.key("capture"); json.string(context.capturePath); json.comma()
-        json.key("view"); json.string(context.options.view.name); json.comma()
-        json.key("viewText"); json.string(context.options.description + ": " + context.options.view.explanation); json.comma()
-        json.key("units"); json.string(ReportContext.units); json.comma()
+        json.pageFields(context)
         json.key("inverted"); json.bool(context.options.inverted); json.comma()
         json.key("splitThreads"); json.bool(context.options.splitThreads); json.comma()
-        json.key("truncated"); json.bool(analysis.isTruncated); json.comma()
-        json.key("warnings"); json.stringArray(context.warnings); json.comma()
-        json.key("meta"); json.raw("[")
-        for (index, line) in context.metadataLines.enumerated() {
-            if index > 0 { json.comma() }
-            json.stringArray([line.0, line.1])
-        }
-        json.raw("]"); json.comma()
-        json.key("peakBytes"); json.unsigned(analysis.peakBytes); json.comma()
-        json.key("peakTime"); if let time = analysis.peakTimeMicros { json.unsigned(time) } else { json.null() }; json.comma()
-        json.key("duration"); json.unsigned(analysis.durationMicros ?? 0); json.comma()
 
         // Labels, with source lines where the file is readable here.
         var sources = SourceCache()

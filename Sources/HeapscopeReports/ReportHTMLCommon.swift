@@ -2,6 +2,18 @@
 // third-party libraries: the pages must work offline.
 
 extension ReportHTML {
+    /// The top of every page: title, warnings, the capture's metadata and the
+    /// memory-over-time chart (filled by `commonScript` from the page data).
+    static let pageHeader = """
+        <header>
+        <h1 id="title"></h1>
+        <div id="subtitle"></div>
+        <div id="warnings"></div>
+        </header>
+        <details class="metabox" open><summary>Capture</summary><dl id="meta"></dl></details>
+        <div id="chart-box"><canvas id="chart"></canvas><div id="chart-info"></div></div>
+        """
+
     public static let commonStyle = #"""
 :root { --fg: #1d1d1f; --muted: #666; --line: #ddd; --accent: #c0392b; --bg: #fff; }
 * { box-sizing: border-box; }

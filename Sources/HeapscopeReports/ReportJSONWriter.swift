@@ -122,3 +122,25 @@ extension ReportJSONWriter {
         raw("}")
     }
 }
+
+extension ReportJSONWriter {
+    /// The fields every HTML page's script reads the same way: view, units,
+    /// warnings, the capture's metadata lines, peak and duration.
+    mutating func pageFields(_ context: ReportContext) {
+        let analysis = context.analysis
+        key("view"); string(context.options.view.name); comma()
+        key("viewText"); string(context.options.description + ": " + context.options.view.explanation); comma()
+        key("units"); string(ReportContext.units); comma()
+        key("truncated"); bool(analysis.isTruncated); comma()
+        key("warnings"); stringArray(context.warnings); comma()
+        key("meta"); raw("[")
+        for (index, line) in context.metadataLines.enumerated() {
+            if index > 0 { comma() }
+            stringArray([line.0, line.1])
+        }
+        raw("]"); comma()
+        key("peakBytes"); unsigned(analysis.peakBytes); comma()
+        key("peakTime"); if let time = analysis.peakTimeMicros { unsigned(time) } else { null() }; comma()
+        key("duration"); unsigned(analysis.durationMicros ?? 0); comma()
+    }
+}

@@ -63,20 +63,7 @@ public struct TableReport {
         json.raw("{")
         json.key("title"); json.string(context.title); json.comma()
         json.key("capture"); json.string(context.capturePath); json.comma()
-        json.key("view"); json.string(context.options.view.name); json.comma()
-        json.key("viewText"); json.string(context.options.description + ": " + context.options.view.explanation); json.comma()
-        json.key("units"); json.string(ReportContext.units); json.comma()
-        json.key("truncated"); json.bool(analysis.isTruncated); json.comma()
-        json.key("warnings"); json.stringArray(context.warnings); json.comma()
-        json.key("meta"); json.raw("[")
-        for (index, line) in context.metadataLines.enumerated() {
-            if index > 0 { json.comma() }
-            json.stringArray([line.0, line.1])
-        }
-        json.raw("]"); json.comma()
-        json.key("peakBytes"); json.unsigned(analysis.peakBytes); json.comma()
-        json.key("peakTime"); if let time = analysis.peakTimeMicros { json.unsigned(time) } else { json.null() }; json.comma()
-        json.key("duration"); json.unsigned(analysis.durationMicros ?? 0); json.comma()
+        json.pageFields(context)
         json.key("total"); json.unsigned(analysis.total.bytes); json.comma()
         let samples = FlameGraphReport.downsample(analysis.memoryOverTime, to: 2000)
         json.key("samples"); json.raw("{")
@@ -125,13 +112,7 @@ public struct TableReport {
 
 enum TableHTML {
     static let body = #"""
-<header>
-<h1 id="title"></h1>
-<div id="subtitle"></div>
-<div id="warnings"></div>
-</header>
-<details class="metabox" open><summary>Capture</summary><dl id="meta"></dl></details>
-<div id="chart-box"><canvas id="chart"></canvas><div id="chart-info"></div></div>
+\#(ReportHTML.pageHeader)
 <div id="toolbar">
 <input id="filter" type="search" placeholder="Filter: function, file, thread, allocator" autocomplete="off">
 <span id="count-info" class="muted"></span>

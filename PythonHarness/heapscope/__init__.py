@@ -157,7 +157,7 @@ class Tracker:
     - ``follow_fork``: forked children write their own capture.
     - ``overwrite``: replace ``path`` if it exists (else FileExistsError).
     - ``memory_interval_ms``: period of the resident-memory snapshots.
-    - ``compress``: zstd-compress the capture when tracking stops.
+    - ``compress``: zstd-compress the capture as it is written.
 
     Only one Tracker can be active in a process at a time (a second one
     raises RuntimeError, also while ``heapscope run`` is tracking the whole
@@ -265,7 +265,7 @@ class Tracker:
         return self
 
     def stop(self):
-        """Stops recording, finishes and (unless compress=False) compresses the capture."""
+        """Stops recording and finishes the capture (its last records, the end of the zstd frame)."""
         global _active_tracker
         mod = _tracker_module()
         with _lock:

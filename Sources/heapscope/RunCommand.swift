@@ -79,7 +79,7 @@ struct RunCommand: ParsableCommand {
         discussion: "See docs/PYMALLOC.md."))
     var referrers = false
 
-    @Flag(help: "Leave the capture uncompressed (it is zstd-compressed when tracking stops).")
+    @Flag(help: "Leave the capture uncompressed (by default it is zstd-compressed as it is written).")
     var noCompress = false
 
     @Option(help: ArgumentHelp("Period of the memory (RSS) snapshots.", valueName: "ms"))

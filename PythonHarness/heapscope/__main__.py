@@ -7,16 +7,17 @@ the package lives (HEAPSCOPE_PACKAGE_DIR: the bootstrap for `heapscope run`).
 """
 import os
 import sys
+from typing import List, Optional
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def binary_path():
+def binary_path() -> str:
     """Path of the bundled Swift CLI."""
     return os.path.join(_PACKAGE_DIR, "bin", "heapscope")
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     binary = binary_path()

@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import List, Tuple, Union
 
 import pytest
 
@@ -64,7 +65,7 @@ _UNITS = {
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]+)\s*$")
 
 
-def parse_size(value):
+def parse_size(value: Union[str, int, float]) -> int:
     """Bytes in a size such as ``"50 MB"``, ``"1.5GiB"``, ``"512 B"`` or an int of bytes.
 
     Decimal units (KB, MB, GB, TB: powers of 1000) and binary units (KiB,
@@ -98,7 +99,7 @@ def parse_size(value):
     return int(round(float(number) * factor))
 
 
-def parse_threshold(value):
+def parse_threshold(value: Union[str, int, float]) -> Tuple[str, float]:
     """``("percent", 10.0)`` for ``"10%"``, ``("bytes", n)`` for a size such as ``"1 MB"``."""
     text = str(value).strip()
     if text.endswith("%"):
@@ -121,7 +122,7 @@ def _uses_binary_units(text):
     return isinstance(text, str) and "i" in text.lower()
 
 
-def format_size(n, binary=True):
+def format_size(n: float, binary: bool = True) -> str:
     """``12.34 MiB`` (binary=True, as the CLI prints) or ``12.94 MB``."""
     n = float(n)
     base = 1024.0 if binary else 1000.0
@@ -151,7 +152,7 @@ class LeakLocation:
 
     __slots__ = ("function", "file", "line", "bytes", "count")
 
-    def __init__(self, function, file, line, bytes, count):
+    def __init__(self, function: str, file: str, line: int, bytes: int, count: int) -> None:
         self.function = function
         self.file = file
         self.line = line
@@ -159,10 +160,10 @@ class LeakLocation:
         self.count = count
 
     @property
-    def frames(self):
+    def frames(self) -> List[Tuple[str, str, int]]:
         return [(self.function, self.file, self.line)]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "LeakLocation(%r, %r, %r, bytes=%r, count=%r)" % (
             self.function, self.file, self.line, self.bytes, self.count)
 

@@ -9,7 +9,7 @@ struct Heapscope: ParsableCommand {
             Record a capture with `heapscope run`, then turn it into reports with
             `stats`, `summary` or `parse`.
             """,
-        version: "0.1.0",
+        version: heapscopeVersion(),
         subcommands: [RunCommand.self, StatsCommand.self, SummaryCommand.self, ParseCommand.self,
                       FlamegraphCommand.self, TableCommand.self, TreeCommand.self, TransformCommand.self,
                       PymallocCommand.self]

@@ -212,7 +212,8 @@ private struct RunPlan {
         if stem.isEmpty { stem = "program" }
 
         let python = try resolvePython()
-        let packageDir = try resolvePackageDir()
+        let packageDir: String
+        do { packageDir = try packageDirectory() } catch { throw runFail(error.message) }
         let bootstrapDir = packageDir + "/_bootstrap"
 
         // Output: checked before anything starts.
@@ -496,40 +497,6 @@ private func searchPath(_ name: String) -> String? {
     return nil
 }
 
-/// The directory of the `heapscope` Python package (it holds _bootstrap/ and the tracker).
-private func resolvePackageDir() throws -> String {
-    func hasBootstrap(_ dir: String) -> Bool {
-        access(dir + "/_bootstrap/sitecustomize.py", R_OK) == 0
-    }
-    if let configured = getenvString("HEAPSCOPE_PACKAGE_DIR"), !configured.isEmpty {
-        let dir = absolutePath(configured)
-        if hasBootstrap(dir) { return dir }
-        throw runFail("HEAPSCOPE_PACKAGE_DIR has no heapscope bootstrap (_bootstrap/sitecustomize.py): \(configured)")
-    }
-    if let exe = executablePath() {
-        // Installed layout: <package>/bin/heapscope.
-        let pkg = parentDirectory(of: parentDirectory(of: exe))
-        if hasBootstrap(pkg) { return pkg }
-        // Development layout: <repo>/.build*/<triple>/release/heapscope.
-        var dir = parentDirectory(of: exe)
-        while dir != "/" && !dir.isEmpty {
-            let candidate = dir + "/PythonHarness/heapscope"
-            if hasBootstrap(candidate) { return candidate }
-            dir = parentDirectory(of: dir)
-        }
-    }
-    throw runFail(
-        "cannot find the heapscope Python package (install it with `pip install ./PythonHarness`, "
-            + "or set HEAPSCOPE_PACKAGE_DIR to its directory)")
-}
-
-private func executablePath() -> String? {
-    var buf = [CChar](repeating: 0, count: 4097)
-    let n = readlink("/proc/self/exe", &buf, 4096)
-    guard n > 0 else { return nil }
-    return cStringBuffer(buf)
-}
-
 // MARK: - Small helpers
 
 /// `status` of a file, to tell whether a run replaced it.
@@ -573,7 +540,7 @@ private func reraise(signal sig: Int32) -> Never {
     exit(128 + sig)
 }
 
-private func getenvString(_ name: String) -> String? {
+func getenvString(_ name: String) -> String? {
     guard let v = getenv(name) else { return nil }
     return String(cString: v)
 }
@@ -597,15 +564,15 @@ private func currentDirectory() -> String {
     return cStringBuffer(buf)
 }
 
-private func cStringBuffer(_ buf: [CChar]) -> String {
+func cStringBuffer(_ buf: [CChar]) -> String {
     String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
-private func absolutePath(_ path: String) -> String {
+func absolutePath(_ path: String) -> String {
     path.hasPrefix("/") ? path : currentDirectory() + "/" + path
 }
 
-private func parentDirectory(of path: String) -> String {
+func parentDirectory(of path: String) -> String {
     var p = path
     while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
     guard let slash = p.lastIndex(of: "/") else { return "." }

@@ -153,9 +153,10 @@ sdist: wheel-tools
 	rm -f dist/heapscope-$(VERSION).tar.gz
 	$(WHEEL_VENV)/bin/python -m build --sdist --no-isolation --outdir dist PythonHarness </dev/null
 
-# Installs the wheel into a bare venv and runs it there (PythonHarness/tests/test_wheel.py).
-wheel-test: wheel
-	HEAPSCOPE_WHEEL="$(CURDIR)/$$(ls $(WHEEL_FILES))" \
+# Installs the wheel into a bare venv and runs it there, and checks that the
+# sdist says what is missing where it cannot build (PythonHarness/tests/test_wheel.py).
+wheel-test: wheel sdist
+	HEAPSCOPE_WHEEL="$(CURDIR)/$$(ls $(WHEEL_FILES))" HEAPSCOPE_SDIST="$(CURDIR)/dist/heapscope-$(VERSION).tar.gz" \
 	  $(PYTHON) -m pytest PythonHarness/tests/test_wheel.py -ra
 
 bench: install

@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE = os.path.join(HERE, "heapscope")
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 # What of the SwiftPM package an sdist carries (under swift/) to build from source.
-SWIFT_PACKAGE_FILES = ["Package.swift", "Sources"]
+SWIFT_PACKAGE_FILES = ["Package.swift", "Sources", "Tests"]  # Package.swift declares the test targets too
 SDIST_SWIFT_DIR = "swift"
 
 
@@ -135,7 +135,7 @@ class BuildPyWithSwift(build_py):
 
 
 class SdistWithSwift(sdist):
-    """Adds the SwiftPM package (Package.swift, Sources/) under swift/, so the sdist builds from source."""
+    """Adds the SwiftPM package (Package.swift, Sources/, Tests/) under swift/, so the sdist builds from source."""
 
     def make_release_tree(self, base_dir, files):
         super().make_release_tree(base_dir, files)

@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 from types import TracebackType
-from typing import Any, Optional, Type, Union
+from typing import Any, Literal, Optional, Type, Union
 
 __all__ = ["Tracker", "__version__"]
 
@@ -298,7 +298,7 @@ class Tracker:
         exc_type: Optional[Type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
-    ) -> bool:
+    ) -> Literal[False]:
         self.stop()
         return False
 

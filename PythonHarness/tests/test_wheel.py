@@ -192,3 +192,18 @@ def test_pytest_plugin_on_the_budget_example(venv, tmp_path):
     assert "1 failed, 1 passed" in text, text
     assert "FAILED test_budget.py::test_small_report - Test was limited to 50 MB" in text
     assert "1. test_budget.py::test_large_report" in text.split("heapscope: tests that allocated the most", 1)[1]
+
+
+def test_sdist_without_a_toolchain_says_what_is_missing(venv, tmp_path):
+    sdist = os.environ.get("HEAPSCOPE_SDIST")
+    assert sdist and Path(sdist).is_file(), "HEAPSCOPE_SDIST (set by `make wheel-test`) is not an sdist"
+    # No swift on PATH, none where SWIFT points: the build stops before compiling anything.
+    env = dict(venv["env"], SWIFT=str(tmp_path / "no-swift"))
+    proc = run(["pip", "install", "--quiet", "--no-deps", sdist], tmp_path, env=env)
+    text = (proc.stdout + proc.stderr).decode(errors="replace")
+    assert proc.returncode != 0, text
+    lines = [line for line in text.splitlines() if "heapscope: error:" in line]
+    assert len(lines) == 1, text
+    assert "cannot build from source, this machine lacks the Swift 6.3 toolchain" in lines[0]
+    assert "install a prebuilt wheel instead" in lines[0] and "make wheel" in lines[0]
+    assert "error: compile" not in text.lower() and "swift build" not in text

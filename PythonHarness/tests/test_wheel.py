@@ -182,9 +182,15 @@ def test_tracker_block(venv, tmp_path):
     assert top["bytes"] >= 12_345_678 and stats["peak_bytes"] >= 12_345_678
 
 
-def test_pytest_plugin_on_the_budget_example(venv, tmp_path):
-    # pytest itself comes from PyPI (pip's cache); heapscope needs nothing else.
-    ok(in_venv(venv, ["pip", "install", "--quiet", "pytest"], tmp_path))
+@pytest.fixture(scope="module")
+def front_ends(venv, tmp_path_factory):
+    """pytest and IPython in the venv, from PyPI (pip's cache): heapscope needs nothing else."""
+    ok(in_venv(venv, ["pip", "install", "--quiet", "pytest", "ipython"], tmp_path_factory.mktemp("pip")))
+    return venv
+
+
+def test_pytest_plugin_on_the_budget_example(front_ends, tmp_path):
+    venv = front_ends
     shutil.copy(EXAMPLES / "test_budget.py", tmp_path)
     proc = in_venv(venv, ["python", "-m", "pytest", "--heapscope", "-p", "no:cacheprovider", "test_budget.py"], tmp_path)
     text = (proc.stdout + proc.stderr).decode(errors="replace")
@@ -192,6 +198,27 @@ def test_pytest_plugin_on_the_budget_example(venv, tmp_path):
     assert "1 failed, 1 passed" in text, text
     assert "FAILED test_budget.py::test_small_report - Test was limited to 50 MB" in text
     assert "1. test_budget.py::test_large_report" in text.split("heapscope: tests that allocated the most", 1)[1]
+
+
+MAGIC_SCRIPT = """\
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance()
+shell.run_line_magic("load_ext", "heapscope")
+shell.run_cell_magic("heapscope_flamegraph", "-o out", "def grow():\\n    return bytearray(7_654_321)\\nkept = grow()\\n")
+"""
+
+
+def test_jupyter_magic(front_ends, tmp_path):
+    venv = front_ends
+    write(tmp_path / "magic.py", MAGIC_SCRIPT)
+    out, _ = ok(in_venv(venv, ["python", "magic.py"], tmp_path))
+    assert "heapscope: capture" in out, out
+    [page] = (tmp_path / "out").glob("cell-*.html")
+    assert "grow" in page.read_text()
+    [capture] = (tmp_path / "out").glob("cell-*.hsc")
+    stats = json.loads(ok(in_venv(venv, ["heapscope", "stats", "--json", str(capture)], tmp_path))[0])
+    assert stats["top_by_bytes"][0]["function"] == "grow" and stats["peak_bytes"] >= 7_654_321
 
 
 def test_sdist_without_a_toolchain_says_what_is_missing(venv, tmp_path):

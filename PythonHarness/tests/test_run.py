@@ -293,3 +293,32 @@ def test_python_dash_m_heapscope_is_the_same_program(hs, tmp_path):
     assert a.returncode == b.returncode == 5
     assert a.stdout == b.stdout == b"['s.py', 'z']\n"
     assert is_capture(tmp_path / "a.hsc") and is_capture(tmp_path / "b.hsc")
+
+
+def non_pie_python():
+    """A non-PIE CPython of this minor version (Debian's /usr/bin/python3.11 is one), or None."""
+    for candidate in ("/usr/bin/python3.%d" % sys.version_info[1], "/usr/bin/python3"):
+        try:
+            with open(candidate, "rb") as f:
+                header = f.read(18)
+        except OSError:
+            continue
+        if header[:4] == b"\x7fELF" and int.from_bytes(header[16:18], "little") == 2:  # ET_EXEC
+            return os.path.realpath(candidate)
+    return None
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_non_pie_interpreter_stops_cleanly(hs, tmp_path, native):
+    # Its PLT entries are the canonical addresses of malloc & co.: putting the
+    # GOT back must not point an entry at itself (the program hung at exit).
+    python = non_pie_python()
+    if python is None:
+        pytest.skip("no non-PIE CPython 3.%d on this machine" % sys.version_info[1])
+    write(tmp_path / "block.py", "block = bytearray(5_000_000)\nprint('done')\n")
+    args = ["run", "-q", "-o", "out.hsc"] + (["--native"] if native else []) + ["block.py"]
+    proc = hs(*args, env=clean_env(HEAPSCOPE_PYTHON=python), timeout=60)
+    assert (proc.returncode, proc.stdout) == (0, b"done\n"), proc.stderr.decode(errors="replace")
+    stats = hs.stats_json(tmp_path / "out.hsc")
+    assert stats["metadata"]["python_executable"] == python
+    assert stats["peak_bytes"] >= 5_000_000

@@ -81,6 +81,47 @@ static void hs_write_slot(void **slot, void *value, uintptr_t relro_start, uintp
     if (in_relro) mprotect((void *)page, page_size, PROT_READ);
 }
 
+// What each patched slot held before, to put back as it was. Looking the
+// function up again (dlsym) is wrong in a non-PIE executable that takes a
+// function's address (Debian's python3): dlsym gives the executable's own PLT
+// entry, its canonical address, and that entry would then jump to itself.
+// An open-addressing table keyed by slot address, in mmap'ed memory, used
+// under hs_patch_mutex only.
+typedef struct {
+    void **slot;
+    void *original;
+} hs_saved_slot;
+
+static hs_saved_slot *hs_saved;
+static size_t hs_saved_capacity, hs_saved_count;
+
+static hs_saved_slot *hs_saved_find(void **slot) {
+    size_t mask = hs_saved_capacity - 1;
+    for (size_t i = ((uintptr_t)slot >> 3) & mask;; i = (i + 1) & mask)
+        if (hs_saved[i].slot == slot || hs_saved[i].slot == NULL) return &hs_saved[i];
+}
+
+static int hs_save_slot(void **slot, void *original) {
+    if ((hs_saved_count + 1) * 2 > hs_saved_capacity) {
+        size_t old_capacity = hs_saved_capacity, capacity = old_capacity ? old_capacity * 2 : 1024;
+        hs_saved_slot *old = hs_saved;
+        void *table = mmap(NULL, capacity * sizeof *old, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (table == MAP_FAILED) return -1;
+        hs_saved = table;
+        hs_saved_capacity = capacity;
+        for (size_t i = 0; i < old_capacity; i++)
+            if (old[i].slot) *hs_saved_find(old[i].slot) = old[i];
+        if (old) munmap(old, old_capacity * sizeof *old);
+    }
+    hs_saved_slot *entry = hs_saved_find(slot);
+    if (!entry->slot) {
+        entry->slot = slot;
+        hs_saved_count++;
+    }
+    entry->original = original;
+    return 0;
+}
+
 static void hs_patch_relocations(const ElfW(Rela) * rela, size_t count, uintptr_t base, const ElfW(Sym) * symtab,
                                  const char *strtab, hs_patch_run *run, uintptr_t relro_start, uintptr_t relro_end) {
     for (size_t i = 0; i < count; i++) {
@@ -91,19 +132,17 @@ static void hs_patch_relocations(const ElfW(Rela) * rela, size_t count, uintptr_
             if (strcmp(name, hs_hooks[h].name) != 0) continue;
             void **slot = (void **)(base + rela[i].r_offset);
             if (run->install) {
-                if (*slot != hs_hooks[h].hook) {
+                // A slot we could not restore later is left alone.
+                if (*slot != hs_hooks[h].hook && hs_save_slot(slot, *slot) == 0) {
                     hs_write_slot(slot, hs_hooks[h].hook, relro_start, relro_end);
                     run->changed++;
                 }
             } else if (*slot == hs_hooks[h].hook) {
-                // The real function, as symbol lookup binds it (a slot may have
-                // held only a lazy-binding stub before we patched it). Our hooks
-                // are hidden, so the global scope never yields them.
-                void *real = dlsym(RTLD_DEFAULT, name);
-                if (real) {
-                    hs_write_slot(slot, real, relro_start, relro_end);
-                    run->changed++;
-                }
+                // Our hooks are hidden, so only our patching puts one in a slot:
+                // the slot is in the table. A lazy-binding stub put back binds
+                // again on the next call.
+                hs_write_slot(slot, hs_saved_find(slot)->original, relro_start, relro_end);
+                run->changed++;
             }
             break;
         }

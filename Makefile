@@ -28,9 +28,10 @@ VENVS      ?= .venvs
 APT_PACKAGES := python3-dev libunwind-dev libdw-dev libzstd-dev pkg-config
 # What the test suite needs on top (docs/TEST_DEPS.md, docs/TEST_DEPS_PYTHON.md):
 # a headless browser for the HTML reports, protobuf/jsonschema to validate the
-# exports, xdist/asyncio/nbclient for the pytest plugin and Jupyter tests.
+# exports, numpy for the native-allocation scenario, xdist/asyncio/nbclient for
+# the pytest plugin and Jupyter tests.
 TEST_APT_PACKAGES := chromium chromium-driver
-TEST_PIP_PACKAGES := pytest pytest-xdist pytest-asyncio selenium protobuf jsonschema gprof2dot \
+TEST_PIP_PACKAGES := pytest pytest-xdist pytest-asyncio selenium protobuf jsonschema gprof2dot numpy \
                      nbclient nbformat ipykernel ipython
 
 # Evaluated when used, so `make deps` works before anything else exists.
@@ -61,7 +62,7 @@ test-deps: deps test-python-deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_APT_PACKAGES)"
 
 test-python-deps:
-	@$(PYTHON) -c 'import pytest, xdist, pytest_asyncio, selenium, google.protobuf, jsonschema, gprof2dot, nbclient, ipykernel' 2>/dev/null || \
+	@$(PYTHON) -c 'import pytest, xdist, pytest_asyncio, selenium, google.protobuf, jsonschema, gprof2dot, numpy, nbclient, ipykernel' 2>/dev/null || \
 	  $(PYTHON) -m pip install --quiet $(TEST_PIP_PACKAGES) </dev/null
 
 # Installs the Debian packages in PACKAGES that are missing (as root; apt's

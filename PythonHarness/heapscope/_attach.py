@@ -1,0 +1,78 @@
+"""The Python half of `heapscope attach` (docs/ATTACH.md).
+
+Runs inside the process being attached to, called from the tracker's
+attach.c as a pending call: on the main thread, holding the GIL, between two
+bytecodes. start() starts a heapscope.Tracker like any other (so the capture
+has the usual metadata and thread names) and stop() ends it; each reports to
+the `heapscope attach` that is waiting by rewriting the one-line status file.
+"""
+import atexit
+import json
+
+import heapscope
+
+# The Tracker started by the last attach, while it records.
+_tracker = None
+_status_path = None
+
+
+def _write_status(line):
+    # Whole lines only: the waiting CLI reads a line once it ends in "\n".
+    try:
+        with open(_status_path, "r+") as status:
+            status.write(line + "\n")
+            status.truncate()
+    except OSError:
+        pass
+
+
+def start(status_path, options_json):
+    """Starts tracking; True if it did. Never raises: errors go to the status file."""
+    global _tracker, _status_path
+    _status_path = status_path
+    try:
+        options = json.loads(options_json)
+        tracker = heapscope.Tracker(
+            options["output"],
+            native=options.get("native", False),
+            trace_python_allocators=options.get("trace_python_allocators", True),
+            follow_fork=options.get("follow_fork", False),
+            overwrite=options.get("overwrite", False),
+            memory_interval_ms=options.get("memory_interval_ms", 10),
+            compress=options.get("compress", True),
+        )
+        tracker._source = "attach"
+        tracker._extra_metadata = {"attach": options.get("attach", {})}
+        tracker.start()
+    except FileExistsError as exc:
+        _write_status("error output file already exists: %s (use -f to overwrite)" % exc.filename)
+        return False
+    except BaseException as exc:
+        _write_status("error %s" % _one_line(exc))
+        return False
+    _tracker = tracker
+    # The process may end while attached: finish the capture at exit.
+    atexit.register(stop)
+    _write_status("running %s" % tracker.path)
+    return True
+
+
+def stop():
+    """Stops the attached Tracker (detach, or attach's --duration is over)."""
+    global _tracker
+    atexit.unregister(stop)
+    tracker, _tracker = _tracker, None
+    if tracker is None:
+        return
+    try:
+        if tracker.active:
+            tracker.stop()
+    except BaseException as exc:
+        _write_status("error stopping failed: %s" % _one_line(exc))
+        return
+    _write_status("stopped %s" % tracker.path)
+
+
+def _one_line(exc):
+    return ("%s: %s" % (type(exc).__name__, exc)).replace("\n", " ")
+

@@ -28,8 +28,10 @@
 enum { HS_ATTACH_SCHEDULED = 0, HS_ATTACH_BUSY = 1, HS_ATTACH_QUEUE_FULL = 2, HS_ATTACH_NO_MEMORY = 3 };
 // hs_attach_stop results.
 enum { HS_DETACH_NOT_TRACKED = 0, HS_DETACH_SCHEDULED = 1, HS_DETACH_ALREADY = 2, HS_DETACH_OTHER_TRACKER = 3,
-       HS_DETACH_QUEUE_FULL = 4 };
+       HS_DETACH_QUEUE_FULL = 4, HS_DETACH_CANCELLED = 5 };
 
+// RUNNING is set as soon as a start is claimed, before it is done: a stop
+// scheduled meanwhile then runs after it (pending calls run in order).
 enum { HS_PHASE_IDLE, HS_PHASE_START_PENDING, HS_PHASE_RUNNING, HS_PHASE_STOP_PENDING };
 
 // Written by the gdb-called entries while the whole process is stopped, read
@@ -112,6 +114,7 @@ static int hs_attach_run_start(void *arg) {
         hs_attach_phase = HS_PHASE_IDLE;
         return 0;
     }
+    hs_attach_phase = HS_PHASE_RUNNING;
     hs_write_status("starting", NULL);
     PyObject *module = hs_import_attach_module();
     if (!module) {
@@ -125,7 +128,7 @@ static int hs_attach_run_start(void *arg) {
     if (!started) hs_status_from_exception("heapscope._attach.start failed");
     Py_XDECREF(started);
     PyErr_Clear();
-    hs_attach_phase = ok ? HS_PHASE_RUNNING : HS_PHASE_IDLE;
+    if (!ok) hs_attach_phase = HS_PHASE_IDLE;
     return 0;
 }
 
@@ -172,10 +175,17 @@ HS_ATTACH_API int hs_attach_start(const char *package_parent, const char *status
     return HS_ATTACH_SCHEDULED;
 }
 
-// Called by gdb (`heapscope detach`, or attach when --duration is over).
+// Called by gdb (`heapscope detach`, or attach when --duration is over or it
+// gives up waiting): stops tracking at the next safe point, or cancels a start
+// still waiting for one.
 HS_ATTACH_API int hs_attach_stop(void) {
     if (hs_attach_phase == HS_PHASE_STOP_PENDING) return HS_DETACH_ALREADY;
-    if (hs_attach_phase != HS_PHASE_RUNNING) return hs_global.recorder ? HS_DETACH_OTHER_TRACKER : HS_DETACH_NOT_TRACKED;
+    if (hs_attach_phase == HS_PHASE_START_PENDING) {
+        hs_attach_phase = HS_PHASE_IDLE;
+        return HS_DETACH_CANCELLED;
+    }
+    if (hs_attach_phase != HS_PHASE_RUNNING)
+        return hs_global.recorder ? HS_DETACH_OTHER_TRACKER : HS_DETACH_NOT_TRACKED;
     if (Py_AddPendingCall(hs_attach_run_stop, NULL) != 0) return HS_DETACH_QUEUE_FULL;
     hs_attach_phase = HS_PHASE_STOP_PENDING;
     return HS_DETACH_SCHEDULED;

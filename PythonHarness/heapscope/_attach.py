@@ -52,13 +52,13 @@ def start(status_path, options_json):
         return False
     _tracker = tracker
     # The process may end while attached: finish the capture at exit.
-    atexit.register(stop)
+    atexit.register(stop, "exit")
     _write_status("running %s" % tracker.path)
     return True
 
 
-def stop():
-    """Stops the attached Tracker (detach, or attach's --duration is over)."""
+def stop(how="request"):
+    """Stops the attached Tracker: on request (detach, attach's --duration is over) or at exit."""
     global _tracker
     atexit.unregister(stop)
     tracker, _tracker = _tracker, None
@@ -70,7 +70,7 @@ def stop():
     except BaseException as exc:
         _write_status("error stopping failed: %s" % _one_line(exc))
         return
-    _write_status("stopped %s" % tracker.path)
+    _write_status("stopped %s %s" % (how, tracker.path))
 
 
 def _one_line(exc):

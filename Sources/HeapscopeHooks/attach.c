@@ -9,7 +9,7 @@
 //
 // Protocol with the CLI (Sources/heapscope/Attaching.swift): the status file
 // holds one line, rewritten at each step: "starting", then "running <capture>"
-// or "error <message>", and at the end "stopped <capture>".
+// or "error <message>", and at the end "stopped request|exit <capture>".
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 

@@ -347,7 +347,7 @@ struct AttachSession {
     /// then stops tracking and waits for the capture to be finished.
     func record(until end: Double?) throws -> AttachEnd {
         while true {
-            if case .stopped = status.read() { return target.isRunning ? .detached : .exited }
+            if case .stopped(let atExit, _) = status.read() { return atExit ? .exited : .detached }
             if case .failed(let message) = status.read() { throw commandFail("process \(target.pid): \(message)") }
             // Gone without a word: os._exit (the _exit hook finished the capture) or a kill.
             if !target.isRunning { return .exited }
@@ -418,7 +418,8 @@ enum AttachStatus: Equatable {
     case none
     case starting
     case running(capture: String)
-    case stopped(capture: String)
+    /// `atExit`: the process's exit stopped it, not a request (detach, --duration).
+    case stopped(atExit: Bool, capture: String)
     case failed(String)
     /// The file is gone: the attach that watched it has finished.
     case removed
@@ -451,7 +452,9 @@ struct StatusFile {
         switch word {
         case "starting": return .starting
         case "running": return .running(capture: rest)
-        case "stopped": return .stopped(capture: rest)
+        case "stopped":
+            let how = rest.prefix(while: { $0 != " " })
+            return .stopped(atExit: how == "exit", capture: String(rest.dropFirst(how.count + 1)))
         case "error": return .failed(rest)
         default: return .none
         }

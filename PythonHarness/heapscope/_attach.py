@@ -32,15 +32,7 @@ def start(status_path, options_json):
     _status_path = status_path
     try:
         options = json.loads(options_json)
-        tracker = heapscope.Tracker(
-            options["output"],
-            native=options.get("native", False),
-            trace_python_allocators=options.get("trace_python_allocators", True),
-            follow_fork=options.get("follow_fork", False),
-            overwrite=options.get("overwrite", False),
-            memory_interval_ms=options.get("memory_interval_ms", 10),
-            compress=options.get("compress", True),
-        )
+        tracker = heapscope._tracker_from_options(options["output"], options)
         tracker._source = "attach"
         tracker._extra_metadata = {"attach": options.get("attach", {})}
         tracker.start()

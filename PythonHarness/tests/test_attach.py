@@ -134,6 +134,16 @@ def one_error_line(proc):
     return lines[0]
 
 
+def attach_in_background(hs, tmp_path, capture, target):
+    """A `heapscope attach` with no --duration, once it says it records."""
+    attach = subprocess.Popen(
+        hs.command + ["attach", "-o", str(capture), str(target.pid)],
+        cwd=str(tmp_path), env=clean_env(), stderr=subprocess.PIPE,
+    )
+    assert b"heapscope: attached to process" in attach.stderr.readline()
+    return attach
+
+
 def locations(hs, capture):
     """{function: (count, bytes)} of every allocating location."""
     stats = hs.stats_json(capture, "-n", "1000")
@@ -197,12 +207,8 @@ def test_attach_twice_in_a_row_then_detach_of_an_idle_process(hs, targets, tmp_p
 def test_detach_ends_the_recording(hs, targets, tmp_path):
     target = targets(LOOP_SCRIPT)
     capture = tmp_path / "detached.hsc"
-    attach = subprocess.Popen(
-        hs.command + ["attach", "-o", str(capture), str(target.pid)],
-        cwd=str(tmp_path), env=clean_env(), stderr=subprocess.PIPE,
-    )
-    # attach says when it records; then detach ends it.
-    assert b"heapscope: attached to process" in attach.stderr.readline()
+    attach = attach_in_background(hs, tmp_path, capture, target)
+    # attach is recording; detach ends it.
     proc = hs("detach", str(target.pid))
     assert proc.returncode == 0, proc.stderr.decode()
     assert f"heapscope: detached from process {target.pid}" in proc.stderr.decode()
@@ -219,11 +225,7 @@ def test_detach_ends_the_recording(hs, targets, tmp_path):
 def test_target_exit_while_attached_finishes_the_capture(hs, targets, tmp_path):
     target = targets(LOOP_SCRIPT)
     capture = tmp_path / "exit.hsc"
-    attach = subprocess.Popen(
-        hs.command + ["attach", "-o", str(capture), str(target.pid)],
-        cwd=str(tmp_path), env=clean_env(), stderr=subprocess.PIPE,
-    )
-    assert b"heapscope: attached to process" in attach.stderr.readline()
+    attach = attach_in_background(hs, tmp_path, capture, target)
     code, out, err = target.finish()
     assert code == 0 and err == "" and "loop ran" in out
     rest = attach.stderr.read().decode()
@@ -400,11 +402,7 @@ def test_target_already_tracked_by_run(hs, tmp_path):
 
 def test_attach_while_attached(hs, targets, tmp_path):
     target = targets(LOOP_SCRIPT)
-    attach = subprocess.Popen(
-        hs.command + ["attach", "-o", str(tmp_path / "one.hsc"), str(target.pid)],
-        cwd=str(tmp_path), env=clean_env(), stderr=subprocess.PIPE,
-    )
-    assert b"heapscope: attached to process" in attach.stderr.readline()
+    attach = attach_in_background(hs, tmp_path, tmp_path / "one.hsc", target)
     line = one_error_line(hs("attach", "-o", str(tmp_path / "two.hsc"), str(target.pid)))
     assert "is already being tracked by heapscope" in line
     attach.send_signal(signal.SIGINT)   # Ctrl-C ends the recording cleanly

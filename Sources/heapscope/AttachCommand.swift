@@ -47,16 +47,7 @@ struct AttachCommand: ParsableCommand {
         "How long to wait for the process to reach a safe point (to start, and to stop).", valueName: "seconds"))
     var timeout: Double = 10
 
-    @Flag(help: "Record native (C, C++, Rust) stacks as well as Python stacks.")
-    var native = false
-
-    @Flag(
-        inversion: .prefixedNo,
-        help: "Trace CPython's own allocators (PyMem/PyObject and pymalloc arenas); on by default.")
-    var tracePythonAllocators = true
-
-    @Flag(help: "Record forked child processes into captures of their own.")
-    var followFork = false
+    @OptionGroup var tracking: TrackingOptions
 
     // Modes of `run` that do not exist yet: refused in one line rather than
     // reported as unknown options.
@@ -126,9 +117,9 @@ struct AttachCommand: ParsableCommand {
     func trackerOptions(gdb: Gdb, output: CaptureOutput) -> String {
         JSONValue.object([
             ("output", .string(output.absolute)),
-            ("native", .bool(native)),
-            ("trace_python_allocators", .bool(tracePythonAllocators)),
-            ("follow_fork", .bool(followFork)),
+            ("native", .bool(tracking.native)),
+            ("trace_python_allocators", .bool(tracking.tracePythonAllocators)),
+            ("follow_fork", .bool(tracking.followFork)),
             ("overwrite", .bool(force)),
             ("attach", .object([
                 ("method", .string("gdb")),

@@ -55,16 +55,7 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print no summary: only errors.")
     var quiet = false
 
-    @Flag(help: "Record native (C, C++, Rust) stacks as well as Python stacks.")
-    var native = false
-
-    @Flag(
-        inversion: .prefixedNo,
-        help: "Trace CPython's own allocators (PyMem/PyObject and pymalloc arenas); on by default.")
-    var tracePythonAllocators = true
-
-    @Flag(help: "Record forked child processes into captures of their own.")
-    var followFork = false
+    @OptionGroup var tracking: TrackingOptions
 
     @Flag(help: ArgumentHelp(
         "Prepare a leak hunt: trace Python allocators, run with PYTHONMALLOC=malloc (unless the environment sets PYTHONMALLOC) and name the top leaking sites at exit.",
@@ -206,12 +197,12 @@ private struct RunPlan {
     func bootstrapOptions(userPythonPath: String?) -> String {
         let optionalString = { (text: String?) in text.map(JSONValue.string) ?? .null }
         var fields: [(key: String, value: JSONValue)] = [
-            ("native", .bool(options.native)),
-            ("trace_python_allocators", .bool(options.tracePythonAllocators || options.leaks)),
+            ("native", .bool(options.tracking.native)),
+            ("trace_python_allocators", .bool(options.tracking.tracePythonAllocators || options.leaks)),
             ("leaks_mode", .bool(options.leaks)),
             ("pythonmalloc_set_by_heapscope", .bool(setsPythonMalloc)),
             ("user_pythonmalloc", optionalString(userPythonMalloc)),
-            ("follow_fork", .bool(options.followFork)),
+            ("follow_fork", .bool(options.tracking.followFork)),
             ("compress", .bool(!options.noCompress)),
             ("overwrite", .bool(options.force)),
             ("memory_interval_ms", .int(Int64(options.memoryIntervalMs))),
@@ -321,7 +312,7 @@ private struct RunPlan {
         let path = pidInOutput ? displayOutput.replacingOccurrences("{pid}", with: String(pid)) : displayOutput
         let absolutePath = pidInOutput ? absoluteOutput.replacingOccurrences("{pid}", with: String(pid)) : absoluteOutput
         if !quiet, captureWritten(at: absolutePath, replacing: previousOutput) {
-            let children = options.followFork ? childCaptures(of: path, since: wallStart) : []
+            let children = options.tracking.followFork ? childCaptures(of: path, since: wallStart) : []
             reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, children: children)
         }
         return result

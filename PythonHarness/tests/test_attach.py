@@ -144,6 +144,13 @@ def attach_in_background(hs, tmp_path, capture, target):
     return attach
 
 
+def attach_ok(hs, target, *args):
+    """`heapscope attach ARGS PID`, which must succeed; its stderr."""
+    proc = hs("attach", *args, str(target.pid))
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stderr.decode()
+
+
 def locations(hs, capture):
     """{function: (count, bytes)} of every allocating location."""
     stats = hs.stats_json(capture, "-n", "1000")
@@ -158,9 +165,7 @@ def test_attach_records_the_window_and_the_target_runs_on(hs, targets, tmp_path)
     target = targets(LOOP_SCRIPT)
     assert target.first_line == "before done\n"
     capture = tmp_path / "window.hsc"
-    proc = hs("attach", "--duration", "2", "-o", str(capture), str(target.pid))
-    assert proc.returncode == 0, proc.stderr.decode()
-    err = proc.stderr.decode()
+    err = attach_ok(hs, target, "--duration", "2", "-o", str(capture))
     assert f"heapscope: capture written to {capture}" in err
     assert "total allocations:" in err and "peak memory:" in err
     assert target.alive()
@@ -191,8 +196,7 @@ def test_attach_twice_in_a_row_then_detach_of_an_idle_process(hs, targets, tmp_p
     target = targets(LOOP_SCRIPT)
     first, second = tmp_path / "first.hsc", tmp_path / "second.hsc"
     for capture in (first, second):
-        proc = hs("attach", "--duration", "0.5", "-o", str(capture), str(target.pid))
-        assert proc.returncode == 0, proc.stderr.decode()
+        attach_ok(hs, target, "--duration", "0.5", "-o", str(capture))
     for capture in (first, second):
         _, found = locations(hs, capture)
         count, size = found["loop"]
@@ -240,8 +244,7 @@ def test_multithreaded_target(hs, targets, tmp_path):
     target = targets(THREADS_SCRIPT)
     assert target.first_line == "threads started\n"
     capture = tmp_path / "threads.hsc"
-    proc = hs("attach", "--duration", "1", "-o", str(capture), str(target.pid))
-    assert proc.returncode == 0, proc.stderr.decode()
+    attach_ok(hs, target, "--duration", "1", "-o", str(capture))
     code, out, err = target.finish()
     assert code == 0 and err == "" and out.endswith("threads done\n")
     stats = hs.stats_json(capture, "-n", "1000")
@@ -258,8 +261,7 @@ def test_multithreaded_target(hs, targets, tmp_path):
 def test_native_stacks_on_an_attached_process(hs, targets, tmp_path):
     target = targets(LOOP_SCRIPT)
     capture = tmp_path / "native.hsc"
-    proc = hs("attach", "--native", "--duration", "1", "-o", str(capture), str(target.pid))
-    assert proc.returncode == 0, proc.stderr.decode()
+    attach_ok(hs, target, "--native", "--duration", "1", "-o", str(capture))
     stats = hs.stats_json(capture)
     assert stats["flags"]["native"] is True
     tree = hs("tree", "-b", "1", "--stacks", "hybrid", str(capture))
@@ -421,8 +423,7 @@ def test_output_exists_without_force(hs, targets, tmp_path):
     line = one_error_line(hs("attach", "-o", str(existing), str(target.pid)))
     assert line == f"heapscope: error: output file already exists: {existing} (use -f to overwrite)"
     assert existing.read_bytes() == b"recorded earlier"
-    proc = hs("attach", "-f", "--duration", "0.3", "-o", str(existing), str(target.pid))
-    assert proc.returncode == 0, proc.stderr.decode()
+    attach_ok(hs, target, "-f", "--duration", "0.3", "-o", str(existing))
     assert hs.stats_json(existing)["metadata"]["source"] == "attach"
     code, _, err = target.finish()
     assert code == 0 and err == ""
@@ -433,10 +434,9 @@ def test_default_output_name_and_unavailable_modes(hs, targets, tmp_path):
     for flag in ("--aggregate", "--live", "--live-remote"):
         line = one_error_line(hs("attach", flag, str(target.pid)))
         assert line == f"heapscope: error: {flag} is not available yet: attach writes a capture file"
-    proc = hs("attach", "--duration", "0.3", str(target.pid))
-    assert proc.returncode == 0, proc.stderr.decode()
+    err = attach_ok(hs, target, "--duration", "0.3")
     made = [p.name for p in tmp_path.glob("heapscope-attach-*.hsc")]
     assert len(made) == 1 and made[0].startswith(f"heapscope-attach-{target.pid}.")
-    assert f"capture written to {made[0]}" in proc.stderr.decode()
+    assert f"capture written to {made[0]}" in err
     code, _, err = target.finish()
     assert code == 0 and err == ""

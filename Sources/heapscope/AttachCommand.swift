@@ -68,15 +68,10 @@ struct AttachCommand: ParsableCommand {
         if !(timeout > 0) { throw commandFail("--timeout must be a positive number of seconds") }
 
         let target = try AttachTarget.inspect(pid)
-        let tracker = try TrackerLibrary.locate()
         guard let version = target.pythonVersion else {
             throw commandFail("\(target.described) is not a CPython process (its program is \(target.executable))")
         }
-        if version != tracker.pythonVersion {
-            throw commandFail(
-                "\(target.described) runs CPython \(version), but this heapscope's tracker was built for CPython "
-                    + "\(tracker.pythonVersion)")
-        }
+        let tracker = try TrackerLibrary.locate(for: target, version: version)
         if let other = target.loadedTrackers.first(where: { $0 != tracker.path }) {
             throw commandFail("\(target.described) already has another heapscope's tracker loaded (\(other))")
         }

@@ -22,12 +22,23 @@ struct TrackerLibrary {
     /// The CPython minor version it was built for, from its name: "3.11".
     var pythonVersion: String
 
-    static func locate() throws -> TrackerLibrary {
+    /// The tracker for CPython `version`; refuses a version none was built for.
+    static func locate(for target: AttachTarget, version: String) throws -> TrackerLibrary {
+        let built = try installed()
+        if let match = built.first(where: { $0.pythonVersion == version }) { return match }
+        let versions = built.map(\.pythonVersion).sorted().joined(separator: ", ")
+        throw commandFail(
+            "\(target.described) runs CPython \(version), but this heapscope's tracker was built for CPython \(versions)")
+    }
+
+    /// Every _tracker.cpython-3XY-*.so in heapscope's package directory.
+    static func installed() throws -> [TrackerLibrary] {
         let packageDir = try resolvePackageDir()
         guard let dir = opendir(packageDir) else {
             throw commandFail("cannot read heapscope's package directory \(packageDir)")
         }
         defer { closedir(dir) }
+        var found: [TrackerLibrary] = []
         while let entry = readdir(dir) {
             let name = withUnsafePointer(to: &entry.pointee.d_name) {
                 String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
@@ -36,11 +47,14 @@ struct TrackerLibrary {
             guard name.hasPrefix("_tracker.cpython-"), name.hasSuffix(".so") else { continue }
             let tag = name.dropFirst("_tracker.cpython-".count).prefix(while: { $0.isNumber })
             guard tag.count >= 2 else { continue }
-            return TrackerLibrary(
+            found.append(TrackerLibrary(
                 path: packageDir + "/" + name, packageParent: parentDirectory(of: packageDir),
-                pythonVersion: "\(tag.first!).\(tag.dropFirst())")
+                pythonVersion: "\(tag.first!).\(tag.dropFirst())"))
         }
-        throw commandFail("heapscope's tracker is not built (no _tracker.cpython-*.so in \(packageDir)): run `make build`")
+        if found.isEmpty {
+            throw commandFail("heapscope's tracker is not built (no _tracker.cpython-*.so in \(packageDir)): run `make build`")
+        }
+        return found
     }
 }
 
@@ -256,8 +270,15 @@ private func runCapturingOutput(_ argv: [String]) throws -> (Int32, String) {
     posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
     posix_spawn_file_actions_addclose(&actions, fds[0])
     posix_spawn_file_actions_addclose(&actions, fds[1])
+    // A group of its own: Ctrl-C on the terminal must not interrupt gdb in
+    // the middle of a call it is making in the target (attach handles Ctrl-C).
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    posix_spawnattr_setpgroup(&attr, 0)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
     var pid: pid_t = 0
-    let rc = withCStrings(argv) { cArgv in posix_spawn(&pid, cArgv[0]!, &actions, nil, cArgv, environ) }
+    let rc = withCStrings(argv) { cArgv in posix_spawn(&pid, cArgv[0]!, &actions, &attr, cArgv, environ) }
     close(fds[1])
     if rc != 0 {
         close(fds[0])
@@ -347,8 +368,11 @@ struct AttachSession {
     /// then stops tracking and waits for the capture to be finished.
     func record(until end: Double?) throws -> AttachEnd {
         while true {
-            if case .stopped(let atExit, _) = status.read() { return atExit ? .exited : .detached }
-            if case .failed(let message) = status.read() { throw commandFail("process \(target.pid): \(message)") }
+            switch status.read() {
+            case .stopped(let atExit, _): return atExit ? .exited : .detached
+            case .failed(let message): throw commandFail("process \(target.pid): \(message)")
+            default: break
+            }
             // Gone without a word: os._exit (the _exit hook finished the capture) or a kill.
             if !target.isRunning { return .exited }
             if interrupted() || (end.map { monotonicSeconds() >= $0 } ?? false) { break }

@@ -197,44 +197,6 @@ func shellQuoted(_ words: [String]) -> String {
                 || "-_./=:,+@%".unicodeScalars.contains(c)
         }
         if safe { return word }
-        return "'" + word.replacingOccurrences("'", with: "'\\''") + "'"
+        return "'" + word.replacing("'", with: "'\\''") + "'"
     }.joined(separator: " ")
-}
-
-extension String {
-    func replacingOccurrences(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var result = ""
-        var rest = self[...]
-        while let range = rest.range(of: target) {
-            result += rest[..<range.lowerBound]
-            result += replacement
-            rest = rest[range.upperBound...]
-        }
-        result += rest
-        return result
-    }
-
-    func replacingSlashes() -> String {
-        String(map { $0 == "/" ? "_" : $0 })
-    }
-}
-
-extension Substring {
-    func range(of target: String) -> Range<Substring.Index>? {
-        let t = Array(target.utf8)
-        let u = self.utf8
-        var i = u.startIndex
-        while i != u.endIndex {
-            var j = i
-            var k = 0
-            while k < t.count, j != u.endIndex, u[j] == t[k] {
-                j = u.index(after: j)
-                k += 1
-            }
-            if k == t.count { return i..<j }
-            i = u.index(after: i)
-        }
-        return nil
-    }
 }

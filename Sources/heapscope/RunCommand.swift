@@ -309,8 +309,8 @@ private struct RunPlan {
             result = .signaled(status & 0x7f)
         }
 
-        let path = pidInOutput ? displayOutput.replacingOccurrences("{pid}", with: String(pid)) : displayOutput
-        let absolutePath = pidInOutput ? absoluteOutput.replacingOccurrences("{pid}", with: String(pid)) : absoluteOutput
+        let path = pidInOutput ? displayOutput.replacing("{pid}", with: String(pid)) : displayOutput
+        let absolutePath = pidInOutput ? absoluteOutput.replacing("{pid}", with: String(pid)) : absoluteOutput
         if !quiet, captureWritten(at: absolutePath, replacing: previousOutput) {
             let children = options.tracking.followFork ? childCaptures(of: path, since: wallStart) : []
             reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, children: children)
@@ -426,4 +426,10 @@ private func scriptStem(_ path: String) -> String {
         name = String(name[..<dot])
     }
     return name
+}
+
+extension String {
+    fileprivate func replacingSlashes() -> String {
+        String(map { $0 == "/" ? "_" : $0 })
+    }
 }

@@ -8,6 +8,7 @@ the `heapscope attach` that is waiting by rewriting the one-line status file.
 """
 import atexit
 import json
+import os
 
 import heapscope
 
@@ -32,6 +33,12 @@ def start(status_path, options_json):
     _status_path = status_path
     try:
         options = json.loads(options_json)
+        # A heapscope the program imported itself, from another installation,
+        # would record with that installation's tracker, not the one attach loaded.
+        here = os.path.dirname(os.path.abspath(heapscope.__file__))
+        if os.path.realpath(here) != os.path.realpath(options["package_dir"]):
+            _write_status("error another heapscope package is imported in this process (%s)" % here)
+            return False
         tracker = heapscope._tracker_from_options(options["output"], options)
         tracker._source = "attach"
         tracker._extra_metadata = {"attach": options.get("attach", {})}

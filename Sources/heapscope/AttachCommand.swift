@@ -84,7 +84,7 @@ struct AttachCommand: ParsableCommand {
         defer { status.remove() }
         let session = AttachSession(target: target, gdb: gdb, status: status, timeout: timeout)
         watchInterrupts()
-        let startedAt = try session.start(tracker: tracker, options: trackerOptions(gdb: gdb, output: output))
+        let startedAt = try session.start(tracker: tracker, options: trackerOptions(tracker: tracker, gdb: gdb, output: output))
         var line = "heapscope: attached to \(target.described), recording into \(output.display)"
         if let duration { line += " for \(formatSeconds(duration))" }
         writeStderr(line + " (heapscope detach \(target.pid) stops it)\n")
@@ -109,9 +109,10 @@ struct AttachCommand: ParsableCommand {
 
     /// The JSON heapscope._attach.start reads in the target: the Tracker's arguments, and
     /// the `attach` object of the capture's metadata (docs/FORMAT.md).
-    func trackerOptions(gdb: Gdb, output: CaptureOutput) -> String {
+    func trackerOptions(tracker: TrackerLibrary, gdb: Gdb, output: CaptureOutput) -> String {
         JSONValue.object([
             ("output", .string(output.absolute)),
+            ("package_dir", .string(tracker.packageDir)),
             ("native", .bool(tracking.native)),
             ("trace_python_allocators", .bool(tracking.tracePythonAllocators)),
             ("follow_fork", .bool(tracking.followFork)),

@@ -17,8 +17,10 @@ import Musl
 struct TrackerLibrary {
     /// heapscope/_tracker<EXT_SUFFIX>, absolute.
     var path: String
-    /// The directory holding the `heapscope` package: first on sys.path while the target imports it.
-    var packageParent: String
+    /// heapscope's package directory.
+    var packageDir: String
+    /// The directory holding it: first on sys.path while the target imports heapscope.
+    var packageParent: String { parentDirectory(of: packageDir) }
     /// The CPython minor version it was built for, from its name: "3.11".
     var pythonVersion: String
 
@@ -48,7 +50,7 @@ struct TrackerLibrary {
             let tag = name.dropFirst("_tracker.cpython-".count).prefix(while: { $0.isNumber })
             guard tag.count >= 2 else { continue }
             found.append(TrackerLibrary(
-                path: packageDir + "/" + name, packageParent: parentDirectory(of: packageDir),
+                path: packageDir + "/" + name, packageDir: packageDir,
                 pythonVersion: "\(tag.first!).\(tag.dropFirst())"))
         }
         if found.isEmpty {

@@ -7,6 +7,7 @@ CPython 3.11), so a location's count and bytes can be checked against each
 other. Each target runs until the test creates its stop file.
 """
 import glob
+import importlib.util
 import os
 import shutil
 import signal
@@ -313,11 +314,20 @@ def test_not_a_cpython_process(hs, tmp_path):
         sleeper.wait()
 
 
-def other_minor_python():
-    """(version, interpreter) of a CPython of another minor version than this one, if there is one."""
-    here = "%d.%d" % sys.version_info[:2]
-    for version in ("3.12", "3.13", "3.10"):
-        if version == here:
+def tracker_versions(hs):
+    """The CPython versions the heapscope under test has a tracker for: "3.11", ..."""
+    program = os.path.realpath(hs.command[-1] if hs.command[-1].endswith("heapscope") else hs.command[0])
+    package = os.path.dirname(os.path.dirname(program))   # <package>/bin/heapscope
+    if not os.path.exists(os.path.join(package, "__init__.py")):
+        package = importlib.util.find_spec("heapscope").submodule_search_locations[0]
+    tags = [os.path.basename(p).split("-")[1] for p in glob.glob(os.path.join(package, "_tracker.cpython-*.so"))]
+    return sorted("%s.%s" % (tag[0], tag[1:]) for tag in tags)
+
+
+def other_minor_python(built):
+    """(version, interpreter) of a CPython none of `built` is for, if there is one."""
+    for version in ("3.10", "3.11", "3.12", "3.13"):
+        if version in built:
             continue
         found = glob.glob(os.path.expanduser("~/.pyenv/versions/%s.*/bin/python%s" % (version, version)))
         found += [p for p in [shutil.which("python" + version)] if p]
@@ -328,13 +338,14 @@ def other_minor_python():
 
 
 def test_other_minor_version(hs, targets):
-    version, python = other_minor_python()
+    built = tracker_versions(hs)
+    assert built, "no tracker found for the heapscope under test"
+    version, python = other_minor_python(built)
     if python is None:
-        pytest.skip("no CPython of another minor version on this machine")
+        pytest.skip("no CPython here of a minor version heapscope has no tracker for")
     target = targets(LOOP_SCRIPT, python=python)
     line = one_error_line(hs("attach", str(target.pid)))
-    here = "%d.%d" % sys.version_info[:2]
-    assert f"runs CPython {version}, but this heapscope's tracker was built for CPython {here}" in line
+    assert f"runs CPython {version}, but this heapscope's tracker was built for CPython {', '.join(built)}" in line
     code, _, err = target.finish()
     assert code == 0 and err == ""
 

@@ -254,7 +254,8 @@ def test_multithreaded_target(hs, targets, tmp_path):
         assert by_name["worker-%d" % k]["count"] > 0, stats["threads"]
     assert "MainThread" in by_name
     # The workers' blocks, bytes(20000 + k), all come from one line of work().
-    (line,) = [e for e in stats["top_by_bytes"] if e["function"] == "work"]
+    block_line = THREADS_SCRIPT.splitlines().index("        block = bytes(size)") + 1
+    (line,) = [e for e in stats["top_by_bytes"] if e["function"] == "work" and e["line"] == block_line]
     smallest = 20_000 + BYTES_OVERHEAD
     assert smallest * line["count"] <= line["bytes"] <= (smallest + 2) * line["count"]
 

@@ -318,11 +318,14 @@ struct AttachSession {
         let deadline = monotonicSeconds() + timeout
         let values = try gdb.run(target, [
             "printf \"hs-handle %lu\\n\", (unsigned long)dlopen(\(gdbString(tracker.path)), 2)",
+            // Prints nothing when dlopen worked (dlerror() is NULL).
+            "printf \"hs-dlerror %s\\n\", (char *)dlerror()",
             "printf \"hs-start %d\\n\", (int)hs_attach_start(\(gdbString(tracker.packageParent)), "
                 + "\(gdbString(status.path)), \(gdbString(options)), \(UInt64(deadline * 1e9))ULL)",
         ])
         if values["hs-handle"] == "0" || values["hs-handle"] == nil {
-            throw commandFail("gdb could not load heapscope's tracker into \(target.described)")
+            let reason = values["hs-dlerror"].map { ": \($0)" } ?? ""
+            throw commandFail("gdb could not load heapscope's tracker into \(target.described)\(reason)")
         }
         switch values["hs-start"] {
         case "0"?: break

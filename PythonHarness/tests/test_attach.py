@@ -428,32 +428,29 @@ def test_attach_while_attached(hs, targets, tmp_path):
     assert code == 0 and err == ""
 
 
-def test_target_with_its_own_heapscope_package(hs, targets, tmp_path):
-    # The program imported a `heapscope` that is not this installation's:
-    # attach does not mix the two, and the program runs on.
-    fake = tmp_path / "fake" / "heapscope"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("")
-    script = "import sys\nsys.path.insert(0, %r)\nimport heapscope\n" % str(fake.parent) + LOOP_SCRIPT
-    target = targets(script)
-    line = one_error_line(hs("attach", "-o", str(tmp_path / "mixed.hsc"), str(target.pid)))
-    assert f"tracking could not start in process {target.pid}: cannot import heapscope._attach" in line
-    assert not (tmp_path / "mixed.hsc").exists()
-    code, _, err = target.finish()
-    assert code == 0 and err == ""
-
-
-def test_target_with_another_heapscope_installation(hs, targets, tmp_path):
-    # A copy of this heapscope's Python files elsewhere, imported by the
-    # program: its Tracker would load that copy's tracker, not the one attach loaded.
+@pytest.mark.parametrize(
+    "copied, expected",
+    [
+        # A `heapscope` of the program's own, without attach support.
+        ((), "tracking could not start in process {pid}: cannot import heapscope._attach"),
+        # A copy of this heapscope's Python files elsewhere: its Tracker would
+        # load that copy's tracker, not the one attach loaded.
+        (("__init__.py", "_attach.py", "_pymalloc.py"), "another heapscope package is imported in this process ({dir})"),
+    ],
+    ids=["without-attach", "another-installation"],
+)
+def test_target_imported_another_heapscope(hs, targets, tmp_path, copied, expected):
+    # attach does not mix two heapscopes in one process, and the program runs on.
     other = tmp_path / "other" / "heapscope"
     other.mkdir(parents=True)
-    for name in ("__init__.py", "_attach.py", "_pymalloc.py"):
+    (other / "__init__.py").write_text("")
+    for name in copied:
         shutil.copy(REPO / "PythonHarness" / "heapscope" / name, other)
     script = "import sys\nsys.path.insert(0, %r)\nimport heapscope\n" % str(other.parent) + LOOP_SCRIPT
     target = targets(script)
     line = one_error_line(hs("attach", "-o", str(tmp_path / "mixed.hsc"), str(target.pid)))
-    assert f"another heapscope package is imported in this process ({other})" in line
+    assert expected.format(pid=target.pid, dir=other) in line
+    assert not (tmp_path / "mixed.hsc").exists()
     code, _, err = target.finish()
     assert code == 0 and err == ""
 

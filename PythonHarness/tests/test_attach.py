@@ -191,6 +191,7 @@ def test_attach_records_the_window_and_the_target_runs_on(hs, targets, tmp_path)
     assert meta["attach"]["time"].endswith("Z")
     assert meta["command_line"] == [str(tmp_path / os.path.basename(meta["command_line"][0])), str(target.stop_file)]
     assert stats["pid"] == target.pid
+    assert not list(tmp_path.glob(".heapscope-attach-*"))   # the status file is gone
 
 
 def test_attach_twice_in_a_row_then_detach_of_an_idle_process(hs, targets, tmp_path):
@@ -292,6 +293,7 @@ def test_target_blocked_in_sleep_is_left_alone(hs, targets, tmp_path):
     out, err = target.proc.communicate(timeout=30)
     assert target.proc.returncode == 0 and err == b"" and out == b"woke up 100\n"
     assert not capture.exists()
+    assert not list(tmp_path.glob(".heapscope-attach-*"))
 
 
 def test_no_such_process(hs, tmp_path):

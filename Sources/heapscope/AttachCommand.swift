@@ -80,7 +80,7 @@ struct AttachCommand: ParsableCommand {
         let gdb = try Gdb.locate()
         try target.checkPtracePermission()
 
-        let status = try StatusFile.create(for: target)
+        let status = try StatusFile.create(for: target, next: output)
         defer { status.remove() }
         let session = AttachSession(target: target, gdb: gdb, status: status, timeout: timeout)
         watchInterrupts()

@@ -457,11 +457,12 @@ enum AttachStatus: Equatable {
 struct StatusFile {
     var path: String
 
-    /// A new empty file the target (maybe another user, when we are root) can write.
-    static func create(for target: AttachTarget) throws -> StatusFile {
-        var dir = getenvString("TMPDIR") ?? "/tmp"
-        if dir.isEmpty { dir = "/tmp" }
-        var template = Array("\(dir)/heapscope-attach-\(target.pid).XXXXXX".utf8CString)
+    /// A new empty file the target (maybe another user, when we are root) can
+    /// write, next to the capture: a directory the target must see and write
+    /// anyway (its /tmp may be private, as with systemd's PrivateTmp).
+    static func create(for target: AttachTarget, next output: CaptureOutput) throws -> StatusFile {
+        let dir = parentDirectory(of: output.absolute)
+        var template = Array("\(dir)/.heapscope-attach-\(target.pid).XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
             throw commandFail("cannot create the status file in \(dir): \(String(cString: strerror(errno)))")

@@ -296,6 +296,28 @@ def test_target_blocked_in_sleep_is_left_alone(hs, targets, tmp_path):
     assert not list(tmp_path.glob(".heapscope-attach-*"))
 
 
+def test_detach_of_a_target_gone_to_sleep_waits_a_bounded_time(hs, targets, tmp_path):
+    # Recording, then the main thread sleeps 4 s: detach gives up after 1 s
+    # and says when tracking will stop; it does stop when the target wakes,
+    # and the attach that started it finishes normally.
+    script = LOOP_SCRIPT.replace("    time.sleep(0.005)\n", "    time.sleep(0.005)\n    if os.path.exists(sys.argv[1] + '.nap'):\n        time.sleep(4)\n        break\n")
+    target = targets(script)
+    capture = tmp_path / "nap.hsc"
+    attach = attach_in_background(hs, tmp_path, capture, target)
+    (tmp_path / (target.stop_file.name + ".nap")).touch()
+    time.sleep(0.2)   # the loop sees it and goes to sleep
+    line = one_error_line(hs("detach", "--timeout", "1", str(target.pid)))
+    assert f"process {target.pid}" in line
+    assert "did not reach a safe point within 1.00 s; tracking stops when its main thread next runs Python code" in line
+    rest = attach.stderr.read().decode()
+    assert attach.wait(timeout=30) == 0, rest
+    assert "ended by:          heapscope detach" in rest
+    code, out, err = target.finish()
+    assert code == 0 and err == "" and "loop ran" in out
+    stats, found = locations(hs, capture)
+    assert stats["truncated"] is False and found["loop"][0] > 0
+
+
 def test_no_such_process(hs, tmp_path):
     gone = subprocess.Popen(["true"])
     gone.wait()

@@ -6,11 +6,12 @@ struct Heapscope: ParsableCommand {
         commandName: "heapscope",
         abstract: "A memory profiler for Python programs and their native extensions.",
         discussion: """
-            Record a capture with `heapscope run`, then turn it into reports with
+            Record a capture with `heapscope run` (or `heapscope attach` to a running
+            process), then turn it into reports with
             `stats`, `summary` or `parse`.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, StatsCommand.self, SummaryCommand.self, ParseCommand.self,
+        subcommands: [RunCommand.self, AttachCommand.self, DetachCommand.self, StatsCommand.self, SummaryCommand.self, ParseCommand.self,
                       FlamegraphCommand.self, TableCommand.self, TreeCommand.self, TransformCommand.self,
                       PymallocCommand.self]
     )

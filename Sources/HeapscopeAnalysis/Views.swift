@@ -9,13 +9,16 @@ public enum ReportView: Equatable, Sendable {
     /// Freed on the thread that made it with at most `threshold` other
     /// allocations on that thread in between (0: freed before any other).
     case temporary(threshold: Int)
+    /// Everything allocated while tracking, freed or not (`heapscope diff --allocated`).
+    case allocated
 
-    /// Short name for titles and file names: "peak", "leaks", "temporary".
+    /// Short name for titles and file names: "peak", "leaks", "temporary", "allocated".
     public var name: String {
         switch self {
         case .peak: return "peak"
         case .leaks: return "leaks"
         case .temporary: return "temporary"
+        case .allocated: return "allocated"
         }
     }
 
@@ -29,6 +32,8 @@ public enum ReportView: Equatable, Sendable {
         case .temporary(let threshold):
             return "temporary allocations: freed on the same thread with at most \(threshold) other "
                 + "allocation\(threshold == 1 ? "" : "s") in between"
+        case .allocated:
+            return "all memory allocated while tracking, freed or not"
         }
     }
 }
@@ -208,8 +213,10 @@ struct ViewReplay {
     var samples: [MemorySample] = []
     var endTime: UInt64?
 
-    /// Temporary view: figures gathered as frees happen.
-    var temporaryTotals = KeyedTotals()
+    /// Temporary view: figures gathered as frees happen; allocated view: as
+    /// allocations happen.
+    var gatheredTotals = KeyedTotals()
+    let gathersAllocations: Bool
     /// Per thread: the serials of its last threshold + 1 allocations, oldest first.
     var recent: [RecentAllocations] = []
     let recentCapacity: Int
@@ -224,6 +231,7 @@ struct ViewReplay {
         stacks = StackKeyTable(nativeStacks: nativeStacks)
         self.countsArenas = countsArenas
         tracksPeak = view == .peak
+        gathersAllocations = view == .allocated
         allocatedByFrame = [Totals](repeating: .zero, count: frameCount + 1)
         if case .temporary(let threshold) = view {
             recentCapacity = max(0, threshold) + 1
@@ -249,6 +257,10 @@ struct ViewReplay {
         allocated.add(allocation.size)
         allocatedByFrame[Int(allocation.frame)].add(allocation.size)
         let stack = stacks.id(frame: allocation.frame, nativeFrame: allocation.nativeFrame)
+        if gathersAllocations {
+            gatheredTotals.add(siteKey(frame: stack, thread: allocation.thread, kind: allocation.kind),
+                               bytes: allocation.size, count: 1)
+        }
 
         if allocation.kind == .mmap {
             let mapping = MappedRanges.Mapping(address: allocation.address, serial: serial, frame: stack,
@@ -292,7 +304,7 @@ struct ViewReplay {
         }
         if recentCapacity > 0, let freeingThread, freeingThread == block.thread,
            Int(freeingThread) < recent.count, recent[Int(freeingThread)].contains(block.serial) {
-            temporaryTotals.add(siteKey(frame: block.frame, thread: block.thread, kind: block.kind),
+            gatheredTotals.add(siteKey(frame: block.frame, thread: block.thread, kind: block.kind),
                                 bytes: block.size, count: 1)
         }
         if temporal != nil {
@@ -332,8 +344,8 @@ struct ViewReplay {
                 totals.add(siteKey(frame: mapping.frame, thread: mapping.thread, kind: mapping.kind),
                            bytes: mapping.liveBytes, count: 1)
             }
-        case .temporary:
-            totals = temporaryTotals
+        case .temporary, .allocated:
+            totals = gatheredTotals
         }
         var result: [SiteTotals] = []
         result.reserveCapacity(totals.count)

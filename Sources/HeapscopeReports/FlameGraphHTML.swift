@@ -2,8 +2,12 @@
 // tooltip, the internal-frames toggle and the temporal range selection).
 
 enum FlameGraphHTML {
-    static let body = #"""
-\#(ReportHTML.pageHeader)
+    static let body = ReportHTML.pageHeader + "\n" + graph + "\n" + #"""
+<footer>heapscope flame graph. Width: bytes in the view; click a frame to zoom in, Back or Esc to zoom out; hover for details.</footer>
+"""#
+
+    /// The toolbar, the graph and its tooltip (the diff page shows them too).
+    static let graph = #"""
 <div id="toolbar">
 <button id="back" title="Zoom out one step (Esc)">Back</button>
 <button id="reset" title="Show the whole graph">Reset zoom</button>
@@ -16,7 +20,6 @@ enum FlameGraphHTML {
 <div id="graph-box"><canvas id="graph"></canvas></div>
 <div id="empty" class="muted" hidden>Nothing to show in this view.</div>
 <div id="tooltip" hidden></div>
-<footer>heapscope flame graph. Width: bytes in the view; click a frame to zoom in, Back or Esc to zoom out; hover for details.</footer>
 """#
 
     static let style = #"""
@@ -26,9 +29,12 @@ enum FlameGraphHTML {
 #match-info { font-size: 12px; }
 """#
 
+    /// With `D.diff` (the diff page) node widths are the size of the change and
+    /// colours say growth or shrinkage; the figures of both captures are in
+    /// `D.diff` per node.
     static let script = #"""
 (function () {
-var L = D.labels, N = D.nodes, nOrig = N.parent.length, nLabels = L.fn.length;
+var L = D.labels, N = D.nodes, nOrig = N.parent.length, nLabels = L.fn.length, DF = D.diff || null;
 var ROW = 18, NEVER = D.temporal ? D.temporal.never : 65535;
 var graph = document.getElementById('graph'), box = document.getElementById('graph-box');
 var tooltip = document.getElementById('tooltip');
@@ -63,6 +69,15 @@ function computeValues() {
   T.own = Float64Array.from(b); T.ownCount = Float64Array.from(c);
   for (i = n - 1; i > 0; i--) { b[T.parent[i]] += b[i]; c[T.parent[i]] += c[i]; }
   T.total = b; T.count = c;
+  if (DF) {
+    var sums = [DF.baseBytes, DF.newBytes, DF.baseCount, DF.newCount].map(function (self) {
+      var v = new Float64Array(n);
+      for (var k = 0; k < nOrig; k++) v[T.disp[k]] += self[k];
+      for (k = n - 1; k > 0; k--) v[T.parent[k]] += v[k];
+      return v;
+    });
+    T.baseBytes = sums[0]; T.newBytes = sums[1]; T.baseCount = sums[2]; T.newCount = sums[3];
+  }
   var nk = new Int32Array(n + 1);
   for (i = 1; i < n; i++) if (b[i] > 0) nk[T.parent[i] + 1]++;
   for (i = 0; i < n; i++) nk[i + 1] += nk[i];
@@ -89,6 +104,7 @@ function colour(node) {
   if (matchLabel && matchLabel[lab]) return '#b84de0';
   var kind = L.kind[lab];
   if (kind === 0) return '#d8d8d8';
+  if (DF && kind !== 1) return diffColour(node);
   if (kind === 1) return '#a9c4e8';
   if (kind === 3) return '#c8c8c8';
   var c = colourCache.get(lab);
@@ -98,6 +114,13 @@ function colour(node) {
   else c = 'hsl(' + (h % 45) + ',' + (75 + (h >> 8) % 20) + '%,' + (58 + (h >> 16) % 14) + '%)';
   colourCache.set(lab, c);
   return c;
+}
+// Growth red, shrinkage blue, the more saturated the more of the node's change is net change.
+function delta(node) { return T.newBytes[node] - T.baseBytes[node]; }
+function diffColour(node) {
+  var d = delta(node), share = T.total[node] > 0 ? Math.abs(d) / T.total[node] : 0;
+  if (d === 0) return '#d0d0d0';
+  return 'hsl(' + (d > 0 ? 4 : 214) + ',' + Math.round(35 + 50 * share) + '%,' + Math.round(80 - 22 * share) + '%)';
 }
 function name(node) { var lab = T.label[node]; return L.fn[lab]; }
 // "file.py:12" (the file's last path component) for frames
@@ -161,7 +184,7 @@ function draw() {
     g.globalAlpha = 1;
     if (w > 28) {
       var text = name(node);
-      if (node === 0) text = 'all (' + fmtBytes(T.total[0]) + ')';
+      if (node === 0) text = 'all (' + (DF ? fmtDelta(delta(0)) : fmtBytes(T.total[0])) + ')';
       var fit = Math.floor((w - 6) / charW), where = place(node);
       if (where && text.length + where.length + 2 <= fit) text += '  ' + where;
       if (text.length > fit) text = fit > 2 ? text.slice(0, fit - 1) + '\u2026' : '';
@@ -183,6 +206,11 @@ function renderCrumbs() {
   for (var a = focus; a > 0; a = T.parent[a]) parts.push(name(a));
   parts.reverse();
   var c = document.getElementById('crumbs');
+  if (DF) {
+    c.textContent = (focus === 0 ? 'Whole graph' : 'Zoomed: ' + parts.join(' \u203a ')) + ': ' + fmtBytes(T.baseBytes[focus]) +
+      ' \u2192 ' + fmtBytes(T.newBytes[focus]) + ' (' + fmtDelta(delta(focus)) + '); width: growth plus shrinkage, ' + fmtBytes(T.total[focus]);
+    return;
+  }
   c.textContent = focus === 0 ? 'Whole graph: ' + fmtBytes(T.total[0]) + ' in ' + fmtCount(T.count[0]) + ' allocations'
     : 'Zoomed: ' + parts.join(' \u203a ') + ' \u2014 ' + fmtBytes(T.total[focus]) + ' (' + fmtPct(T.total[focus], T.total[0]) + ' of all)';
 }
@@ -246,7 +274,13 @@ function showTooltip(node, e) {
   tooltip.appendChild(el('div', 'fn', node === 0 ? 'all' : L.fn[lab]));
   if (L.kind[lab] === 2) tooltip.appendChild(el('div', 'muted', L.file[lab] + ':' + L.line[lab]));
   var total = T.total[node];
-  tooltip.appendChild(el('div', null, fmtBytes(total) + ' (' + fmtCount(total) + ' bytes), ' + fmtCount(T.count[node]) + ' allocations'));
+  if (DF) {
+    tooltip.appendChild(el('div', null, 'base ' + fmtBytes(T.baseBytes[node]) + ' \u2192 new ' + fmtBytes(T.newBytes[node]) + ': ' +
+      fmtDelta(delta(node)) + ' (' + fmtCount(delta(node)) + ' bytes)'));
+    tooltip.appendChild(el('div', null, 'allocations ' + fmtCount(T.baseCount[node]) + ' \u2192 ' + fmtCount(T.newCount[node])));
+  }
+  tooltip.appendChild(el('div', null, (DF ? 'growth plus shrinkage ' : '') + fmtBytes(total) + ' (' + fmtCount(total) + ' bytes), ' +
+    fmtCount(T.count[node]) + ' allocations'));
   tooltip.appendChild(el('div', null, fmtPct(total, T.total[0]) + ' of the total' +
     (focus !== 0 ? ', ' + fmtPct(total, T.total[focus]) + ' of the zoomed frame' : '')));
   if (T.own[node] > 0) tooltip.appendChild(el('div', 'muted', 'allocated here: ' + fmtBytes(T.own[node]) + ' in ' + fmtCount(T.ownCount[node]) + ' allocations'));
@@ -337,7 +371,8 @@ HS.zoomTo = function (fn) {
 HS.back = back; HS.reset = reset; HS.search = search; HS.selectRange = selectRange;
 HS.state = function () {
   return { focus: focus === 0 ? 'all' : name(focus), total: T.total[0], focusTotal: T.total[focus], nodes: T.n,
-           drawn: HS.drawn.length, range: HS.range || null, match: HS.match || null };
+           drawn: HS.drawn.length, range: HS.range || null, match: HS.match || null,
+           delta: DF ? delta(focus) : null };
 };
 HS.totalOf = function (fn) {
   // bytes under frames named fn, not counting nested ones twice

@@ -24,6 +24,8 @@ h1 { font-size: 18px; margin: 0 0 2px; }
 #meta { display: grid; grid-template-columns: max-content 1fr max-content 1fr; gap: 1px 12px; margin: 8px 0; font-size: 12px; }
 #meta dt { color: var(--muted); }
 #meta dd { margin: 0; word-break: break-all; }
+#meta.columns { grid-template-columns: max-content 1fr 1fr; }
+#meta dd.column { font-weight: 600; }
 details.metabox > summary { cursor: pointer; color: var(--muted); font-size: 12px; }
 #chart-box { position: relative; margin: 8px 0; border: 1px solid var(--line); border-radius: 4px; }
 #chart { display: block; width: 100%; height: 140px; cursor: crosshair; }
@@ -58,6 +60,7 @@ function fmtBytes(v) {
 }
 function fmtCount(v) { return Math.round(v).toLocaleString('en-US'); }
 function fmtPct(part, whole) { return whole > 0 ? (100 * part / whole).toFixed(2) + '%' : '-'; }
+function fmtDelta(v) { return (v > 0 ? '+' : v < 0 ? '-' : '') + fmtBytes(Math.abs(v)); }
 function fmtSeconds(us) { return (us / 1e6).toFixed(3) + ' s'; }
 function el(tag, cls, text) {
   var e = document.createElement(tag);
@@ -72,7 +75,13 @@ function renderHeader() {
   var w = document.getElementById('warnings');
   D.warnings.forEach(function (text) { w.appendChild(el('div', 'warning', text)); });
   var meta = document.getElementById('meta');
-  D.meta.forEach(function (pair) { meta.appendChild(el('dt', null, pair[0])); meta.appendChild(el('dd', null, pair[1])); });
+  // With D.metaColumns (the diff page): one column per capture, side by side.
+  if (D.metaColumns) {
+    meta.classList.add('columns');
+    meta.appendChild(el('dt'));
+    D.metaColumns.forEach(function (name) { meta.appendChild(el('dd', 'column', name)); });
+  }
+  D.meta.forEach(function (row) { meta.appendChild(el('dt', null, row[0])); row.slice(1).forEach(function (v) { meta.appendChild(el('dd', null, v)); }); });
 }
 
 // The memory-over-time chart. onSelect(t0, t1) is called after a drag when given.

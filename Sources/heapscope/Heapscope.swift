@@ -7,11 +7,11 @@ struct Heapscope: ParsableCommand {
         abstract: "A memory profiler for Python programs and their native extensions.",
         discussion: """
             Record a capture with `heapscope run`, then turn it into reports with
-            `stats`, `summary` or `parse`.
+            `stats`, `summary` or `parse`; compare two with `diff`.
             """,
         version: "0.1.0",
         subcommands: [RunCommand.self, StatsCommand.self, SummaryCommand.self, ParseCommand.self,
                       FlamegraphCommand.self, TableCommand.self, TreeCommand.self, TransformCommand.self,
-                      PymallocCommand.self]
+                      PymallocCommand.self, DiffCommand.self]
     )
 }

@@ -86,7 +86,12 @@ struct DiffCommand: ParsableCommand {
                     + "\(Formatting.count(diff.sites.count)) site\(diff.sites.count == 1 ? "" : "s") changed")
             }
         }
-        for context in [report.base, report.new] { printReportWarnings(context) }
+        for context in [report.base, report.new] {
+            if context.analysis.isTruncated {
+                printWarning("\(context.capturePath) was cut short (no END record): its figures cover it up to its last complete record")
+            }
+            printReportWarnings(context)
+        }
         if let failOver, let limit = Formatting.parseSize(failOver) { try check(diff, limit: limit, text: failOver) }
     }
 

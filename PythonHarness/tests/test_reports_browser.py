@@ -444,3 +444,126 @@ def test_csv_pipeline_temporal_leaks_and_table(hsm, workdir, browser):
     assert "make_csv" in text and "load_rows" not in text
     screenshot(browser, "csv_pipeline-table-temporal-range")
     assert_no_js_errors(browser)
+
+
+GROW_SHRINK = '''\
+import sys
+
+
+def grows(n):
+    held = [None] * n
+    for i in range(n):
+        held[i] = bytearray(100_000)
+    return held
+
+
+def shrinks(n):
+    held = [None] * n
+    for i in range(n):
+        held[i] = bytearray(100_000)
+    return held
+
+
+def main():
+    return grows(int(sys.argv[1])), shrinks(int(sys.argv[2]))
+
+
+kept = main()
+'''
+
+
+def canvas_colours(browser):
+    """Pixels of the flame graph that are clearly red (growth) and clearly blue (shrinkage)."""
+    return browser.execute_script("""
+        var c = document.getElementById('graph'), g = c.getContext('2d');
+        var d = g.getImageData(0, 0, c.width, c.height).data, red = 0, blue = 0;
+        for (var i = 0; i < d.length; i += 4) {
+          if (d[i] > d[i + 1] + 60 && d[i] > d[i + 2] + 60) red++;
+          if (d[i + 2] > d[i] + 60 && d[i + 2] > d[i + 1] + 20) blue++;
+        }
+        return {red: red, blue: blue};""")
+
+
+def test_diff_page(hsm, workdir, browser):
+    (workdir / "grow_shrink.py").write_text(GROW_SHRINK)
+    captures = []
+    for name, args in (("before", ["2", "6"]), ("after", ["8", "1"])):
+        out = workdir / f"diff-{name}.hsc"
+        proc = hsm("run", "-q", "-f", "-o", str(out), "grow_shrink.py", *args)
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        captures.append(out)
+    page = workdir / "diff.html"
+    proc = hsm("diff", "-f", "-o", str(page), *map(str, captures))
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    html = page.read_text()
+    assert "<script src" not in html and "http://" not in html.split("heapscope-data")[0]
+    load(browser, page)
+    names = drawn(browser)
+    assert "grows" in names and "shrinks" in names, names
+    colours = canvas_colours(browser)
+    assert colours["red"] > 500 and colours["blue"] > 500, colours
+    obj = 100_000 + 1 + bytearray.__basicsize__
+    # Growth and shrinkage both count in the widths.
+    assert state(browser)["total"] >= 11 * obj
+    assert 1 * obj - 2000 < state(browser)["delta"] < 1 * obj + 2000
+    legend = browser.find_element(By.ID, "legend").text
+    assert "grew" in legend and "shrank" in legend
+    meta = browser.find_element(By.ID, "meta").text
+    assert "Base" in meta and "New" in meta
+    assert "grow_shrink.py 2 6" in meta and "grow_shrink.py 8 1" in meta
+    rows = browser.find_elements(By.CSS_SELECTOR, "#site-rows tr")
+    assert "grows" in rows[0].text and "+586.27 KiB" in rows[0].text, rows[0].text  # 6 * 100,057 bytes
+    assert "shrinks" in rows[1].text and "-488.56 KiB" in rows[1].text, rows[1].text
+    screenshot(browser, "diff-grow-shrink")
+
+    # zoom into the shrinking function: its own change, negative
+    click_frame(browser, "shrinks")
+    st = state(browser)
+    assert st["focus"] == "shrinks" and -5 * obj - 1000 < st["delta"] <= -5 * obj, st
+    assert "grows" not in drawn(browser)
+    assert canvas_colours(browser)["red"] < 50
+    screenshot(browser, "diff-grow-shrink-zoomed")
+    browser.find_element(By.ID, "back").click()
+    assert state(browser)["focus"] == "all"
+
+    # tooltip: both figures and the change
+    rect = browser.execute_script(
+        "return window.heapscope.drawn.filter(function (d) { return d.name === 'grows'; })[0];")
+    canvas = browser.find_element(By.ID, "graph")
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, int(rect["x"] + 20 - canvas.size["width"] / 2), int(rect["y"] + 9 - canvas.size["height"] / 2)).perform()
+    tooltip = browser.find_element(By.ID, "tooltip")
+    assert tooltip.is_displayed()
+    assert "base 195" in tooltip.text and "new 781" in tooltip.text and "+586.27 KiB" in tooltip.text, tooltip.text
+    screenshot(browser, "diff-grow-shrink-tooltip")
+
+    # search highlights in the graph and filters the table
+    box = browser.find_element(By.ID, "search")
+    box.send_keys("shrinks")
+    match = state(browser)["match"]
+    assert match and match["frames"] >= 1
+    # shrinks' two lines: the bytearrays and the smaller list
+    sites = browser.execute_script("return window.heapscope.data.sites.fn.filter(function (f) { return f === 'shrinks'; }).length")
+    assert sites == 2 and browser.execute_script("return window.heapscope.siteRows") == sites
+    rows = browser.find_elements(By.CSS_SELECTOR, "#site-rows tr")
+    assert len(rows) == 2 and all(row.text.startswith("shrinks ") for row in rows)
+    screenshot(browser, "diff-grow-shrink-search")
+    box.clear()
+    box.send_keys(" ")
+    assert state(browser)["match"] is None
+
+    nodes_before = state(browser)["nodes"]
+    browser.find_element(By.ID, "hide-internal").click()
+    assert state(browser)["nodes"] <= nodes_before
+    assert "grows" in drawn(browser)
+    assert_no_js_errors(browser)
+
+    # a capture against itself: nothing drawn, said so
+    proc = hsm("diff", "-f", "-o", str(page), str(captures[0]), str(captures[0]))
+    assert proc.returncode == 0
+    load(browser, page)
+    assert browser.find_element(By.ID, "empty").is_displayed()
+    assert "Nothing changed" in browser.find_element(By.ID, "empty").text
+    assert browser.find_element(By.ID, "site-info").text == "No site changed."
+    screenshot(browser, "diff-self")
+    assert_no_js_errors(browser)

@@ -281,9 +281,9 @@ function showTooltip(node, e) {
   }
   tooltip.appendChild(el('div', null, (DF ? 'growth plus shrinkage ' : '') + fmtBytes(total) + ' (' + fmtCount(total) + ' bytes), ' +
     fmtCount(T.count[node]) + ' allocations'));
-  tooltip.appendChild(el('div', null, fmtPct(total, T.total[0]) + ' of the total' +
+  tooltip.appendChild(el('div', null, fmtPct(total, T.total[0]) + (DF ? ' of all change' : ' of the total') +
     (focus !== 0 ? ', ' + fmtPct(total, T.total[focus]) + ' of the zoomed frame' : '')));
-  if (T.own[node] > 0) tooltip.appendChild(el('div', 'muted', 'allocated here: ' + fmtBytes(T.own[node]) + ' in ' + fmtCount(T.ownCount[node]) + ' allocations'));
+  if (T.own[node] > 0) tooltip.appendChild(el('div', 'muted', (DF ? 'changed here (growth plus shrinkage): ' : 'allocated here: ') + fmtBytes(T.own[node]) + ' in ' + fmtCount(T.ownCount[node]) + ' allocations'));
   var s = sourceOf.get(lab);
   if (s !== undefined) {
     var pre = el('pre'), start = D.sources.start[s], lines = D.sources.text[s].split('\n');

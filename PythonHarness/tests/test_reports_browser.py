@@ -134,6 +134,17 @@ def click_frame(browser, function):
     ActionChains(browser).move_to_element_with_offset(canvas, int(x), int(y)).click().perform()
 
 
+def hover_frame(browser, function):
+    """Moves the mouse onto the drawn rectangle of `function`; returns the tooltip."""
+    rect = browser.execute_script(
+        "var name = arguments[0];"
+        "return window.heapscope.drawn.filter(function (d) { return d.name === name; })[0];", function)
+    canvas = browser.find_element(By.ID, "graph")
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, int(rect["x"] + 20 - canvas.size["width"] / 2), int(rect["y"] + 9 - canvas.size["height"] / 2)).perform()
+    return browser.find_element(By.ID, "tooltip")
+
+
 # ---------------------------------------------------------------- scenarios
 
 def test_two_copies_peak(hsm, workdir, browser):
@@ -177,12 +188,7 @@ def test_two_copies_peak(hsm, workdir, browser):
     assert state(browser)["match"] is None
 
     # tooltip with file:line and source
-    rect = browser.execute_script(
-        "return window.heapscope.drawn.filter(function (d) { return d.name === 'render_strings.<locals>.<listcomp>'; })[0];")
-    canvas = browser.find_element(By.ID, "graph")
-    ActionChains(browser).move_to_element_with_offset(
-        canvas, int(rect["x"] + 20 - canvas.size["width"] / 2), int(rect["y"] + 9 - canvas.size["height"] / 2)).perform()
-    tooltip = browser.find_element(By.ID, "tooltip")
+    tooltip = hover_frame(browser, "render_strings.<locals>.<listcomp>")
     assert tooltip.is_displayed()
     assert "two_copies.py:14" in tooltip.text
     assert "format(v" in tooltip.text  # the source line
@@ -527,12 +533,7 @@ def test_diff_page(hsm, workdir, browser):
     assert state(browser)["focus"] == "all"
 
     # tooltip: both figures and the change
-    rect = browser.execute_script(
-        "return window.heapscope.drawn.filter(function (d) { return d.name === 'grows'; })[0];")
-    canvas = browser.find_element(By.ID, "graph")
-    ActionChains(browser).move_to_element_with_offset(
-        canvas, int(rect["x"] + 20 - canvas.size["width"] / 2), int(rect["y"] + 9 - canvas.size["height"] / 2)).perform()
-    tooltip = browser.find_element(By.ID, "tooltip")
+    tooltip = hover_frame(browser, "grows")
     assert tooltip.is_displayed()
     assert "base 195" in tooltip.text and "new 781" in tooltip.text and "+586.27 KiB" in tooltip.text, tooltip.text
     screenshot(browser, "diff-grow-shrink-tooltip")

@@ -67,22 +67,18 @@ public struct CaptureDiff: Equatable, Sendable {
     public init(base: [LocationTotals], new: [LocationTotals]) {
         var index: [Location: Int] = [:]
         var all: [SiteDiff] = []
-        for entry in base {
-            if let known = index[entry.location] {
-                all[known].base = all[known].base + entry.totals
-            } else {
-                index[entry.location] = all.count
-                all.append(SiteDiff(location: entry.location, base: entry.totals, new: .zero))
+        func add(_ entries: [LocationTotals], to side: WritableKeyPath<SiteDiff, Totals>) {
+            for entry in entries {
+                let position = index[entry.location] ?? {
+                    all.append(SiteDiff(location: entry.location, base: .zero, new: .zero))
+                    index[entry.location] = all.count - 1
+                    return all.count - 1
+                }()
+                all[position][keyPath: side] = all[position][keyPath: side] + entry.totals
             }
         }
-        for entry in new {
-            if let known = index[entry.location] {
-                all[known].new = all[known].new + entry.totals
-            } else {
-                index[entry.location] = all.count
-                all.append(SiteDiff(location: entry.location, base: .zero, new: entry.totals))
-            }
-        }
+        add(base, to: \.base)
+        add(new, to: \.new)
         baseTotal = base.reduce(.zero) { $0 + $1.totals }
         newTotal = new.reduce(.zero) { $0 + $1.totals }
         sites = all.filter(\.changed).sorted(by: CaptureDiff.biggerChange)

@@ -241,3 +241,27 @@ def test_cut_capture_is_diffed_with_a_warning(hsm, work, runs):
     result = json.loads(proc.stdout)
     assert result["new"]["truncated"] is True and result["base"]["truncated"] is False
     assert f"heapscope: warning: {cut} was cut short".encode() in proc.stderr
+
+
+def test_native_frames_match_across_runs(hsm, work, runs):
+    """Two --native runs load libpython at different addresses (ASLR): sites
+    still match, by symbol and source line."""
+    captures = []
+    for n in ("3", "8"):
+        out = work / f"native-{n}.hsc"
+        proc = hsm("run", "-q", "-f", "--native", "-o", str(out), "keep.py", n)
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        captures.append(out)
+    hybrid = diff_json(hsm, *captures)
+    assert hybrid["stacks"] == "hybrid"
+    python = diff_json(hsm, "--stacks", "python", *captures)
+    assert python["delta_bytes"] == hybrid["delta_bytes"] == python["new"]["bytes"] - python["base"]["bytes"]
+    assert sum(s["delta_bytes"] for s in hybrid["sites"]) == hybrid["delta_bytes"]
+    # The 5 more buffers of 100,001 bytes come from one native site, in both
+    # runs (matched, not one site gone and another new).
+    buffers = [s for s in hybrid["sites"] if s["delta_bytes"] == 5 * 100_001]
+    assert len(buffers) == 1, hybrid["sites"]
+    assert buffers[0]["base_count"] == 3 and buffers[0]["new_count"] == 8
+    assert not buffers[0]["file"].endswith("keep.py")
+    # Python frames name it the same as without native stacks.
+    assert site_at(python, KEEP_LINE)["delta_bytes"] == 5 * OBJECT_BYTES

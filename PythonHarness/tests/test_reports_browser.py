@@ -125,7 +125,7 @@ def click_frame(browser, function):
         "var name = arguments[0];"
         "return window.heapscope.drawn.filter(function (d) { return d.name === name; })[0] || null;", function)
     assert rect, f"{function} is not drawn"
-    canvas = browser.find_element(By.ID, "graph")
+    canvas = graph_in_view(browser)
     width = canvas.size["width"]
     height = canvas.size["height"]
     # offsets are from the element's centre
@@ -139,10 +139,19 @@ def hover_frame(browser, function):
     rect = browser.execute_script(
         "var name = arguments[0];"
         "return window.heapscope.drawn.filter(function (d) { return d.name === name; })[0];", function)
-    canvas = browser.find_element(By.ID, "graph")
+    canvas = graph_in_view(browser)
     ActionChains(browser).move_to_element_with_offset(
         canvas, int(rect["x"] + 20 - canvas.size["width"] / 2), int(rect["y"] + 9 - canvas.size["height"] / 2)).perform()
     return browser.find_element(By.ID, "tooltip")
+
+
+def graph_in_view(browser):
+    """The graph's canvas scrolled to the top of the window: offsets from its
+    centre are from its in-view centre, which is only its centre when it is
+    wholly in view."""
+    canvas = browser.find_element(By.ID, "graph")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", canvas)
+    return canvas
 
 
 # ---------------------------------------------------------------- scenarios
@@ -567,4 +576,74 @@ def test_diff_page(hsm, workdir, browser):
     assert "Nothing changed" in browser.find_element(By.ID, "empty").text
     assert browser.find_element(By.ID, "site-info").text == "No site changed."
     screenshot(browser, "diff-self")
+    assert_no_js_errors(browser)
+
+
+PHASES = '''\
+import time
+
+
+def phase_a():
+    return [bytearray(1_000_000) for _ in range(2)]
+
+
+def phase_b():
+    return [bytearray(1_000_000) for _ in range(3)]
+
+
+a = phase_a()
+time.sleep(0.3)
+b = phase_b()
+time.sleep(0.3)
+del a
+time.sleep(0.3)
+'''
+
+
+def coloured_pixels(browser, canvas_id):
+    return browser.execute_script("""
+        var c = document.getElementById(arguments[0]), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;
+        for (var i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 60) n++;
+        return n;""", canvas_id)
+
+
+def test_site_memory_over_time(hsm, workdir, browser):
+    (workdir / "phases.py").write_text(PHASES)
+    cap = workdir / "phases.hsc"
+    proc = hsm("run", "-q", "-f", "--memory-interval-ms", "20", "-o", str(cap), "phases.py")
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    a, b = "phase_a.<locals>.<listcomp> (phases.py:5)", "phase_b.<locals>.<listcomp> (phases.py:9)"
+
+    # without --temporal there is no per-site time data: no chart
+    load(browser, render(hsm, cap))
+    assert not browser.find_element(By.ID, "site-chart-box").is_displayed()
+
+    load(browser, render(hsm, cap, "--temporal"))
+    assert browser.find_element(By.ID, "site-chart-box").is_displayed()
+    st = browser.execute_script("return window.heapscope.siteChart.state()")
+    assert st["top"][:2] == [b, a], st
+    assert 3_000_000 <= st["peaks"][0] < 3_010_000 and 2_000_000 <= st["peaks"][1] < 2_010_000, st
+    assert st["selected"] is None
+    assert coloured_pixels(browser, "site-chart") > 1000
+    # zooming into a frame draws its own curve: phase_a's memory, gone at the end
+    click_frame(browser, "phase_a")
+    assert state(browser)["focus"] == "phase_a"
+    st = browser.execute_script("return window.heapscope.siteChart.state()")
+    assert st["selected"].startswith("phase_a") and 2_000_000 <= st["selectedPeak"] < 2_010_000 and st["selectedLast"] == 0, st
+    screenshot(browser, "phases-flamegraph-site-chart")
+    browser.find_element(By.ID, "reset").click()
+    assert browser.execute_script("return window.heapscope.siteChart.state().selected") is None
+    assert_no_js_errors(browser)
+
+    load(browser, render(hsm, cap, "--temporal", report="table"))
+    st = browser.execute_script("return window.heapscope.siteChart.state()")
+    assert st["top"][:2] == [b, a], st
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#rows tr") if r.text.startswith("phase_b"))
+    row.click()
+    st = browser.execute_script("return window.heapscope.siteChart.state()")
+    assert st["selected"].startswith("phase_b") and 3_000_000 <= st["selectedLast"] < 3_010_000, st
+    assert "selected" in row.get_attribute("class")
+    screenshot(browser, "phases-table-site-chart")
+    row.click()  # again: deselects
+    assert browser.execute_script("return window.heapscope.siteChart.state().selected") is None
     assert_no_js_errors(browser)

@@ -197,6 +197,7 @@ function draw() {
   }
   HS.drawn = labels;
   HS.lastDrawMs = performance.now() - t0;
+  if (focus !== curveFocus) showSiteCurve();
   renderCrumbs();
   document.getElementById('empty').hidden = T.total[0] > 0;
 }
@@ -338,9 +339,38 @@ function selectRange(t0, t1) {
   if (chart) chart.showInfo();
 }
 
+// ---- memory over time per site (temporal pages): sites are labels (a
+// frame's location); the zoomed frame's own curve is drawn on top.
+var siteChart = null, curveFocus = 0;
+function showSiteCurve() {
+  curveFocus = focus;
+  if (!siteChart) return;
+  if (focus === 0) { siteChart.select(null); return; }
+  var under = new Uint8Array(nOrig);
+  for (var i = 1; i < nOrig; i++) under[i] = T.disp[i] === focus || under[N.parent[i]] ? 1 : 0;
+  siteChart.select(name(focus) + (place(focus) ? ' (' + place(focus) + ')' : ''),
+                   function (e) { return under[D.temporal.node[e]] === 1; });
+}
+function makeSiteChart() {
+  if (!D.temporal || !D.temporal.node.length) return;
+  var own = new Float64Array(nLabels), labels = [];
+  for (var i = 0; i < nOrig; i++) if (L.kind[N.label[i]] === 2) own[N.label[i]] += N.bytes[i];
+  for (i = 0; i < nLabels; i++) if (own[i] > 0) labels.push(i);
+  labels.sort(function (a, b) { return own[b] - own[a] || a - b; });
+  var names = L.fn.map(function (f, k) {
+    var slash = L.file[k].lastIndexOf('/');
+    return L.kind[k] === 2 ? f + ' (' + L.file[k].slice(slash + 1) + ':' + L.line[k] + ')' : f;
+  });
+  document.getElementById('site-chart-box').hidden = false;
+  siteChart = new SiteChart(document.getElementById('site-chart'), document.getElementById('site-chart-info'),
+    function (e) { return N.label[D.temporal.node[e]]; }, names, labels.slice(0, 6));
+  HS.siteChart = siteChart;
+}
+
 // ---- wiring
 renderHeader();
 buildTree(false);
+makeSiteChart();
 var chart = new MemoryChart(document.getElementById('chart'), document.getElementById('chart-info'), D.samples,
   D.temporal ? { onSelect: selectRange, rangeText: function () { return rangeText; } } : {});
 graph.addEventListener('click', function (e) { var node = hit(e); if (node >= 0) zoomTo(node); });
@@ -359,7 +389,7 @@ document.addEventListener('keydown', function (e) { if (e.key === 'Escape' && do
 var resizeTimer = null;
 window.addEventListener('resize', function () {
   clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(function () { draw(); chart.draw(); }, 100);
+  resizeTimer = setTimeout(function () { draw(); chart.draw(); if (siteChart) siteChart.draw(); }, 100);
 });
 draw();
 

@@ -12,6 +12,7 @@ extension ReportHTML {
         </header>
         <details class="metabox" open><summary>Capture</summary><dl id="meta"></dl></details>
         <div id="chart-box"><canvas id="chart"></canvas><div id="chart-info"></div></div>
+        <div id="site-chart-box" hidden><canvas id="site-chart"></canvas><div id="site-chart-info"></div></div>
         """
 
     public static let commonStyle = #"""
@@ -30,6 +31,9 @@ details.metabox > summary { cursor: pointer; color: var(--muted); font-size: 12p
 #chart-box { position: relative; margin: 8px 0; border: 1px solid var(--line); border-radius: 4px; }
 #chart { display: block; width: 100%; height: 140px; cursor: crosshair; }
 #chart-info { font-size: 12px; color: var(--muted); padding: 2px 8px 4px; min-height: 1.4em; }
+#site-chart-box { position: relative; margin: 8px 0; border: 1px solid var(--line); border-radius: 4px; }
+#site-chart { display: block; width: 100%; height: 160px; }
+#site-chart-info { font-size: 12px; color: var(--muted); padding: 2px 8px 4px; min-height: 1.4em; }
 #toolbar { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; margin: 8px 0; }
 #toolbar input[type=search] { width: 280px; padding: 3px 6px; font: inherit; }
 button { font: inherit; padding: 2px 10px; cursor: pointer; }
@@ -143,6 +147,105 @@ MemoryChart.prototype.showInfo = function () {
   if (range) text = range + (text ? ' \u2014 ' + text : '');
   this.info.textContent = text;
 };
+// Memory over time per site, from the temporal data (pages made with
+// --temporal): the live bytes of the `top` sites stacked, the rest as
+// "other", and the selected site's own curve on top. groupOf(entry) gives an
+// entry's site (-1: none); names[site] its label; top: the sites to stack.
+function SiteChart(canvas, info, groupOf, names, top) {
+  var TT = D.temporal, nb = TT.ends.length, self = this;
+  this.canvas = canvas; this.info = info; this.names = names; this.top = top; this.groupOf = groupOf;
+  this.selected = null; this.selectedName = '';
+  var slot = new Map();
+  top.forEach(function (g, k) { slot.set(g, k); });
+  this.series = this.curves(function (i) { var g = groupOf(i); return g < 0 ? -1 : slot.has(g) ? slot.get(g) : top.length; }, top.length + 1);
+  this.ymax = 1;
+  for (var b = 0; b < nb; b++) {
+    var sum = 0;
+    for (var k = 0; k < this.series.length; k++) sum += this.series[k][b];
+    this.ymax = Math.max(this.ymax, sum);
+  }
+  this.ymax *= 1.05;
+  canvas.addEventListener('mousemove', function (e) { self.hover(e); });
+  canvas.addEventListener('mouseleave', function () { self.showInfo(''); });
+  this.draw();
+  this.showInfo('');
+}
+SiteChart.prototype.colours = ['#3478dc', '#e67e22', '#27ae60', '#8e44ad', '#c0392b', '#16a085', '#d35400', '#2c3e50'];
+// Live bytes at each bucket end per series: an entry is live from the end of
+// its allocation bucket until its free bucket (never freed: to the end).
+SiteChart.prototype.curves = function (seriesOf, n) {
+  var TT = D.temporal, nb = TT.ends.length, out = [];
+  for (var s = 0; s < n; s++) out.push(new Float64Array(nb + 1));
+  for (var i = 0; i < TT.a.length; i++) {
+    var k = seriesOf(i);
+    if (k < 0) continue;
+    var end = TT.f[i] === TT.never ? nb : Math.min(TT.f[i], nb);
+    out[k][TT.a[i]] += TT.bytes[i]; out[k][end] -= TT.bytes[i];
+  }
+  return out.map(function (d) { var r = new Float64Array(nb), v = 0; for (var b = 0; b < nb; b++) { v += d[b]; r[b] = v; } return r; });
+};
+// Shows one site's own curve: inSite(entry) says which entries are its own.
+SiteChart.prototype.select = function (name, inSite) {
+  this.selected = name === null ? null : this.curves(function (i) { return inSite(i) ? 0 : -1; }, 1)[0];
+  this.selectedName = name || '';
+  this.draw();
+  this.showInfo('');
+};
+SiteChart.prototype.state = function () {
+  var max = function (a) { var m = 0; for (var i = 0; i < a.length; i++) m = Math.max(m, a[i]); return m; };
+  return { series: this.series.length, top: this.top.map(function (g) { return this.names[g]; }, this),
+           peaks: this.series.map(max), selected: this.selectedName || null,
+           selectedPeak: this.selected ? max(this.selected) : null,
+           selectedLast: this.selected ? this.selected[this.selected.length - 1] : null };
+};
+SiteChart.prototype.pad = MemoryChart.prototype.pad;
+SiteChart.prototype.showInfo = function (text) {
+  this.info.textContent = text || ('Memory over time of the top ' + this.top.length + ' sites (stacked; grey: all others)' +
+    (this.selected ? ' \u2014 black: ' + this.selectedName : ' \u2014 click a site to see its own curve'));
+};
+SiteChart.prototype.hover = function (e) {
+  var p = this.pad, W = this.canvas.clientWidth, x = e.clientX - this.canvas.getBoundingClientRect().left;
+  var TT = D.temporal, nb = TT.ends.length, t = (x - p.l) / (W - p.l - p.r) * TT.ends[nb - 1], b = 0;
+  while (b < nb - 1 && TT.ends[b] < t) b++;
+  var parts = [];
+  for (var k = 0; k < this.top.length; k++) if (this.series[k][b] > 0) parts.push(this.names[this.top[k]] + ' ' + fmtBytes(this.series[k][b]));
+  if (this.series[this.top.length][b] > 0) parts.push('other ' + fmtBytes(this.series[this.top.length][b]));
+  if (this.selected) parts.unshift(this.selectedName + ' ' + fmtBytes(this.selected[b]));
+  this.showInfo('at ' + fmtSeconds(TT.ends[b]) + ': ' + (parts.join(', ') || 'nothing live'));
+};
+SiteChart.prototype.draw = function () {
+  var c = this.canvas, dpr = window.devicePixelRatio || 1, W = c.clientWidth, H = c.clientHeight;
+  c.width = Math.round(W * dpr); c.height = Math.round(H * dpr);
+  var g = c.getContext('2d'), p = this.pad, w = W - p.l - p.r, h = H - p.t - p.b, self = this;
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, W, H);
+  var TT = D.temporal, nb = TT.ends.length, tmax = Math.max(TT.ends[nb - 1] || 0, 1);
+  function x(b) { return p.l + TT.ends[b] / tmax * w; }
+  function y(v) { return p.t + h - v / self.ymax * h; }
+  g.strokeStyle = '#ccc'; g.strokeRect(p.l + 0.5, p.t + 0.5, w, h);
+  g.fillStyle = '#666'; g.font = '11px system-ui, sans-serif'; g.textAlign = 'right'; g.textBaseline = 'middle';
+  for (var k = 0; k <= 4; k++) g.fillText(fmtBytes(this.ymax * k / 4), p.l - 4, p.t + h - h * k / 4);
+  g.textAlign = 'center'; g.textBaseline = 'top';
+  for (k = 0; k <= 5; k++) g.fillText(fmtSeconds(tmax * k / 5).replace('.000', ''), p.l + w * k / 5, p.t + h + 4);
+  var below = new Float64Array(nb), order = this.series.length - 1;
+  for (k = 0; k <= order; k++) {
+    var s = this.series[k], top = new Float64Array(nb);
+    for (var b = 0; b < nb; b++) top[b] = below[b] + s[b];
+    g.beginPath(); g.moveTo(x(0), y(below[0]));
+    for (b = 0; b < nb; b++) g.lineTo(x(b), y(top[b]));
+    for (b = nb - 1; b >= 0; b--) g.lineTo(x(b), y(below[b]));
+    g.closePath();
+    g.fillStyle = k === order ? '#cfcfcf' : this.colours[k % this.colours.length];
+    g.globalAlpha = this.selected ? 0.35 : 0.8; g.fill(); g.globalAlpha = 1;
+    below = top;
+  }
+  if (this.selected) {
+    g.strokeStyle = '#111'; g.lineWidth = 2; g.beginPath();
+    for (b = 0; b < nb; b++) { if (b === 0) g.moveTo(x(b), y(this.selected[b])); else g.lineTo(x(b), y(this.selected[b])); }
+    g.stroke();
+  }
+};
+
 MemoryChart.prototype.draw = function () {
   var c = this.canvas, dpr = window.devicePixelRatio || 1;
   var W = c.clientWidth, H = c.clientHeight;

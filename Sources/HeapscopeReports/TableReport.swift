@@ -137,6 +137,7 @@ enum TableHTML {
 #sites td.loc { word-break: break-all; color: var(--muted); }
 #sites .num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 #sites tbody tr:hover { background: #f6f8ff; }
+#sites tbody tr.selected { background: #e3ebff; }
 #filter { width: 320px; padding: 3px 6px; font: inherit; }
 """#
 
@@ -189,6 +190,7 @@ function render() {
     var b = el('td', 'num', fmtBytes(R.bytes[i])); b.title = fmtCount(R.bytes[i]) + ' bytes'; tr.appendChild(b);
     tr.appendChild(el('td', 'num', fmtPct(R.bytes[i], D.total)));
     tr.appendChild(el('td', 'num', fmtCount(R.count[i])));
+    if (siteChart) { tr.dataset.row = i; tr.classList.toggle('selected', i === selectedRow); }
     frag.appendChild(tr);
   }
   body.appendChild(frag);
@@ -225,6 +227,26 @@ function selectRange(t0, t1) {
     HS.range = { from: from, to: to, a: A, b: B };
   }
   apply();
+}
+// Temporal: memory over time of the biggest rows; a click on a row draws its own curve.
+var siteChart = null, selectedRow = -1;
+function selectRow(i) {
+  selectedRow = i === selectedRow ? -1 : i;
+  siteChart.select(selectedRow < 0 ? null : R.fn[i] + ' (' + loc(i) + ')', function (e) { return D.temporal.row[e] === selectedRow; });
+  document.querySelectorAll('#rows tr').forEach(function (tr) { tr.classList.toggle('selected', Number(tr.dataset.row) === selectedRow); });
+}
+if (D.temporal && D.temporal.row.length) {
+  var names = R.fn.map(function (f, i) { return f + ' (' + loc(i).slice(loc(i).lastIndexOf('/') + 1) + ')'; });
+  var top = [];
+  for (var r = 0; r < n && top.length < 6; r++) if (wholeBytes[r] > 0) top.push(r);  // rows come biggest first
+  document.getElementById('site-chart-box').hidden = false;
+  siteChart = new SiteChart(document.getElementById('site-chart'), document.getElementById('site-chart-info'),
+    function (e) { return D.temporal.row[e]; }, names, top);
+  HS.siteChart = siteChart;
+  document.getElementById('rows').addEventListener('click', function (e) {
+    var tr = e.target.closest('tr');
+    if (tr && tr.dataset.row !== undefined) selectRow(Number(tr.dataset.row));
+  });
 }
 renderHeader();
 var chart = new MemoryChart(document.getElementById('chart'), document.getElementById('chart-info'), D.samples,

@@ -25,7 +25,7 @@ struct TableCommand: ParsableCommand {
     @OptionGroup var viewOptions: ViewOptions
     @OptionGroup var stackOptions: StackOptions
 
-    @Flag(help: "Add a time-range selection on the memory chart: the table then shows what was allocated in the range and still live at its end (with --leaks: never freed).")
+    @Flag(help: "Add a time-range selection on the memory chart: the table then shows what was allocated in the range and still live at its end (with --leaks: never freed); and a chart of memory over time of the top sites (click a row for its own curve).")
     var temporal = false
 
     func validate() throws {

@@ -639,6 +639,11 @@ def test_site_memory_over_time(hsm, workdir, browser):
     st = browser.execute_script("return window.heapscope.siteChart.state()")
     assert st["top"][:2] == [b, a], st
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#rows tr") if r.text.startswith("phase_b"))
+    # its size histogram: 3 buffers of 1,000,001 bytes and their 3 objects (56 bytes)
+    sizes = row.find_element(By.CSS_SELECTOR, "td.sizes")
+    assert sizes.text.startswith("\u2588") and sizes.text.endswith("32 B to <1.00 MiB"), sizes.text
+    title = sizes.get_attribute("title")
+    assert "32 B to <64 B: 3" in title and "512.00 KiB to <1.00 MiB: 3" in title, title
     row.click()
     st = browser.execute_script("return window.heapscope.siteChart.state()")
     assert st["selected"].startswith("phase_b") and 3_000_000 <= st["selectedLast"] < 3_010_000, st

@@ -10,6 +10,7 @@ public struct TableReport {
         public var thread: ThreadNumber
         public var kind: AllocatorKind
         public var totals: Totals
+        public var sizes: SparseSizeHistogram
     }
 
     public var context: ReportContext
@@ -29,20 +30,23 @@ public struct TableReport {
         var rows: [Row] = []
         var index: [RowKey: Int] = [:]
         var cache: [StackKey: Location] = [:]
-        func add(frame: FrameID, nativeFrame: NativeFrameID, thread: ThreadNumber, kind: AllocatorKind, totals: Totals) {
+        func add(frame: FrameID, nativeFrame: NativeFrameID, thread: ThreadNumber, kind: AllocatorKind, totals: Totals,
+                 sizes: SparseSizeHistogram = SparseSizeHistogram()) {
             let stack = StackKey(frame: frame, nativeFrame: nativeFrame)
             let location = cache[stack] ?? context.innermost(frame: frame, nativeFrame: nativeFrame)
             cache[stack] = location
             let key = RowKey(location: location, thread: thread, kind: kind)
             if let existing = index[key] {
                 rows[existing].totals = rows[existing].totals + totals
+                rows[existing].sizes = rows[existing].sizes + sizes
             } else {
                 index[key] = rows.count
-                rows.append(Row(location: key.location, thread: thread, kind: kind, totals: totals))
+                rows.append(Row(location: key.location, thread: thread, kind: kind, totals: totals, sizes: sizes))
             }
         }
         for site in analysis.sites where site.totals.bytes > 0 || site.totals.count > 0 {
-            add(frame: site.frame, nativeFrame: site.nativeFrame, thread: site.thread, kind: site.kind, totals: site.totals)
+            add(frame: site.frame, nativeFrame: site.nativeFrame, thread: site.thread, kind: site.kind, totals: site.totals,
+                sizes: site.sizes)
         }
         for entry in analysis.temporal?.entries ?? [] {
             add(frame: entry.frame, nativeFrame: entry.nativeFrame, thread: entry.thread, kind: entry.kind, totals: .zero)
@@ -84,7 +88,14 @@ public struct TableReport {
         }); json.comma()
         json.key("allocator"); json.stringArray(rows.map(\.kind.name)); json.comma()
         json.key("bytes"); json.unsignedArray(rows.map(\.totals.bytes)); json.comma()
-        json.key("count"); json.unsignedArray(rows.map(\.totals.count))
+        json.key("count"); json.unsignedArray(rows.map(\.totals.count)); json.comma()
+        // Per row its non-empty size buckets (SizeHistogram's), flat: bucket, count, bucket, count...
+        json.key("sizes"); json.raw("[")
+        for (position, row) in rows.enumerated() {
+            if position > 0 { json.comma() }
+            json.unsignedArray(row.sizes.buckets.flatMap { [$0.bucket, $0.count] })
+        }
+        json.raw("]")
         json.raw("}"); json.comma()
         json.key("temporal")
         if let temporal = analysis.temporal {
@@ -122,6 +133,7 @@ enum TableHTML {
 <th data-key="fn">Function</th><th data-key="loc">Location</th><th data-key="thread">Thread</th>
 <th data-key="allocator">Allocator</th><th data-key="bytes" class="num">Bytes</th><th data-key="share" class="num">Share</th>
 <th data-key="count" class="num">Allocations</th>
+<th data-key="sizes" title="Allocation sizes in power-of-two buckets, smallest to largest; hover a cell for the counts">Sizes</th>
 </tr></thead>
 <tbody id="rows"></tbody>
 </table>
@@ -138,6 +150,9 @@ enum TableHTML {
 #sites .num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 #sites tbody tr:hover { background: #f6f8ff; }
 #sites tbody tr.selected { background: #e3ebff; }
+#sites td.sizes { white-space: nowrap; }
+#sites td.sizes .spark { font-family: ui-monospace, monospace; color: #3478dc; letter-spacing: -1px; margin-right: 6px; }
+#sites td.sizes .muted { font-size: 11px; }
 #filter { width: 320px; padding: 3px 6px; font: inherit; }
 """#
 
@@ -155,8 +170,25 @@ function value(i, key) {
     case 'thread': return R.thread[i];
     case 'allocator': return R.allocator[i];
     case 'count': return R.count[i];
+    case 'sizes': var s = R.sizes[i]; return s.length ? s[s.length - 2] : -1;  // by the largest size bucket
     default: return R.bytes[i];
   }
+}
+// A row's size histogram: one bar per power-of-two bucket from its smallest to
+// its largest, the counts in the cell's tooltip.
+var BARS = '\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588';
+function bucketLow(k) { return k === 0 ? 0 : Math.pow(2, k - 1); }
+function bucketText(k) { return k === 0 ? '0 B' : fmtBytes(bucketLow(k)) + ' to <' + fmtBytes(Math.pow(2, k)); }
+function sizesCell(i) {
+  var s = R.sizes[i], td = el('td', 'sizes');
+  if (!s.length) return td;
+  var count = {}, max = 0, lines = [], bars = '';
+  for (var k = 0; k < s.length; k += 2) { count[s[k]] = s[k + 1]; max = Math.max(max, s[k + 1]); lines.push(bucketText(s[k]) + ': ' + fmtCount(s[k + 1])); }
+  for (var b = s[0]; b <= s[s.length - 2]; b++) bars += count[b] ? BARS[Math.min(7, Math.floor(count[b] / max * 8))] : '\u00a0';
+  td.appendChild(el('span', 'spark', bars));
+  td.appendChild(el('span', 'muted', s[s.length - 2] === 0 ? '0 B' : fmtBytes(bucketLow(s[0])) + ' to <' + fmtBytes(Math.pow(2, s[s.length - 2]))));
+  td.title = 'Allocation sizes (the whole view):\n' + lines.join('\n');
+  return td;
 }
 function apply() {
   var rows = [];
@@ -167,7 +199,7 @@ function apply() {
     for (i = 0; i < n; i++) rows.push(i);
   }
   rows = rows.filter(function (i) { return R.bytes[i] > 0 || R.count[i] > 0; });
-  var key = sortKey === 'share' ? 'bytes' : sortKey, numeric = key === 'bytes' || key === 'count';
+  var key = sortKey === 'share' ? 'bytes' : sortKey, numeric = key === 'bytes' || key === 'count' || key === 'sizes';
   rows.sort(function (a, b) {
     var x = value(a, key), y = value(b, key), c = numeric ? x - y : (x < y ? -1 : x > y ? 1 : 0);
     if (c === 0) c = R.bytes[a] - R.bytes[b] || b - a;
@@ -190,6 +222,7 @@ function render() {
     var b = el('td', 'num', fmtBytes(R.bytes[i])); b.title = fmtCount(R.bytes[i]) + ' bytes'; tr.appendChild(b);
     tr.appendChild(el('td', 'num', fmtPct(R.bytes[i], D.total)));
     tr.appendChild(el('td', 'num', fmtCount(R.count[i])));
+    tr.appendChild(sizesCell(i));
     if (siteChart) { tr.dataset.row = i; tr.classList.toggle('selected', i === selectedRow); }
     frag.appendChild(tr);
   }

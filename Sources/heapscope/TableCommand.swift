@@ -38,7 +38,7 @@ struct TableCommand: ParsableCommand {
         let path = output ?? defaultOutputPath(capture: capture, report: "table", ext: "html")
         try checkOutput(path, force: force)
         let options = ReportOptions(view: viewOptions.view, temporal: temporal)
-        let analysis = try viewOptions.analyze(capture, temporal: temporal)
+        let analysis = try viewOptions.analyze(capture, temporal: temporal, sizes: true)
         let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
         let report = TableReport(context: context)
         try writeOutput(report.html(), to: path)

@@ -20,7 +20,7 @@ APT_PACKAGES := python3-dev libunwind-dev libdw-dev libzstd-dev pkg-config
 # What the test suite needs on top (docs/TEST_DEPS.md, docs/TEST_DEPS_PYTHON.md):
 # a headless browser for the HTML reports, protobuf/jsonschema to validate the
 # exports, xdist/asyncio/nbclient for the pytest plugin and Jupyter tests.
-TEST_APT_PACKAGES := chromium chromium-driver
+TEST_APT_PACKAGES := chromium chromium-driver nodejs
 TEST_PIP_PACKAGES := pytest pytest-xdist pytest-asyncio selenium protobuf jsonschema gprof2dot \
                      nbclient nbformat ipykernel ipython
 

@@ -652,3 +652,17 @@ def test_site_memory_over_time(hsm, workdir, browser):
     row.click()  # again: deselects
     assert browser.execute_script("return window.heapscope.siteChart.state().selected") is None
     assert_no_js_errors(browser)
+
+
+def test_pymalloc_page(hsm, workdir, browser):
+    cap = capture(hsm, workdir, "pinned_arenas.py")
+    page = workdir / "pymalloc.html"
+    proc = hsm("pymalloc", "--html", "-o", str(page), str(cap))
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    load(browser, page)
+    # the charts are drawn: the arenas line, both occupancy histograms, the size classes
+    counts = browser.execute_script("""
+        return ['chart', 'hist-peak', 'hist-end', 'classes'].map(function (id) {
+          return document.getElementById(id).querySelectorAll('path, rect, polyline').length; });""")
+    assert all(count > 0 for count in counts), counts
+    screenshot(browser, "pinned_arenas-pymalloc")

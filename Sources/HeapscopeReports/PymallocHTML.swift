@@ -84,7 +84,7 @@ extension PymallocReport {
             <body>
             \(body.joined(separator: "\n"))
             <script type="application/json" id="heapscope-data">\(data)</script>
-            <script>\(Self.script)</script>
+            <script>\(ReportHTML.commonScript)\(Self.script)</script>
             </body></html>
 
             """

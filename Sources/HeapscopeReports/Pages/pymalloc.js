@@ -1,24 +1,13 @@
 // The pymalloc page (`heapscope pymalloc --html`): SVG charts of the embedded
-// JSON report (docs/PYMALLOC.md). Standalone: it does not use common.js.
-'use strict';
-var HS = window.heapscope = window.heapscope || {};
-HS.errors = [];
-window.addEventListener('error', function (e) { HS.errors.push(String(e.message)); });
-var D = JSON.parse(document.getElementById('heapscope-data').textContent);
-HS.data = D;
+// JSON report (docs/PYMALLOC.md), after common.js (D, HS, fmtBytes).
 var NS = 'http://www.w3.org/2000/svg';
-function el(name, attrs, parent) {
+function svgEl(name, attrs, parent) {
   var e = document.createElementNS(NS, name);
   for (var k in attrs) e.setAttribute(k, attrs[k]);
   if (parent) parent.appendChild(e);
   return e;
 }
-function fmtBytes(v) {
-  var u = ['B', 'KiB', 'MiB', 'GiB', 'TiB']; var i = 0;
-  while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
-  return (i ? v.toFixed(2) : String(v)) + ' ' + u[i];
-}
-function text(svg, x, y, s, anchor) { var t = el('text', {x: x, y: y, 'text-anchor': anchor || 'start'}, svg); t.textContent = s; return t; }
+function text(svg, x, y, s, anchor) { var t = svgEl('text', {x: x, y: y, 'text-anchor': anchor || 'start'}, svg); t.textContent = s; return t; }
 function timeline() {
   var svg = document.getElementById('chart');
   if (!svg || !D.samples.length) return;
@@ -29,8 +18,8 @@ function timeline() {
   function x(t) { return L + (W - L - R) * t / tMax; }
   function ya(a) { return H - B - (H - B - T) * a / aMax; }
   function yo(o) { return H - B - (H - B - T) * o; }
-  el('line', {x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#999'}, svg);
-  el('line', {x1: L, y1: T, x2: L, y2: H - B, stroke: '#999'}, svg);
+  svgEl('line', {x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#999'}, svg);
+  svgEl('line', {x1: L, y1: T, x2: L, y2: H - B, stroke: '#999'}, svg);
   text(svg, L - 4, T + 8, String(aMax), 'end'); text(svg, L - 4, H - B, '0', 'end');
   text(svg, W - R + 4, T + 8, '100%'); text(svg, W - R + 4, H - B, '0%');
   text(svg, L, H - 6, '0 s'); text(svg, W - R, H - 6, (tMax / 1e6).toFixed(2) + ' s', 'end');
@@ -38,11 +27,11 @@ function timeline() {
     var area = 'M' + x(s[0][0]) + ',' + yo(0);
     s.forEach(function (p) { var held = p[1] * arena; area += ' L' + x(p[0]) + ',' + yo(held ? p[4] / held : 0); });
     area += ' L' + x(s[s.length - 1][0]) + ',' + yo(0) + ' Z';
-    el('path', {d: area, fill: '#8ecae6', opacity: 0.5, id: 'occupancy-area'}, svg);
+    svgEl('path', {d: area, fill: '#8ecae6', opacity: 0.5, id: 'occupancy-area'}, svg);
   }
   var line = s.map(function (p, i) { return (i ? 'L' : 'M') + x(p[0]) + ',' + ya(p[1]); }).join(' ');
-  el('path', {d: line, fill: 'none', stroke: '#c0392b', 'stroke-width': 2, id: 'arenas-line'}, svg);
-  var cursor = el('line', {x1: 0, y1: T, x2: 0, y2: H - B, stroke: '#333', 'stroke-dasharray': '3,3', visibility: 'hidden'}, svg);
+  svgEl('path', {d: line, fill: 'none', stroke: '#c0392b', 'stroke-width': 2, id: 'arenas-line'}, svg);
+  var cursor = svgEl('line', {x1: 0, y1: T, x2: 0, y2: H - B, stroke: '#333', 'stroke-dasharray': '3,3', visibility: 'hidden'}, svg);
   var info = document.getElementById('chart-info');
   svg.addEventListener('mousemove', function (ev) {
     var r = svg.getBoundingClientRect();
@@ -64,8 +53,8 @@ function bars(id, values, labels, color) {
   var w = W / values.length;
   values.forEach(function (v, i) {
     var h = (H - B - T) * v / max;
-    var r = el('rect', {x: i * w + 2, y: H - B - h, width: w - 4, height: h, fill: color}, svg);
-    el('title', {}, r).textContent = labels[i] + ': ' + v;
+    var r = svgEl('rect', {x: i * w + 2, y: H - B - h, width: w - 4, height: h, fill: color}, svg);
+    svgEl('title', {}, r).textContent = labels[i] + ': ' + v;
     if (v) text(svg, i * w + w / 2, H - B - h - 2, String(v), 'middle');
     text(svg, i * w + w / 2, H - B + 12, labels[i], 'middle');
   });
@@ -76,3 +65,4 @@ if (D.peak) bars('hist-peak', D.peak.occupancy_histogram, deciles, '#219ebc');
 bars('hist-end', D.end.occupancy_histogram, deciles, '#219ebc');
 var classLabels = D.end.pools_in_use_by_class.map(function (_, i) { return String((i + 1) * D.geometry.alignment); });
 bars('classes', D.end.pools_in_use_by_class, classLabels, '#fb8500');
+HS.ready = true;

@@ -3,15 +3,18 @@
 The package bundles two products of the SwiftPM package one directory up
 (PythonHarness/..): the tracker extension (libHeapscopeTracker.so, installed as
 heapscope/_tracker<EXT_SUFFIX>) and the CLI (installed as heapscope/bin/heapscope).
-The build step runs the same `swift build` as `make build`, against the headers
-of the interpreter that runs this build, so the extension matches it.
+The build step runs the same `swift build`s as `make build`, the tracker against
+the headers of the interpreter that runs this build, so the extension matches
+it; the package holds that interpreter's tracker only.
 
 Environment:
   HEAPSCOPE_PREBUILT=1      do not run swift build; use the artifacts already
                             in heapscope/ (what `make install` does after `make build`)
-  HEAPSCOPE_SCRATCH_PATH    SwiftPM scratch path (default: .build)
+  HEAPSCOPE_SCRATCH_PATH    SwiftPM scratch path of the CLI (default: .build; the
+                            tracker's is the same with -py3XY appended)
   SWIFT                     the swift driver (default: swift on PATH, else /opt/swift/usr/bin/swift)
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -31,6 +34,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 PACKAGE = os.path.join(HERE, "heapscope")
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+TRACKER = "_tracker" + EXT_SUFFIX
+
+sys.path.insert(0, HERE)
+from supported_python import problem  # noqa: E402  (the build's own helper, next to this file)
 
 
 def _swift():
@@ -52,26 +59,30 @@ def _install_file(src, dst, mode):
 def build_swift():
     if not os.path.exists(os.path.join(REPO, "Package.swift")):
         return False
+    message = problem()
+    if message:
+        sys.exit("heapscope: error: " + message)
     scratch = os.environ.get("HEAPSCOPE_SCRATCH_PATH", ".build")
+    tracker_scratch = "%s-py%d%d" % ((scratch,) + tuple(sys.version_info[:2]))
     include = sysconfig.get_paths()["include"]
-    cmd = [
-        _swift(), "build", "-c", "release", "--scratch-path", scratch,
-        "-Xcc", "-I" + include,
-        "-Xswiftc", "-Xcc", "-Xswiftc", "-D_GNU_SOURCE",
-        "-Xswiftc", "-static-stdlib",
-    ]
-    print("heapscope: building the Swift products:", " ".join(cmd), flush=True)
-    subprocess.check_call(cmd, cwd=REPO)
-    release = os.path.join(REPO, scratch, "release")
+    gnu = ["-Xswiftc", "-Xcc", "-Xswiftc", "-D_GNU_SOURCE", "-Xswiftc", "-static-stdlib"]
+    for cmd in (
+        [_swift(), "build", "-c", "release", "--product", "heapscope", "--scratch-path", scratch] + gnu,
+        [_swift(), "build", "-c", "release", "--product", "HeapscopeTracker", "--scratch-path", tracker_scratch,
+         "-Xcc", "-I" + include] + gnu,
+    ):
+        print("heapscope: building:", " ".join(cmd), flush=True)
+        subprocess.check_call(cmd, cwd=REPO)
     os.makedirs(os.path.join(PACKAGE, "bin"), exist_ok=True)
-    _install_file(os.path.join(release, "libHeapscopeTracker.so"), os.path.join(PACKAGE, "_tracker" + EXT_SUFFIX), 0o755)
-    _install_file(os.path.join(release, "heapscope"), os.path.join(PACKAGE, "bin", "heapscope"), 0o755)
+    _install_file(os.path.join(REPO, tracker_scratch, "release", "libHeapscopeTracker.so"),
+                  os.path.join(PACKAGE, TRACKER), 0o755)
+    _install_file(os.path.join(REPO, scratch, "release", "heapscope"), os.path.join(PACKAGE, "bin", "heapscope"), 0o755)
     return True
 
 
 def check_artifacts():
     missing = [
-        p for p in (os.path.join(PACKAGE, "_tracker" + EXT_SUFFIX), os.path.join(PACKAGE, "bin", "heapscope"))
+        p for p in (os.path.join(PACKAGE, TRACKER), os.path.join(PACKAGE, "bin", "heapscope"))
         if not os.path.isfile(p)
     ]
     if missing:
@@ -88,6 +99,10 @@ class BuildPyWithSwift(build_py):
         check_artifacts()
         self.__dict__.pop("data_files", None)  # recompute: the artifacts may be new
         super().run()
+        # A build folder that another interpreter's build used keeps its tracker: drop it.
+        for path in glob.glob(os.path.join(self.build_lib, "heapscope", "_tracker*")):
+            if os.path.basename(path) != TRACKER:
+                os.remove(path)
 
 
 class BinaryDistribution(Distribution):
@@ -108,4 +123,9 @@ if bdist_wheel is not None:
 
     cmdclass["bdist_wheel"] = PlatformWheel
 
-setup(cmdclass=cmdclass, distclass=BinaryDistribution)
+# This interpreter's tracker only: the folder may hold other versions' too.
+setup(
+    cmdclass=cmdclass,
+    distclass=BinaryDistribution,
+    package_data={"heapscope": [TRACKER, "bin/heapscope", "_bootstrap/sitecustomize.py"]},
+)

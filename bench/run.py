@@ -17,8 +17,8 @@ Modes:
   memray-py   memray run -f -q --trace-python-allocators -o OUT W.py
 
 heapscope runs with the interpreter it is installed in (the one running this
-script); memray runs from a venv at bench/.venv (created on first use, memray
-from PyPI). Each tracked run is paired with an untracked run of *its own*
+script); memray runs from a venv of the same CPython version at
+bench/.venv-py3XY (created on first use, memray from PyPI). Each tracked run is paired with an untracked run of *its own*
 interpreter.
 
 Results: a table per workload and a summary on stdout, bench/out/results.json.
@@ -40,7 +40,7 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH_DIR)
 WORKLOAD_DIR = os.path.join(BENCH_DIR, "workloads")
 EXAMPLES_DIR = os.path.join(REPO, "examples")
-VENV = os.path.join(BENCH_DIR, ".venv")
+VENV = os.path.join(BENCH_DIR, ".venv-py%d%d" % sys.version_info[:2])
 OUT_DIR = os.path.join(BENCH_DIR, "out")
 # one directory per run, so two runs at once do not delete each other's captures
 CAPTURE_DIR = os.path.join(OUT_DIR, f"captures-{os.getpid()}")

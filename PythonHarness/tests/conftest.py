@@ -81,6 +81,28 @@ def hs(tmp_path):
     return Heapscope(tmp_path)
 
 
+def reported_name(qualname):
+    """The name reports give the function of this qualified name: 3.10's code
+    objects carry no qualified name, only co_name ("Thread._bootstrap" is
+    "_bootstrap" there)."""
+    return qualname if sys.version_info >= (3, 11) else qualname.rsplit(".", 1)[-1]
+
+
+def comprehension_frame(function):
+    """The frame name reports give a list comprehension inside `function`.
+
+    3.11 runs it in a frame of its own, named by its qualified name; 3.10 has
+    no co_qualname, so the frame is only "<listcomp>"; 3.12 and later run
+    list, dict and set comprehensions inline in the enclosing function's
+    frame (PEP 709), so its allocations are the function's own.
+    """
+    if sys.version_info >= (3, 12):
+        return function
+    if sys.version_info >= (3, 11):
+        return function + ".<locals>.<listcomp>"
+    return "<listcomp>"
+
+
 def write(path, text):
     path = Path(path)
     path.write_text(text)

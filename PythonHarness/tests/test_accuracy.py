@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import clean_env, write
+from conftest import clean_env, comprehension_frame, write
 
 HELPER_C = r"""
 #include <stdlib.h>
@@ -141,7 +141,7 @@ def test_peak_matches_tracemalloc(hs, tmp_path):
     stats = hs.stats_json(tmp_path / "figures.hsc")
     assert abs(stats["peak_bytes"] - tracemalloc_peak) / tracemalloc_peak < 0.01
     top = stats["top_by_bytes"][0]
-    assert top["function"].endswith("build.<locals>.<listcomp>") or top["function"] == "build"
+    assert top["function"] == comprehension_frame("build"), top
 
 
 def test_malloc_allocator_sees_the_same_objects(hs, tmp_path):

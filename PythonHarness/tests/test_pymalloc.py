@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from conftest import EXAMPLES, write
+from conftest import EXAMPLES, comprehension_frame, write
 
 
 def pymalloc_json(hs, capture, *extra):
@@ -56,7 +56,7 @@ def test_pinned_arenas_name_fill_and_keep_every_hundredth(pinned):
     # The pinning blocks were allocated in fill (the rows)...
     top = report["pinning_sites"][0]
     functions = [frame["function"] for frame in top["stack"]]
-    assert "fill" in functions or "fill.<locals>.<listcomp>" in functions, functions
+    assert "fill" in functions or comprehension_frame("fill") in functions, functions
     # ...and are kept alive by the list keep_every_hundredth built.
     holder = report["holders"][0]
     assert holder["holder"] == "allocated"

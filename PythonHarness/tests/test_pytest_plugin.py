@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import EXAMPLES, heapscope_command
+from conftest import EXAMPLES, comprehension_frame, heapscope_command
 
 pytest_plugins = ["pytester"]
 
@@ -61,7 +61,8 @@ def test_limit_memory_exceeded_fails_with_limit_peak_and_stacks(pytester):
     result = run(pytester, "--heapscope")
     result.assert_outcomes(failed=1)
     text = output(result)
-    assert "Test was limited to 1 MB but its peak memory was 20.00 MB" in text
+    # 20 MB of bytearray and the interpreter's own few KiB (more on 3.10: its opcaches)
+    assert re.search(r"Test was limited to 1 MB but its peak memory was 20\.0\d MB", text), text
     assert 20 * MB <= peak_in_message(text) < 21 * MB
     # the top allocating location names the function that allocated
     assert re.search(r"20\.00 MB in \d+ allocations: make_buffer at test_budget\.py:4", text), text
@@ -218,39 +219,30 @@ def test_leaking():
 def test_not_leaking():
     assert drop(200_000) == 200_000
 
-@pytest.mark.limit_leaks("1 MB", filter_fn=lambda location: not location.function.startswith("keep"))
+@pytest.mark.limit_leaks("1 MB", filter_fn=lambda location: not location.function.startswith(KEEP))
 def test_leaking_filtered_out():
     keep(200_000)
 
-@pytest.mark.limit_leaks("1 MB", filter_fn=lambda location: location.function.startswith("keep"))
+@pytest.mark.limit_leaks("1 MB", filter_fn=lambda location: location.function.startswith(KEEP))
 def test_leaking_filter_keeps_it():
     keep(200_000)
 """
 
 
-def stats_has_leaks_view():
-    proc = subprocess.run(heapscope_command() + ["stats", "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    return b"--leaks" in proc.stdout
-
-
 def test_limit_leaks(pytester):
-    pytester.makepyfile(test_leaks=LEAKY)
+    # The leaking location is keep's comprehension: the filters match the name it has on this version.
+    pytester.makepyfile(test_leaks="KEEP = %r" % comprehension_frame("keep") + LEAKY)
     result = run(pytester, "--heapscope")
     text = output(result)
-    if stats_has_leaks_view():
-        result.assert_outcomes(passed=2, failed=2)
-        result.stdout.fnmatch_lines(
-            [
-                "FAILED test_leaks.py::test_leaking - Test was limited to 1 MB of leaked memory per location*",
-                "FAILED test_leaks.py::test_leaking_filter_keeps_it - *",
-            ]
-        )
-        assert re.search(r"1 location leaked more:\n\s+[0-9.]+ MB in [0-9,]+ allocations not freed: keep(\.<locals>\.<listcomp>)? at test_leaks.py:6", text), text
-    else:
-        # Until `heapscope stats --leaks` exists the plugin compares the total
-        # left allocated (filter_fn cannot apply).
-        result.assert_outcomes(passed=1, failed=3)
-        assert "no per-location leaks view" in text
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED test_leaks.py::test_leaking - Test was limited to 1 MB of leaked memory per location*",
+            "FAILED test_leaks.py::test_leaking_filter_keeps_it - *",
+        ]
+    )
+    site = "(keep|%s)" % re.escape(comprehension_frame("keep"))
+    assert re.search(r"1 location leaked more:\n\s+[0-9.]+ MB in [0-9,]+ allocations not freed: %s at test_leaks.py:7" % site, text), text
     result.stdout.no_fnmatch_line("FAILED test_leaks.py::test_not_leaking*")
 
 
@@ -261,7 +253,12 @@ def test_limit_leaks_nothing_left_passes_a_zero_limit(pytester):
 
         @pytest.mark.limit_leaks("0 B")
         def test_nothing():
-            data = [str(i) for i in range(1000)]
+            # A loop, not a comprehension: CPython 3.10 keeps the frame of a
+            # code object's first call for reuse, so a comprehension's first
+            # run leaves one frame behind there.
+            data = []
+            for i in range(1000):
+                data.append(str(i))
         """
     )
     run(pytester, "--heapscope").assert_outcomes(passed=1)
@@ -285,7 +282,7 @@ def test_unittest_cases(pytester):
     )
     result = run(pytester, "--heapscope")
     result.assert_outcomes(passed=1, failed=1)
-    assert "Test was limited to 1 MB but its peak memory was 3.00 MB" in output(result)
+    assert re.search(r"Test was limited to 1 MB but its peak memory was 3\.0\d MB", output(result))
 
 
 def test_limit_leaks_small_allocations_under_the_limit_pass(pytester):

@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from conftest import EXAMPLES, Heapscope
+from conftest import EXAMPLES, Heapscope, comprehension_frame
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +130,9 @@ def test_pprof_decodes(hsm, workdir):
     build = inuse_by_function["build_numbers"] / total_inuse
     assert 0.55 < render < 0.68 and 0.32 < build < 0.45, (render, build)
     # the listcomp frames carry file and line
-    listcomp = [f for f in functions.values() if strings[f.name] == "render_strings.<locals>.<listcomp>"]
-    assert listcomp and strings[listcomp[0].filename].endswith("two_copies.py") and listcomp[0].start_line > 0
+    listcomp = [f for f in functions.values() if strings[f.name] == comprehension_frame("render_strings")
+                and strings[f.filename].endswith("two_copies.py")]
+    assert listcomp and listcomp[0].start_line > 0
 
 
 # ------------------------------------------------------------------ speedscope
@@ -236,7 +237,7 @@ def test_collapsed(hsm, workdir):
     first = text.splitlines()[0].split(";")
     assert first[0].startswith("<module> (")
     inverted = transform(hsm, "collapsed", capture(hsm, workdir, "two_copies.py"), "--inverted").decode()
-    assert inverted.splitlines()[0].split(";")[0].startswith("render_strings.<locals>.<listcomp> (")
+    assert inverted.splitlines()[0].split(";")[0].startswith(comprehension_frame("render_strings") + " (")
 
 
 def test_csv_leaks(hsm, workdir):
@@ -283,7 +284,7 @@ def test_tree(hsm, workdir):
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout.decode()
     assert "two_copies" in text and "peak" in text and "bytes" in text
-    assert "render_strings.<locals>.<listcomp>" in text and "build_numbers.<locals>.<listcomp>" in text
+    assert comprehension_frame("render_strings") in text and comprehension_frame("build_numbers") in text
     assert "└── " in text
     leaks = hsm("tree", "--leaks", str(capture(hsm, workdir, "unbounded_cache.py"))).stdout.decode()
     assert "fetch_profile" in leaks and "leaks" in leaks

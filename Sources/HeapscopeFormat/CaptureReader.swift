@@ -100,8 +100,8 @@ public struct CaptureReader {
     /// The stacks of the last ALLOC, which an ALLOC_SAME_STACK repeats.
     private var previousFrame: UInt64 = 0
     private var previousNativeFrame: UInt64 = 0
-    /// Line tables are decoded only for the PEP 657 format (CPython 3.11+).
-    private let decodesLineTables: Bool
+    /// The layout of the code objects' line tables (nil: not decoded).
+    private let lineTableFormat: LineTable.Format?
     /// ALLOC records carry a native frame id.
     private let hasNativeStacks: Bool
 
@@ -124,9 +124,9 @@ public struct CaptureReader {
         self.position = header.size
         self.hasNativeStacks = header.flags.contains(.native)
         if let version = header.metadata.pythonMajorMinor {
-            decodesLineTables = version.major > 3 || (version.major == 3 && version.minor >= 11)
+            lineTableFormat = LineTable.Format(pythonMajor: version.major, minor: version.minor)
         } else {
-            decodesLineTables = true
+            lineTableFormat = .locationTable
         }
     }
 
@@ -280,7 +280,7 @@ public struct CaptureReader {
             let firstLine = Int(truncatingIfNeeded: try cursor.varint())
             let tableLength = try cursor.varint()
             let table = try cursor.bytes(tableLength)
-            let lineTable = decodesLineTables ? LineTable(locationTable: table, firstLine: firstLine) : nil
+            let lineTable = lineTableFormat.map { LineTable($0, table: table, firstLine: firstLine) }
             tables.addCode(CodeObject(name: name, qualifiedName: qualifiedName, fileName: fileName,
                                       firstLine: firstLine, lineTable: lineTable))
             return .code(CodeID(tables.codeCount))

@@ -1,64 +1,14 @@
-// Everything that needs CPython's headers: the PyMem and arena hooks, the
-// frame walk (internal structs, per minor version), code object facts and the
-// module object. Swift sees none of it (heapscope_hooks.h has no Python.h).
-#define PY_SSIZE_T_CLEAN
-#define Py_BUILD_CORE 1
-#include <Python.h>
-#include <internal/pycore_frame.h>
-#include <internal/pycore_pystate.h>
-
-#include "internal.h"
-
-#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
-#error "heapscope's frame walk is written for CPython 3.11; other versions need their own walk"
-#endif
+// Everything of the hook layer that needs CPython's headers but not its
+// internals of one version: the PyMem and arena hooks, code object facts and
+// the module object. The frame walk and the other version-dependent parts are
+// the version layer (cpython.h). Swift sees none of it (heapscope_hooks.h has
+// no Python.h).
+#include "cpython.h"
 
 #define HS_KIND_PYMEM_RAW 9
 #define HS_KIND_PYMEM_MEM 10
 #define HS_KIND_PYMEM_OBJ 11
 #define HS_KIND_ARENA 12
-
-// ---- Frame walk (CPython 3.11) ------------------------------------------------
-// Reads (code object, instruction offset) per frame, innermost first, from the
-// interpreter's own frame chain: no profile function, no line numbers here
-// (the reader resolves lines from each code object's line table).
-
-static void hs_walk_frames_311(hs_thread *t, PyThreadState *tstate) {
-    uint32_t depth = 0;
-    // While chasing `previous` pointers (latency-bound), also compare each frame
-    // with the previous stack's frame at the same depth, assuming the depth did
-    // not change: the compare rides in the shadow of the pointer chase, and the
-    // recorder then need not compare at all.
-    const uint32_t cached = t->cached_depth;
-    int64_t last_difference = -1;
-    if (tstate && tstate->cframe) {
-        _PyInterpreterFrame *frame = tstate->cframe->current_frame;
-        // Only the innermost frame can be incomplete (still in its prologue,
-        // e.g. MAKE_CELL allocating): every outer frame has executed a call.
-        if (frame && _PyFrame_IsIncomplete(frame)) frame = frame->previous;
-        while (frame && depth < HS_MAX_FRAMES) {
-            PyCodeObject *code = frame->f_code;
-            ptrdiff_t offset = frame->prev_instr - _PyCode_CODE(code);
-            // As in the FRAME record: offset << 1, low bit set on the first
-            // Python frame run by its C-level eval call (hybrid stacks splice
-            // Python frames into native ones there).
-            uint32_t off = (offset > 0 ? (uint32_t)offset << 1 : 0) | (frame->is_entry ? 1u : 0u);
-            t->walk_code[depth] = code;
-            t->walk_offset[depth] = off;
-            int64_t level = (int64_t)cached - 1 - (int64_t)depth;   // same depth from the root
-            if (level < 0 || t->cached_code[level] != code || t->cached_offset[level] != off) last_difference = depth;
-            depth++;
-            frame = frame->previous;
-        }
-    }
-    t->walk_depth = depth;
-    t->walk_shared = depth == cached ? (uint32_t)((int64_t)depth - 1 - last_difference) : HS_SHARED_UNKNOWN;
-}
-
-void hs_walk_python_stack(hs_thread *t, int which) {
-    PyThreadState *tstate = which == HS_STACK_GIL_HELD ? _PyThreadState_GET() : PyGILState_GetThisThreadState();
-    hs_walk_frames_311(t, tstate);
-}
 
 // ---- Code objects -------------------------------------------------------------
 
@@ -89,7 +39,7 @@ static void hs_utf8(PyObject *s, const char **out, size_t *len) {
 void hs_code_describe(const void *p, hs_code_info *out) {
     PyCodeObject *code = (PyCodeObject *)p;
     hs_utf8(code->co_name, &out->name, &out->name_len);
-    hs_utf8(code->co_qualname, &out->qualname, &out->qualname_len);
+    hs_utf8(hs_code_qualname(code), &out->qualname, &out->qualname_len);
     hs_utf8(code->co_filename, &out->filename, &out->filename_len);
     out->firstlineno = code->co_firstlineno > 0 ? (uint32_t)code->co_firstlineno : 0;
     out->linetable = (const uint8_t *)PyBytes_AS_STRING(code->co_linetable);
@@ -102,11 +52,6 @@ uint64_t hs_code_fingerprint(const void *p) {
     // its line table and name at the same addresses to pass as the old one.
     return ((uint64_t)(uintptr_t)code->co_linetable * 31u) ^ (uint64_t)(uintptr_t)code->co_name ^
            ((uint64_t)code->co_firstlineno << 48);
-}
-
-const char *hs_allocator_name(void) {
-    const char *name = _PyMem_GetCurrentAllocatorName();
-    return name ? name : "unknown";
 }
 
 // ---- PyMem domains ----------------------------------------------------------------
@@ -316,13 +261,15 @@ static struct PyModuleDef hs_module = {PyModuleDef_HEAD_INIT, "_tracker",
                                        "heapscope's in-process tracker (see heapscope.Tracker).", -1, hs_methods};
 
 void *hs_module_create(void) {
-    // The frame walk reads this minor version's internal structs: refuse any other.
-    unsigned long runtime = Py_Version >> 16, built = PY_VERSION_HEX >> 16;
-    if (runtime != built) {
+    // The frame walk reads this minor version's internal structs: refuse any
+    // other. Py_GetVersion, unlike Py_Version (3.11+), exists in every version.
+    unsigned runtime_major = 0, runtime_minor = 0;
+    sscanf(Py_GetVersion(), "%u.%u", &runtime_major, &runtime_minor);
+    if (runtime_major != PY_MAJOR_VERSION || runtime_minor != PY_MINOR_VERSION) {
         PyErr_Format(PyExc_ImportError,
-                     "heapscope's tracker was built for CPython %lu.%lu but was loaded by %lu.%lu; "
+                     "heapscope's tracker was built for CPython %d.%d but was loaded by %u.%u; "
                      "reinstall heapscope with this interpreter",
-                     built >> 8, built & 0xff, runtime >> 8, runtime & 0xff);
+                     PY_MAJOR_VERSION, PY_MINOR_VERSION, runtime_major, runtime_minor);
         return NULL;
     }
     PyObject *module = PyModule_Create(&hs_module);

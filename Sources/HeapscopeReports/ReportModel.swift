@@ -112,8 +112,11 @@ public func isInterpreterInternal(_ location: Location) -> Bool {
     if file.contains("/importlib/") || file.hasSuffix("/runpy.py") || file.hasSuffix("/site.py") { return true }
     // heapscope's own package (bootstrap, thread patching)
     if file.contains("site-packages/heapscope/") || file.contains("PythonHarness/heapscope/") { return true }
-    if file.hasSuffix("/threading.py")
-        && (location.function == "Thread._bootstrap" || location.function == "Thread._bootstrap_inner") { return true }
+    if file.hasSuffix("/threading.py") {
+        // CPython 3.10 names methods without their class (it has no co_qualname).
+        let function = location.function.hasPrefix("Thread.") ? location.function.dropFirst(7) : Substring(location.function)
+        if function == "_bootstrap" || function == "_bootstrap_inner" { return true }
+    }
     return false
 }
 

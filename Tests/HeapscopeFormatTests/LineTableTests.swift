@@ -2,7 +2,7 @@ import Testing
 import HeapscopeFormat
 
 /// Checks LineTable against CPython's own answers (Fixtures/linetables.json,
-/// made by Fixtures/make_linetables.py with CPython 3.11, 3.12 and 3.13).
+/// made by Fixtures/make_linetables.py with CPython 3.10, 3.11, 3.12 and 3.13).
 @Suite struct LineTableTests {
     struct Case {
         var python: String
@@ -28,10 +28,12 @@ import HeapscopeFormat
 
     @Test func matchesCPythonAtEveryOffset() throws {
         let cases = try Self.loadCases()
-        #expect(Set(cases.map(\.python)) == ["3.11", "3.12", "3.13"])
+        #expect(Set(cases.map(\.python)) == ["3.10", "3.11", "3.12", "3.13"])
         var checked = 0
         for testCase in cases {
-            let table = LineTable(locationTable: testCase.table, firstLine: testCase.firstLine)
+            let version = testCase.python.split(separator: ".").compactMap { Int($0) }
+            let format = try #require(LineTable.Format(pythonMajor: version[0], minor: version[1]))
+            let table = LineTable(format, table: testCase.table, firstLine: testCase.firstLine)
             for (offset, expected) in testCase.lines.enumerated() {
                 #expect(table.line(atOffset: offset) == expected,
                         "\(testCase.python) \(testCase.qualname) offset \(offset)")
@@ -46,8 +48,10 @@ import HeapscopeFormat
         var generator = SplitMix(seed: 7)
         for _ in 0..<2000 {
             let bytes = (0..<Int(generator.next() % 64)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-            let table = LineTable(locationTable: bytes, firstLine: Int(generator.next() % 1000))
-            for offset in -1..<80 { _ = table.line(atOffset: offset) }
+            for format in [LineTable.Format.locationTable, .lineTable310] {
+                let table = LineTable(format, table: bytes, firstLine: Int(generator.next() % 1000))
+                for offset in -1..<80 { _ = table.line(atOffset: offset) }
+            }
         }
     }
 

@@ -3,18 +3,22 @@ import Glibc
 import HeapscopeSymbols
 import Testing
 
-/// A real, large object with DWARF: libpython, loaded into this process.
-private let libpythonPath = "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0"
+/// A real, large object with DWARF: the libpython of the interpreter heapscope
+/// is built for (HEAPSCOPE_PYTHON, else python3), loaded into this process.
+private let libpythonPath: String = {
+    let python = ProcessInfo.processInfo.environment["HEAPSCOPE_PYTHON"] ?? "python3"
+    let query = "import os, sysconfig; print(os.path.realpath(os.path.join(sysconfig.get_config_var('LIBDIR'), sysconfig.get_config_var('INSTSONAME'))))"
+    return (try? run(python, ["-c", query]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? "(\(python) did not answer)"
+}()
 
-@Suite(.enabled(if: FileManager.default.fileExists(atPath: libpythonPath)))
-struct LibpythonTests {
+@Suite struct LibpythonTests {
     let object: LoadedObject
     let objects: [LoadedObject]
     /// 50,000 return addresses spread evenly over libpython's text segment.
     let addresses: [UInt64]
 
     init() throws {
-        let handle = try #require(dlopen(libpythonPath, RTLD_NOW | RTLD_LOCAL))
+        let handle = try #require(dlopen(libpythonPath, RTLD_NOW | RTLD_LOCAL), "cannot load libpython at \(libpythonPath)")
         let function = UInt64(UInt(bitPattern: dlsym(handle, "PyObject_Malloc")))
         objects = loadedObjects()
         object = try #require(objects.first { $0.path == libpythonPath })

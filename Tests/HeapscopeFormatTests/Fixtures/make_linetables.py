@@ -2,11 +2,12 @@
 
 For every code object (nested ones too) it records co_linetable (hex),
 co_firstlineno and, for every instruction offset in code units, the line
-CPython itself gives: co_positions() has one entry per code unit. Run with
-each Python that uses the PEP 657 location table (3.11+); the output merges
-into linetables.json:
+CPython itself gives: co_positions() has one entry per code unit (3.11+);
+3.10, whose co_linetable has another layout (PEP 626), answers through
+co_lines(). Run with each supported Python; the output merges into
+linetables.json:
 
-    python3.11 make_linetables.py && python3.12 make_linetables.py && python3.13 make_linetables.py
+    for v in 3.10 3.11 3.12 3.13; do python$v make_linetables.py; done
 """
 
 import json
@@ -91,14 +92,20 @@ def main():
     module = compile(SOURCE, "fixture.py", "exec")
     cases = []
     for code in code_objects(module):
-        lines = [position[0] for position in code.co_positions()]
-        # co_lines() must agree: ranges of byte offsets with a line each.
-        for start, end, line in code.co_lines():
+        # co_lines(): ranges of byte offsets with a line each.
+        ranges = list(code.co_lines())
+        if hasattr(code, "co_positions"):
+            lines = [position[0] for position in code.co_positions()]
+        else:
+            lines = [None] * (len(code.co_code) // 2)
+            for start, end, line in ranges:
+                lines[start // 2:end // 2] = [line] * (end // 2 - start // 2)
+        for start, end, line in ranges:
             for offset in range(start // 2, end // 2):
-                assert lines[offset] == line, (code.co_qualname, offset, lines[offset], line)
+                assert lines[offset] == line, (code.co_name, offset, lines[offset], line)
         cases.append({
             "python": version,
-            "qualname": code.co_qualname,
+            "qualname": getattr(code, "co_qualname", code.co_name),
             "first_line": code.co_firstlineno,
             "linetable": code.co_linetable.hex(),
             "lines": lines,

@@ -1,0 +1,71 @@
+// The hook layer's one include of CPython's headers, the versions it supports,
+// and the version layer: what each CPython minor version must provide.
+#ifndef HEAPSCOPE_HOOKS_CPYTHON_H
+#define HEAPSCOPE_HOOKS_CPYTHON_H
+#define PY_SSIZE_T_CLEAN
+// The frame structs are internal (Py_BUILD_CORE). _MODULE makes
+// _PyThreadState_GET call libpython's exported getter: 3.12 and 3.13 would
+// otherwise read a thread-local variable that libpython does not export.
+#define Py_BUILD_CORE_MODULE 1
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x030A0000 || PY_VERSION_HEX >= 0x030E0000
+#error "heapscope supports CPython 3.10, 3.11, 3.12 and 3.13: the tracker reads each version's internal frame layout, and only these four can be built and tested here (3.9 and older lack the APIs it uses; 3.14 is not available to test)"
+#endif
+#ifdef Py_GIL_DISABLED
+#error "heapscope does not support free-threaded CPython (built with --disable-gil): its stack walk and allocator hooks rely on the GIL"
+#endif
+
+#include <internal/pycore_pystate.h>   // _PyThreadState_GET
+
+#include "internal.h"
+
+// ---- The version layer ----------------------------------------------------------
+// One file per family of versions implements it, and compiles to nothing for
+// the others: frames_310.c (3.10: PyFrameObject chain), frames_311.c (3.11 and
+// 3.12: tstate->cframe->current_frame), frames_313.c (3.13: tstate->current_frame).
+//   hs_walk_python_stack (internal.h)  the frame walk, with the entry bit that
+//                                       marks where a C-level eval call began
+//   hs_code_qualname                    the name a report shows for a code object
+//   hs_allocator_name (heapscope_hooks.h) CPython's name for the active allocator
+// A new version adds its file here and to the build check in cpython.h's #if.
+PyObject *hs_code_qualname(PyCodeObject *code);
+
+// ---- Steps every walk shares ------------------------------------------------------
+// While chasing frame pointers (latency-bound), each frame is also compared
+// with the previous stack's frame at the same depth, assuming the depth did not
+// change: the compare rides in the shadow of the pointer chase, and the
+// recorder then need not compare at all.
+
+typedef struct {
+    uint32_t depth;
+    int64_t last_difference;   // innermost depth that differs from the cache, -1 if none
+} hs_walk_state;
+
+// `offset` is in code units; `entry` marks the first Python frame run by its
+// C-level eval call (hybrid stacks splice Python frames into native ones there).
+// Returns 0 when the walk is full.
+static inline int hs_walk_push(hs_thread *t, hs_walk_state *w, PyCodeObject *code, ptrdiff_t offset, int entry) {
+    if (w->depth >= HS_MAX_FRAMES) return 0;
+    // As in the FRAME record: offset << 1, low bit the entry mark.
+    uint32_t off = (offset > 0 ? (uint32_t)offset << 1 : 0) | (entry ? 1u : 0u);
+    uint32_t depth = w->depth;
+    t->walk_code[depth] = code;
+    t->walk_offset[depth] = off;
+    int64_t level = (int64_t)t->cached_depth - 1 - (int64_t)depth;   // same depth from the root
+    if (level < 0 || t->cached_code[level] != code || t->cached_offset[level] != off) w->last_difference = depth;
+    w->depth = depth + 1;
+    return 1;
+}
+
+static inline void hs_walk_finish(hs_thread *t, const hs_walk_state *w) {
+    t->walk_depth = w->depth;
+    t->walk_shared = w->depth == t->cached_depth ? (uint32_t)((int64_t)w->depth - 1 - w->last_difference)
+                                                 : HS_SHARED_UNKNOWN;
+}
+
+// Whose thread state holds the stack (internal.h: HS_STACK_*).
+static inline PyThreadState *hs_stack_owner(int which) {
+    return which == HS_STACK_GIL_HELD ? _PyThreadState_GET() : PyGILState_GetThisThreadState();
+}
+#endif

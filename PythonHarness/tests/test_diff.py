@@ -268,3 +268,15 @@ def test_native_frames_match_across_runs(hsm, work, runs):
     assert not buffers[0]["file"].endswith("keep.py")
     # Python frames name it the same as without native stacks.
     assert site_at(python, KEEP_LINE)["delta_bytes"] == 5 * OBJECT_BYTES
+
+
+def test_native_against_python_only_compares_python_stacks(hsm, work, runs):
+    native = work / "native-only.hsc"
+    proc = hsm("run", "-q", "-f", "--native", "-o", str(native), "keep.py", "8")
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    proc = hsm("diff", "--json", str(runs["three"]), str(native))
+    assert proc.returncode == 0, proc.stderr
+    assert f"only {native} has native stacks: comparing Python stacks".encode() in proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["stacks"] == "python"
+    assert site_at(result, KEEP_LINE)["delta_bytes"] == 5 * OBJECT_BYTES

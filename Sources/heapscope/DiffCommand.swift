@@ -69,11 +69,20 @@ struct DiffCommand: ParsableCommand {
         let path = json || summary ? nil : output ?? defaultPagePath()
         if let path { try checkOutput(path, force: force) }
         let options = ReportOptions(view: view)
-        func context(_ capture: String) throws -> ReportContext {
-            let analysis = allocated ? try analyzeView(at: capture, view: .allocated) : try viewOptions.analyze(capture)
-            return try stackOptions.context(capture: capture, options: options, analysis: analysis)
+        func analysis(_ capture: String) throws -> ViewAnalysis {
+            allocated ? try analyzeView(at: capture, view: .allocated) : try viewOptions.analyze(capture)
         }
-        let report = DiffReport(base: try context(base), new: try context(new))
+        let baseAnalysis = try analysis(base), newAnalysis = try analysis(new)
+        // Both sides name their sites with the same kind of frames.
+        let baseMode = try stackOptions.mode(for: baseAnalysis.header, capture: base)
+        let newMode = try stackOptions.mode(for: newAnalysis.header, capture: new)
+        var mode = newMode
+        if baseMode != newMode {
+            printError("heapscope: note: only \(baseMode == .python ? new : base) has native stacks: comparing Python stacks")
+            mode = .python
+        }
+        let report = DiffReport(base: try stackOptions.context(capture: base, options: options, analysis: baseAnalysis, mode: mode),
+                                new: try stackOptions.context(capture: new, options: options, analysis: newAnalysis, mode: mode))
         let diff = report.diff
         if json {
             print(report.json().serialized(indent: 2))

@@ -31,8 +31,9 @@ APT_PACKAGES := python3-dev libunwind-dev libdw-dev libzstd-dev pkg-config
 # What the test suite needs on top (docs/TEST_DEPS.md, docs/TEST_DEPS_PYTHON.md):
 # a headless browser for the HTML reports, protobuf/jsonschema to validate the
 # exports, numpy for the native-allocation scenario, xdist/asyncio/nbclient for
-# the pytest plugin and Jupyter tests.
-TEST_APT_PACKAGES := chromium chromium-driver
+# the pytest plugin and Jupyter tests, gdb for `heapscope attach` (test_attach.py),
+# node to check the pages' scripts.
+TEST_APT_PACKAGES := chromium chromium-driver gdb nodejs
 # The Python packages are the `test` extra of PythonHarness/pyproject.toml (one list).
 TEST_PIP_PACKAGES := $(shell sed -n '/^test = \[/,/^\]/p' PythonHarness/pyproject.toml | grep -o '"[^"]*"' | tr -d '"')
 

@@ -36,7 +36,14 @@ let package = Package(
         .target(name: "HeapscopeSymbols", dependencies: ["CDwarf"]),
         // HeapscopeSymbols: hybrid stacks (HybridStacks.swift) symbolicate native frames.
         .target(name: "HeapscopeAnalysis", dependencies: ["HeapscopeFormat", "HeapscopeSymbols"]),
-        .target(name: "HeapscopeReports", dependencies: ["HeapscopeFormat", "HeapscopeAnalysis"]),
+        // The HTML pages' CSS and JS, embedded in the binary (Pages/README.md).
+        .target(
+            name: "HeapscopeReports", dependencies: ["HeapscopeFormat", "HeapscopeAnalysis"],
+            exclude: ["Pages/README.md"],
+            resources: ["common", "flamegraph", "table", "diff", "pymalloc"].flatMap { page in
+                [Resource.embedInCode("Pages/\(page).css"), .embedInCode("Pages/\(page).js")]
+            }
+        ),
         .executableTarget(
             name: "heapscope",
             dependencies: [

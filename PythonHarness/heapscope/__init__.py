@@ -303,9 +303,9 @@ class Tracker:
         return False
 
 
-def _run_bootstrap_tracker(path, options):
-    """Builds the Tracker that `heapscope run` starts from its bootstrap."""
-    tracker = Tracker(
+def _tracker_from_options(path, options):
+    """A Tracker with the settings the CLI passed as JSON (`run`'s bootstrap, `attach`)."""
+    return Tracker(
         path,
         native=options.get("native", False),
         trace_python_allocators=options.get("trace_python_allocators", True),
@@ -314,6 +314,11 @@ def _run_bootstrap_tracker(path, options):
         memory_interval_ms=options.get("memory_interval_ms", 10),
         compress=options.get("compress", True),
     )
+
+
+def _run_bootstrap_tracker(path, options):
+    """Builds the Tracker that `heapscope run` starts from its bootstrap."""
+    tracker = _tracker_from_options(path, options)
     tracker._source = "run"
     tracker._command_line = list(options.get("command_line") or sys.argv)
     if options.get("leaks_mode"):

@@ -153,11 +153,14 @@ class HeapscopeMagics(Magics):
                 print(note)
             if keep:
                 print("heapscope: capture %s, flame graph %s" % (capture, page))
-            display(HTML(
+            # Published as a raw mime bundle: IPython's HTML() warns about any
+            # markup that is an iframe ("Consider using IPython.display.IFrame"),
+            # and IFrame() can only point at a URL, not embed the page.
+            display({"text/html": (
                 '<iframe class="heapscope-flamegraph" title="heapscope flame graph" '
                 'style="width: 100%%; height: %dpx; border: none;" srcdoc="%s"></iframe>'
                 % (args.height, html.escape(document, quote=True))
-            ))
+            )}, raw=True)
         finally:
             if not keep:
                 shutil.rmtree(directory, ignore_errors=True)

@@ -14,7 +14,8 @@ writing one capture per test; the figures come from one ``heapscope stats
   leaves more than the limit allocated (and not freed by its end) at any one
   location;
 - ``--fail-on-increase`` fails a test whose peak grew beyond
-  ``--increase-threshold`` since the previous run (kept in pytest's cache);
+  ``--increase-threshold`` since the previous run (its peak and capture kept
+  in pytest's cache), naming the sites that grew (``heapscope diff --json``);
 - the end of the run lists the tests that allocated the most.
 
 This module is imported by every pytest run in an environment where heapscope
@@ -39,6 +40,8 @@ __all__ = ["parse_size", "parse_threshold", "LeakLocation"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _CACHE_KEY = "heapscope/peaks"
+# The capture of each test's last accepted run, for `heapscope diff` (under pytest's cache).
+_BASELINE_DIR = "heapscope-baselines"
 
 _MARKERS = (
     "limit_memory(limit): with --heapscope, fail the test when its peak memory exceeds "
@@ -379,6 +382,9 @@ class HeapscopePlugin:
         # cache (the only process, or the xdist controller) and passed to workers.
         self.baselines = {}
         self.new_baselines = {}
+        self.baseline_dir = None
+        if self.fail_on_increase and getattr(config, "cache", None) is not None:
+            self.baseline_dir = str(config.cache.mkdir(_BASELINE_DIR))
         if self.fail_on_increase:
             if self.is_worker:
                 self.baselines = dict(config.workerinput.get("heapscope_baselines") or {})
@@ -518,6 +524,24 @@ class HeapscopePlugin:
             state["top"] = _own_locations(stats.get("top_by_bytes") or [])
         if "leaks" in limits:
             state["leaks"] = self._leaks(path, limits["leaks"])
+        if self.fail_on_increase and self.baseline_dir:
+            # Compared with the last accepted run's capture now (the capture may
+            # be deleted before the report); kept as the next baseline if it passes.
+            baseline = os.path.join(self.baseline_dir, _nodeid_filename(item.nodeid))
+            if os.path.isfile(baseline):
+                state["diff"] = self._diff(baseline, path)
+            pending = baseline + ".pending"
+            shutil.copyfile(path, pending)
+            state["pending_baseline"] = pending
+
+    def _diff(self, base, new):
+        """``heapscope diff --json`` of the peaks of two captures."""
+        cmd = [self.binary, "diff", "--json", base, new]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise RuntimeError("`heapscope %s` failed: %s" % (
+                " ".join(cmd[1:]), proc.stderr.decode("utf-8", "replace").strip()))
+        return json.loads(proc.stdout)
 
     def _leaks(self, path, leak_limit):
         """Locations that leaked more than the limit, after filter_fn: (locations, exact)."""
@@ -571,6 +595,18 @@ class HeapscopePlugin:
             "baseline_ok": False,
         }
         report.heapscope = summary
+        try:
+            self._check(item, report, state, summary)
+        finally:
+            pending = state.get("pending_baseline")
+            if pending and os.path.exists(pending):
+                if summary["baseline_ok"]:
+                    os.replace(pending, pending[: -len(".pending")])
+                else:
+                    os.unlink(pending)
+
+    def _check(self, item, report, state, summary):
+        """Fails a passed test whose figures broke a limit; else marks its figures the new baseline."""
         if not report.passed:
             return
         if "error" in state:
@@ -588,7 +624,7 @@ class HeapscopePlugin:
             if message:
                 messages.append(message)
         if self.fail_on_increase and state.get("peak") is not None:
-            message = self._increase_message(item.nodeid, state["peak"])
+            message = self._increase_message(item.nodeid, state["peak"], state.get("diff"))
             if message:
                 messages.append(message)
         if messages:
@@ -661,8 +697,11 @@ class HeapscopePlugin:
             self.stacks = saved
         return "\n".join(lines)
 
-    def _increase_message(self, nodeid, peak):
+    def _increase_message(self, nodeid, peak, diff=None):
         previous = self.baselines.get(nodeid)
+        if diff is not None:
+            # The diff's totals are the two peaks.
+            previous, peak = int(diff["base"]["bytes"]), int(diff["new"]["bytes"])
         if previous is None:
             return None
         kind, amount = self.threshold
@@ -671,10 +710,21 @@ class HeapscopePlugin:
             return None
         growth = peak - previous
         percent = (" (+%.1f%%)" % (100.0 * growth / previous)) if previous else ""
-        return (
+        message = (
             "Peak memory grew from %s in the previous run to %s: +%s%s, beyond the allowed "
             "increase of %s (--fail-on-increase)" % (
                 format_size(previous), format_size(peak), format_size(growth), percent, self.threshold_text))
+        grown = [site for site in (diff or {}).get("sites", [])
+                 if site["delta_bytes"] > 0 and not _is_own_location(site)][: self.stacks]
+        if grown:
+            lines = [message, "Sites that grew most since the previous run (heapscope diff):"]
+            for site in grown:
+                where = site["function"] + (" at %s:%s" % (self._rel(site["file"]), site["line"]) if site["file"] else "")
+                lines.append("    +%s (%s -> %s, %s -> %s allocations): %s" % (
+                    format_size(site["delta_bytes"]), format_size(site["base_bytes"]), format_size(site["new_bytes"]),
+                    "{:,}".format(site["base_count"]), "{:,}".format(site["new_count"]), where))
+            message = "\n".join(lines)
+        return message
 
     # -- results, summary, cache -------------------------------------------
 

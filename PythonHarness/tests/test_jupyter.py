@@ -78,6 +78,9 @@ def test_flamegraph_cell_magic_shows_the_graph_inline(tmp_path):
     page = embedded_page(cell)
     assert page.lstrip().lower().startswith("<!doctype html")
     assert "build_table" in page  # the allocating function of the cell is in the graph
+    # published without IPython's "Consider using IPython.display.IFrame instead"
+    streams = "".join(o.text for o in cell.outputs if o.output_type == "stream")
+    assert "Warning" not in streams and "IFrame" not in streams, streams
     # the cell ran as a normal cell: its last value is shown and its names stay defined
     assert any(o.output_type == "execute_result" and o.data["text/plain"] == "200" for o in cell.outputs)
     assert nb.cells[2].outputs[0].data["text/plain"] == "(200, 20000000)"

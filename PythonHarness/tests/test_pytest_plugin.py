@@ -560,6 +560,55 @@ def test_fail_on_increase_uses_the_previous_run(pytester, monkeypatch):
     run(pytester, "--heapscope", "--fail-on-increase", "--increase-threshold", "1 MB").assert_outcomes(passed=2)
 
 
+SITES = """
+import os
+
+def keep(n):
+    held = [None] * n
+    for i in range(n):
+        held[i] = bytearray(100_000)
+    return held
+
+def test_sites():
+    kept = keep(int(os.environ["KEEP"]))
+    other = bytearray(int(os.environ["OTHER"]))
+"""
+
+
+def test_fail_on_increase_names_the_sites_that_grew(pytester, monkeypatch):
+    pytester.makepyfile(test_sites=SITES)
+    args = ("--heapscope", "--fail-on-increase", "--increase-threshold", "10%", "--hide-heapscope-summary")
+    baseline = pytester.path / ".pytest_cache" / "d" / "heapscope-baselines" / "test_sites.py-test_sites.hsc"
+    monkeypatch.setenv("KEEP", "3")
+    monkeypatch.setenv("OTHER", "1000000")
+    run(pytester, *args).assert_outcomes(passed=1)
+    assert baseline.is_file()
+    first = baseline.read_bytes()
+
+    # keep() grows by 5 bytearrays (5 * (100,001 + object) bytes); the other line shrinks
+    monkeypatch.setenv("KEEP", "8")
+    monkeypatch.setenv("OTHER", "800000")
+    result = run(pytester, *args)
+    result.assert_outcomes(failed=1)
+    text = output(result)
+    assert "Peak memory grew from" in text
+    grown = 5 * (100_001 + bytearray.__basicsize__)
+    assert "Sites that grew most since the previous run (heapscope diff):" in text
+    line = next(l for l in text.splitlines() if "keep at test_sites.py:6" in l)
+    assert line.strip().startswith("+%.2f KiB (" % (grown / 1024)), line
+    assert "6 -> 16 allocations" in line, line
+    assert "test_sites.py:11" not in text  # shrank: not named
+    # a failure keeps the old baseline capture
+    assert baseline.read_bytes() == first
+    assert not list(baseline.parent.glob("*.pending"))
+
+    # a passing run replaces it
+    monkeypatch.setenv("KEEP", "3")
+    monkeypatch.setenv("OTHER", "1000000")
+    run(pytester, *args).assert_outcomes(passed=1)
+    assert baseline.is_file() and not list(baseline.parent.glob("*.pending"))
+
+
 def test_fail_on_increase_from_ini_and_bad_threshold(pytester, monkeypatch):
     pytester.makepyfile(test_grow=GROWING)
     pytester.makeini(

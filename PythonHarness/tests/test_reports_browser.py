@@ -125,13 +125,34 @@ def click_frame(browser, function):
         "var name = arguments[0];"
         "return window.heapscope.drawn.filter(function (d) { return d.name === name; })[0] || null;", function)
     assert rect, f"{function} is not drawn"
-    canvas = browser.find_element(By.ID, "graph")
+    canvas = graph_in_view(browser)
     width = canvas.size["width"]
     height = canvas.size["height"]
     # offsets are from the element's centre
     x = rect["x"] + min(rect["w"] / 2, 40) - width / 2
     y = rect["y"] + 9 - height / 2
     ActionChains(browser).move_to_element_with_offset(canvas, int(x), int(y)).click().perform()
+
+
+def hover_frame(browser, function):
+    """Moves the mouse onto the widest drawn rectangle of `function`; returns the tooltip."""
+    rect = browser.execute_script(
+        "var name = arguments[0];"
+        "return window.heapscope.drawn.filter(function (d) { return d.name === name; })"
+        ".sort(function (a, b) { return b.w - a.w; })[0];", function)
+    canvas = graph_in_view(browser)
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, int(rect["x"] + 20 - canvas.size["width"] / 2), int(rect["y"] + 9 - canvas.size["height"] / 2)).perform()
+    return browser.find_element(By.ID, "tooltip")
+
+
+def graph_in_view(browser):
+    """The graph's canvas scrolled to the top of the window: offsets from its
+    centre are from its in-view centre, which is only its centre when it is
+    wholly in view."""
+    canvas = browser.find_element(By.ID, "graph")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", canvas)
+    return canvas
 
 
 # ---------------------------------------------------------------- scenarios
@@ -177,15 +198,7 @@ def test_two_copies_peak(hsm, workdir, browser):
     assert state(browser)["match"] is None
 
     # tooltip with file:line and source
-    rect = browser.execute_script(
-        "var name = arguments[0];"
-        "return window.heapscope.drawn.filter(function (d) { return d.name === name; })"
-        ".sort(function (a, b) { return b.w - a.w; })[0];",
-        comprehension_frame("render_strings"))
-    canvas = browser.find_element(By.ID, "graph")
-    ActionChains(browser).move_to_element_with_offset(
-        canvas, int(rect["x"] + 20 - canvas.size["width"] / 2), int(rect["y"] + 9 - canvas.size["height"] / 2)).perform()
-    tooltip = browser.find_element(By.ID, "tooltip")
+    tooltip = hover_frame(browser, comprehension_frame("render_strings"))
     assert tooltip.is_displayed()
     assert "two_copies.py:14" in tooltip.text
     assert "format(v" in tooltip.text  # the source line
@@ -447,3 +460,216 @@ def test_csv_pipeline_temporal_leaks_and_table(hsm, workdir, browser):
     assert "make_csv" in text and "load_rows" not in text
     screenshot(browser, "csv_pipeline-table-temporal-range")
     assert_no_js_errors(browser)
+
+
+GROW_SHRINK = '''\
+import sys
+
+
+def grows(n):
+    held = [None] * n
+    for i in range(n):
+        held[i] = bytearray(100_000)
+    return held
+
+
+def shrinks(n):
+    held = [None] * n
+    for i in range(n):
+        held[i] = bytearray(100_000)
+    return held
+
+
+def main():
+    return grows(int(sys.argv[1])), shrinks(int(sys.argv[2]))
+
+
+kept = main()
+'''
+
+
+def canvas_colours(browser):
+    """Pixels of the flame graph that are clearly red (growth) and clearly blue (shrinkage)."""
+    return browser.execute_script("""
+        var c = document.getElementById('graph'), g = c.getContext('2d');
+        var d = g.getImageData(0, 0, c.width, c.height).data, red = 0, blue = 0;
+        for (var i = 0; i < d.length; i += 4) {
+          if (d[i] > d[i + 1] + 60 && d[i] > d[i + 2] + 60) red++;
+          if (d[i + 2] > d[i] + 60 && d[i + 2] > d[i + 1] + 20) blue++;
+        }
+        return {red: red, blue: blue};""")
+
+
+def test_diff_page(hsm, workdir, browser):
+    (workdir / "grow_shrink.py").write_text(GROW_SHRINK)
+    captures = []
+    for name, args in (("before", ["2", "6"]), ("after", ["8", "1"])):
+        out = workdir / f"diff-{name}.hsc"
+        proc = hsm("run", "-q", "-f", "-o", str(out), "grow_shrink.py", *args)
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        captures.append(out)
+    page = workdir / "diff.html"
+    proc = hsm("diff", "-f", "-o", str(page), *map(str, captures))
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    html = page.read_text()
+    assert "<script src" not in html and "http://" not in html.split("heapscope-data")[0]
+    load(browser, page)
+    names = drawn(browser)
+    assert "grows" in names and "shrinks" in names, names
+    colours = canvas_colours(browser)
+    assert colours["red"] > 500 and colours["blue"] > 500, colours
+    obj = 100_000 + 1 + bytearray.__basicsize__
+    # Growth and shrinkage both count in the widths.
+    assert state(browser)["total"] >= 11 * obj
+    assert 1 * obj - 2000 < state(browser)["delta"] < 1 * obj + 2000
+    legend = browser.find_element(By.ID, "legend").text
+    assert "grew" in legend and "shrank" in legend
+    meta = browser.find_element(By.ID, "meta").text
+    assert "Base" in meta and "New" in meta
+    assert "grow_shrink.py 2 6" in meta and "grow_shrink.py 8 1" in meta
+    rows = browser.find_elements(By.CSS_SELECTOR, "#site-rows tr")
+    assert "grows" in rows[0].text and "+586.27 KiB" in rows[0].text, rows[0].text  # 6 * 100,057 bytes
+    assert "shrinks" in rows[1].text and "-488.56 KiB" in rows[1].text, rows[1].text
+    screenshot(browser, "diff-grow-shrink")
+
+    # zoom into the shrinking function: its own change, negative
+    click_frame(browser, "shrinks")
+    st = state(browser)
+    assert st["focus"] == "shrinks" and -5 * obj - 1000 < st["delta"] <= -5 * obj, st
+    assert "grows" not in drawn(browser)
+    assert canvas_colours(browser)["red"] < 50
+    screenshot(browser, "diff-grow-shrink-zoomed")
+    browser.find_element(By.ID, "back").click()
+    assert state(browser)["focus"] == "all"
+
+    # tooltip: both figures and the change
+    tooltip = hover_frame(browser, "grows")
+    assert tooltip.is_displayed()
+    assert "base 195" in tooltip.text and "new 781" in tooltip.text and "+586.27 KiB" in tooltip.text, tooltip.text
+    screenshot(browser, "diff-grow-shrink-tooltip")
+
+    # search highlights in the graph and filters the table
+    box = browser.find_element(By.ID, "search")
+    box.send_keys("shrinks")
+    match = state(browser)["match"]
+    assert match and match["frames"] >= 1
+    # shrinks' two lines: the bytearrays and the smaller list
+    sites = browser.execute_script("return window.heapscope.data.sites.fn.filter(function (f) { return f === 'shrinks'; }).length")
+    assert sites == 2 and browser.execute_script("return window.heapscope.siteRows") == sites
+    rows = browser.find_elements(By.CSS_SELECTOR, "#site-rows tr")
+    assert len(rows) == 2 and all(row.text.startswith("shrinks ") for row in rows)
+    screenshot(browser, "diff-grow-shrink-search")
+    box.clear()
+    box.send_keys(" ")
+    assert state(browser)["match"] is None
+
+    nodes_before = state(browser)["nodes"]
+    browser.find_element(By.ID, "hide-internal").click()
+    assert state(browser)["nodes"] <= nodes_before
+    assert "grows" in drawn(browser)
+    assert_no_js_errors(browser)
+
+    # a capture against itself: nothing drawn, said so
+    proc = hsm("diff", "-f", "-o", str(page), str(captures[0]), str(captures[0]))
+    assert proc.returncode == 0
+    load(browser, page)
+    assert browser.find_element(By.ID, "empty").is_displayed()
+    assert "Nothing changed" in browser.find_element(By.ID, "empty").text
+    assert browser.find_element(By.ID, "site-info").text == "No site changed."
+    screenshot(browser, "diff-self")
+    assert_no_js_errors(browser)
+
+
+PHASES = '''\
+import time
+
+
+def phase_a():
+    held = [None] * 2
+    for i in range(2):
+        held[i] = bytearray(1_000_000)
+    return held
+
+
+def phase_b():
+    held = [None] * 3
+    for i in range(3):
+        held[i] = bytearray(1_000_000)
+    return held
+
+
+a = phase_a()
+time.sleep(0.3)
+b = phase_b()
+time.sleep(0.3)
+del a
+time.sleep(0.3)
+'''
+
+
+def coloured_pixels(browser, canvas_id):
+    return browser.execute_script("""
+        var c = document.getElementById(arguments[0]), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;
+        for (var i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 60) n++;
+        return n;""", canvas_id)
+
+
+def test_site_memory_over_time(hsm, workdir, browser):
+    (workdir / "phases.py").write_text(PHASES)
+    cap = workdir / "phases.hsc"
+    proc = hsm("run", "-q", "-f", "--memory-interval-ms", "20", "-o", str(cap), "phases.py")
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    a, b = "phase_a (phases.py:7)", "phase_b (phases.py:14)"
+
+    # without --temporal there is no per-site time data: no chart
+    load(browser, render(hsm, cap))
+    assert not browser.find_element(By.ID, "site-chart-box").is_displayed()
+
+    load(browser, render(hsm, cap, "--temporal"))
+    assert browser.find_element(By.ID, "site-chart-box").is_displayed()
+    st = browser.execute_script("return window.heapscope.siteChart.state()")
+    assert st["top"][:2] == [b, a], st
+    assert 3_000_000 <= st["peaks"][0] < 3_010_000 and 2_000_000 <= st["peaks"][1] < 2_010_000, st
+    assert st["selected"] is None
+    assert coloured_pixels(browser, "site-chart") > 1000
+    # zooming into a frame draws its own curve: phase_a's memory, gone at the end
+    click_frame(browser, "phase_a")
+    assert state(browser)["focus"] == "phase_a"
+    st = browser.execute_script("return window.heapscope.siteChart.state()")
+    assert st["selected"].startswith("phase_a") and 2_000_000 <= st["selectedPeak"] < 2_010_000 and st["selectedLast"] == 0, st
+    screenshot(browser, "phases-flamegraph-site-chart")
+    browser.find_element(By.ID, "reset").click()
+    assert browser.execute_script("return window.heapscope.siteChart.state().selected") is None
+    assert_no_js_errors(browser)
+
+    load(browser, render(hsm, cap, "--temporal", report="table"))
+    st = browser.execute_script("return window.heapscope.siteChart.state()")
+    assert st["top"][:2] == [b, a], st
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#rows tr") if r.text.startswith("phase_b"))
+    # its size histogram: 3 buffers of 1,000,001 bytes and their 3 objects (56 bytes)
+    sizes = row.find_element(By.CSS_SELECTOR, "td.sizes")
+    assert sizes.text.startswith("\u2588") and sizes.text.endswith("32 B to <1.00 MiB"), sizes.text
+    title = sizes.get_attribute("title")
+    assert "32 B to <64 B: 3" in title and "512.00 KiB to <1.00 MiB: 3" in title, title
+    row.click()
+    st = browser.execute_script("return window.heapscope.siteChart.state()")
+    assert st["selected"].startswith("phase_b") and 3_000_000 <= st["selectedLast"] < 3_010_000, st
+    assert "selected" in row.get_attribute("class")
+    screenshot(browser, "phases-table-site-chart")
+    row.click()  # again: deselects
+    assert browser.execute_script("return window.heapscope.siteChart.state().selected") is None
+    assert_no_js_errors(browser)
+
+
+def test_pymalloc_page(hsm, workdir, browser):
+    cap = capture(hsm, workdir, "pinned_arenas.py")
+    page = workdir / "pymalloc.html"
+    proc = hsm("pymalloc", "--html", "-o", str(page), str(cap))
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    load(browser, page)
+    # the charts are drawn: the arenas line, both occupancy histograms, the size classes
+    counts = browser.execute_script("""
+        return ['chart', 'hist-peak', 'hist-end', 'classes'].map(function (id) {
+          return document.getElementById(id).querySelectorAll('path, rect, polyline').length; });""")
+    assert all(count > 0 for count in counts), counts
+    screenshot(browser, "pinned_arenas-pymalloc")

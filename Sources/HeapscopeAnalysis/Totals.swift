@@ -49,6 +49,43 @@ public struct SizeHistogram: Equatable, Sendable {
     }
 }
 
+/// A size histogram kept sparse, for one site among many: the non-empty
+/// buckets of `SizeHistogram` only, in bucket order.
+public struct SparseSizeHistogram: Equatable, Sendable {
+    /// bucket << 56 | count.
+    private var entries: [UInt64] = []
+    private static let countMask: UInt64 = (1 << 56) - 1
+
+    public init() {}
+
+    @inline(__always)
+    mutating func add(size: UInt64, count: Int = 1) {
+        add(bucket: UInt64(SizeHistogram.bucket(ofSize: size)), count: UInt64(count))
+    }
+
+    private mutating func add(bucket: UInt64, count: UInt64) {
+        let key = bucket << 56
+        var index = 0
+        while index < entries.count && entries[index] & ~Self.countMask < key { index += 1 }
+        if index < entries.count && entries[index] & ~Self.countMask == key {
+            entries[index] &+= count
+        } else {
+            entries.insert(key | count, at: index)
+        }
+    }
+
+    public static func + (a: SparseSizeHistogram, b: SparseSizeHistogram) -> SparseSizeHistogram {
+        var sum = a
+        for entry in b.entries { sum.add(bucket: entry >> 56, count: entry & countMask) }
+        return sum
+    }
+
+    /// The non-empty buckets, smallest sizes first: `SizeHistogram.range(ofBucket:)` and the count.
+    public var buckets: [(bucket: Int, count: Int)] {
+        entries.map { (Int($0 >> 56), Int($0 & Self.countMask)) }
+    }
+}
+
 public struct ThreadTotals: Equatable, Sendable {
     public var number: ThreadNumber
     /// 0 when no THREAD_INFO named the thread.

@@ -9,13 +9,16 @@ public enum ReportView: Equatable, Sendable {
     /// Freed on the thread that made it with at most `threshold` other
     /// allocations on that thread in between (0: freed before any other).
     case temporary(threshold: Int)
+    /// Everything allocated while tracking, freed or not (`heapscope diff --allocated`).
+    case allocated
 
-    /// Short name for titles and file names: "peak", "leaks", "temporary".
+    /// Short name for titles and file names: "peak", "leaks", "temporary", "allocated".
     public var name: String {
         switch self {
         case .peak: return "peak"
         case .leaks: return "leaks"
         case .temporary: return "temporary"
+        case .allocated: return "allocated"
         }
     }
 
@@ -29,6 +32,8 @@ public enum ReportView: Equatable, Sendable {
         case .temporary(let threshold):
             return "temporary allocations: freed on the same thread with at most \(threshold) other "
                 + "allocation\(threshold == 1 ? "" : "s") in between"
+        case .allocated:
+            return "all memory allocated while tracking, freed or not"
         }
     }
 }
@@ -42,13 +47,18 @@ public struct SiteTotals: Equatable, Sendable {
     public var thread: ThreadNumber
     public var kind: AllocatorKind
     public var totals: Totals
+    /// Sizes of the site's allocations in the view (an mmap partly unmapped:
+    /// what is still mapped); empty unless the replay was asked for sizes.
+    public var sizes: SparseSizeHistogram
 
-    public init(frame: FrameID, nativeFrame: NativeFrameID = 0, thread: ThreadNumber, kind: AllocatorKind, totals: Totals) {
+    public init(frame: FrameID, nativeFrame: NativeFrameID = 0, thread: ThreadNumber, kind: AllocatorKind, totals: Totals,
+                sizes: SparseSizeHistogram = SparseSizeHistogram()) {
         self.frame = frame
         self.nativeFrame = nativeFrame
         self.thread = thread
         self.kind = kind
         self.totals = totals
+        self.sizes = sizes
     }
 
     /// The whole stack: Python and native.
@@ -106,17 +116,19 @@ public struct ViewAnalysis: Sendable {
 
     /// Reads and replays the capture at `path`. `progress` is called now and then
     /// with (bytes read, stream length).
-    public static func analyze(path: String, view: ReportView, temporal: Bool = false,
+    /// `sizes`: also keep each site's size histogram (`SiteTotals.sizes`).
+    public static func analyze(path: String, view: ReportView, temporal: Bool = false, sizes: Bool = false,
                                progress: ((Int, Int) -> Void)? = nil) throws(CaptureError) -> ViewAnalysis {
-        try ViewAnalysis(reader: CaptureReader(path: path), view: view, temporal: temporal, progress: progress)
+        try ViewAnalysis(reader: CaptureReader(path: path), view: view, temporal: temporal, sizes: sizes, progress: progress)
     }
 
-    public init(reader: CaptureReader, view: ReportView, temporal: Bool = false,
+    public init(reader: CaptureReader, view: ReportView, temporal: Bool = false, sizes: Bool = false,
                 progress: ((Int, Int) -> Void)? = nil) throws(CaptureError) {
         var reader = reader
         var replay = ViewReplay(view: view, countsArenas: !reader.header.flags.contains(.pythonAllocators),
                                 temporal: temporal, frameCount: reader.tables.frameCount,
                                 nativeStacks: reader.header.flags.contains(.native))
+        replay.sizes = sizes ? [:] : nil
         var progressReport = ProgressReport(progress, streamLength: reader.streamLength)
         // As CaptureAnalysis does: ALLOC and FREE records in batches, the table
         // slots of a batch loaded first so their cache misses overlap.
@@ -208,8 +220,12 @@ struct ViewReplay {
     var samples: [MemorySample] = []
     var endTime: UInt64?
 
-    /// Temporary view: figures gathered as frees happen.
-    var temporaryTotals = KeyedTotals()
+    /// Temporary view: figures gathered as frees happen; allocated view: as
+    /// allocations happen.
+    var gatheredTotals = KeyedTotals()
+    let gathersAllocations: Bool
+    /// Per site key, the sizes counted in the view (nil: not asked for).
+    var sizes: [UInt64: SparseSizeHistogram]?
     /// Per thread: the serials of its last threshold + 1 allocations, oldest first.
     var recent: [RecentAllocations] = []
     let recentCapacity: Int
@@ -224,6 +240,7 @@ struct ViewReplay {
         stacks = StackKeyTable(nativeStacks: nativeStacks)
         self.countsArenas = countsArenas
         tracksPeak = view == .peak
+        gathersAllocations = view == .allocated
         allocatedByFrame = [Totals](repeating: .zero, count: frameCount + 1)
         if case .temporary(let threshold) = view {
             recentCapacity = max(0, threshold) + 1
@@ -249,6 +266,11 @@ struct ViewReplay {
         allocated.add(allocation.size)
         allocatedByFrame[Int(allocation.frame)].add(allocation.size)
         let stack = stacks.id(frame: allocation.frame, nativeFrame: allocation.nativeFrame)
+        if gathersAllocations {
+            let key = siteKey(frame: stack, thread: allocation.thread, kind: allocation.kind)
+            gatheredTotals.add(key, bytes: allocation.size, count: 1)
+            sizes?[key, default: SparseSizeHistogram()].add(size: allocation.size)
+        }
 
         if allocation.kind == .mmap {
             let mapping = MappedRanges.Mapping(address: allocation.address, serial: serial, frame: stack,
@@ -292,8 +314,9 @@ struct ViewReplay {
         }
         if recentCapacity > 0, let freeingThread, freeingThread == block.thread,
            Int(freeingThread) < recent.count, recent[Int(freeingThread)].contains(block.serial) {
-            temporaryTotals.add(siteKey(frame: block.frame, thread: block.thread, kind: block.kind),
-                                bytes: block.size, count: 1)
+            let key = siteKey(frame: block.frame, thread: block.thread, kind: block.kind)
+            gatheredTotals.add(key, bytes: block.size, count: 1)
+            sizes?[key, default: SparseSizeHistogram()].add(size: block.size)
         }
         if temporal != nil {
             temporal!.release(serial: block.serial, key: siteKey(frame: block.frame, thread: block.thread, kind: block.kind),
@@ -312,28 +335,31 @@ struct ViewReplay {
 
     func finishSites() -> [SiteTotals] {
         var totals = KeyedTotals()
+        var sizes = self.sizes
+        func add(_ key: UInt64, bytes: UInt64, count: Int) {
+            totals.add(key, bytes: bytes, count: count)
+            if count > 0 { sizes?[key, default: SparseSizeHistogram()].add(size: bytes, count: count) }
+        }
         switch view {
         case .peak:
             heap.forEach { block in
                 if block.serial <= peakSerial {
-                    totals.add(siteKey(frame: block.frame, thread: block.thread, kind: block.kind), bytes: block.size, count: 1)
+                    add(siteKey(frame: block.frame, thread: block.thread, kind: block.kind), bytes: block.size, count: 1)
                 }
             }
             for mapping in mapped.mappings.values where mapping.serial <= peakSerial {
-                totals.add(siteKey(frame: mapping.frame, thread: mapping.thread, kind: mapping.kind),
-                           bytes: mapping.liveBytes, count: 1)
+                add(siteKey(frame: mapping.frame, thread: mapping.thread, kind: mapping.kind), bytes: mapping.liveBytes, count: 1)
             }
-            for release in releasedSincePeak { totals.add(release.key, bytes: release.bytes, count: release.count) }
+            for release in releasedSincePeak { add(release.key, bytes: release.bytes, count: release.count) }
         case .leaks:
             heap.forEach { block in
-                totals.add(siteKey(frame: block.frame, thread: block.thread, kind: block.kind), bytes: block.size, count: 1)
+                add(siteKey(frame: block.frame, thread: block.thread, kind: block.kind), bytes: block.size, count: 1)
             }
             for mapping in mapped.mappings.values {
-                totals.add(siteKey(frame: mapping.frame, thread: mapping.thread, kind: mapping.kind),
-                           bytes: mapping.liveBytes, count: 1)
+                add(siteKey(frame: mapping.frame, thread: mapping.thread, kind: mapping.kind), bytes: mapping.liveBytes, count: 1)
             }
-        case .temporary:
-            totals = temporaryTotals
+        case .temporary, .allocated:
+            totals = gatheredTotals
         }
         var result: [SiteTotals] = []
         result.reserveCapacity(totals.count)
@@ -341,7 +367,7 @@ struct ViewReplay {
             let site = site(ofKey: key)
             let stack = stacks.key(site.frame)
             result.append(SiteTotals(frame: stack.frame, nativeFrame: stack.nativeFrame, thread: site.thread,
-                                     kind: site.kind, totals: value))
+                                     kind: site.kind, totals: value, sizes: sizes?[key] ?? SparseSizeHistogram()))
         }
         return result
     }

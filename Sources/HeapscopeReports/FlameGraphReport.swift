@@ -41,35 +41,8 @@ public struct FlameGraphReport {
         json.key("inverted"); json.bool(context.options.inverted); json.comma()
         json.key("splitThreads"); json.bool(context.options.splitThreads); json.comma()
 
-        // Labels, with source lines where the file is readable here.
-        var sources = SourceCache()
-        var sourceLabel: [Int] = [], sourceStart: [Int] = [], sourceText: [String] = []
-        json.key("labels"); json.raw("{")
-        json.key("fn"); json.stringArray(tree.labels.map(\.location.function)); json.comma()
-        json.key("file"); json.stringArray(tree.labels.map(\.location.file)); json.comma()
-        json.key("line"); json.unsignedArray(tree.labels.map(\.location.line)); json.comma()
-        json.key("kind"); json.unsignedArray(tree.labels.map(\.kind.rawValue)); json.comma()
-        json.key("internal"); json.unsignedArray(tree.labels.map { $0.kind == .frame && isInterpreterInternal($0.location) ? 1 : 0 })
-        json.raw("}"); json.comma()
-        for (index, label) in tree.labels.enumerated() where label.kind == .frame && sourceLabel.count < 20_000 {
-            if let lines = sources.lines(file: label.location.file, around: label.location.line) {
-                sourceLabel.append(index)
-                sourceStart.append(lines.start)
-                sourceText.append(lines.lines.joined(separator: "\n"))
-            }
-        }
-        json.key("sources"); json.raw("{")
-        json.key("label"); json.unsignedArray(sourceLabel); json.comma()
-        json.key("start"); json.unsignedArray(sourceStart); json.comma()
-        json.key("text"); json.stringArray(sourceText)
-        json.raw("}"); json.comma()
-
-        json.key("nodes"); json.raw("{")
-        json.key("parent"); json.unsignedArray(tree.parent); json.comma()
-        json.key("label"); json.unsignedArray(tree.label); json.comma()
-        json.key("bytes"); json.unsignedArray(tree.selfTotals.map(\.bytes)); json.comma()
-        json.key("count"); json.unsignedArray(tree.selfTotals.map(\.count))
-        json.raw("}"); json.comma()
+        json.graph(labels: tree.labels, parent: tree.parent, label: tree.label,
+                   bytes: tree.selfTotals.map(\.bytes), count: tree.selfTotals.map(\.count))
 
         let samples = Self.downsample(analysis.memoryOverTime, to: 2000)
         json.key("samples"); json.raw("{")
@@ -138,5 +111,42 @@ public enum ReportHTML {
             }
         }
         return out
+    }
+}
+
+extension ReportJSONWriter {
+    /// The flame graph page's `labels`, `sources` (source lines where the file
+    /// is readable here) and `nodes` (parent, label, self bytes and count per
+    /// node; a node's parent comes before it), each followed by a comma.
+    mutating func graph(labels: [StackTree.Label], parent: [Int32], label: [Int32], bytes: [UInt64], count: [Int]) {
+        // Labels, with source lines where the file is readable here.
+        var sources = SourceCache()
+        var sourceLabel: [Int] = [], sourceStart: [Int] = [], sourceText: [String] = []
+        key("labels"); raw("{")
+        key("fn"); stringArray(labels.map(\.location.function)); comma()
+        key("file"); stringArray(labels.map(\.location.file)); comma()
+        key("line"); unsignedArray(labels.map(\.location.line)); comma()
+        key("kind"); unsignedArray(labels.map(\.kind.rawValue)); comma()
+        key("internal"); unsignedArray(labels.map { $0.kind == .frame && isInterpreterInternal($0.location) ? 1 : 0 })
+        raw("}"); comma()
+        for (index, label) in labels.enumerated() where label.kind == .frame && sourceLabel.count < 20_000 {
+            if let lines = sources.lines(file: label.location.file, around: label.location.line) {
+                sourceLabel.append(index)
+                sourceStart.append(lines.start)
+                sourceText.append(lines.lines.joined(separator: "\n"))
+            }
+        }
+        key("sources"); raw("{")
+        key("label"); unsignedArray(sourceLabel); comma()
+        key("start"); unsignedArray(sourceStart); comma()
+        key("text"); stringArray(sourceText)
+        raw("}"); comma()
+
+        key("nodes"); raw("{")
+        key("parent"); unsignedArray(parent); comma()
+        key("label"); unsignedArray(label); comma()
+        key("bytes"); unsignedArray(bytes); comma()
+        key("count"); unsignedArray(count)
+        raw("}"); comma()
     }
 }

@@ -16,7 +16,29 @@ public enum Formatting {
         return "\(fixed(scaled, decimals: 2)) \(units[unit])"
     }
 
-    /// "1,234,567".
+    /// A change in bytes with its sign: "+1.50 KiB", "-512 B", "0 B".
+    public static func signedBytes(_ value: Int64) -> String {
+        (value > 0 ? "+" : value < 0 ? "-" : "") + bytes(value.magnitude)
+    }
+
+    /// Bytes in a size such as "50 MB", "1.5GiB", "512 B" or "4096", with the
+    /// rules of the pytest plugin's `parse_size`: decimal units KB, MB, GB, TB
+    /// (powers of 1000), binary KiB, MiB, GiB, TiB (1024), case-insensitive,
+    /// the space optional. Nil for anything else.
+    public static func parseSize(_ text: String) -> UInt64? {
+        let trimmed = text.trimmingPrefix(while: \.isWhitespace)
+        var number = Substring(trimmed.prefix { $0.isASCII && ($0.isNumber || $0 == ".") })
+        var unit = trimmed.dropFirst(number.count).trimmingPrefix(while: \.isWhitespace)
+        while unit.last?.isWhitespace == true { unit.removeLast() }
+        if number.hasPrefix(".") { number = "0" + number }
+        guard !number.isEmpty, number.filter({ $0 == "." }).count <= 1, let value = Double(number + (number.hasSuffix(".") ? "0" : "")),
+              value.isFinite else { return nil }
+        let factors: [String: Double] = ["": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+                                         "kib": 1024, "mib": 1_048_576, "gib": 1_073_741_824, "tib": 1_099_511_627_776]
+        guard let factor = factors[unit.lowercased()], value * factor < 1.8e19 else { return nil }
+        return UInt64((value * factor).rounded())
+    }
+
     /// "1 allocation", "2,048 allocations".
     public static func allocations<T: BinaryInteger>(_ value: T) -> String {
         "\(count(value)) allocation\(value == 1 ? "" : "s")"

@@ -1,5 +1,6 @@
-// CSS and JS shared by the HTML reports (flame graph, table). Our own code, no
-// third-party libraries: the pages must work offline.
+// The pages' CSS and JS live in Pages/ (our own code, no third-party
+// libraries: the pages must work offline), embedded in the binary at build
+// time (SwiftPM `.embedInCode`); Pages/README.md says what data each page reads.
 
 extension ReportHTML {
     /// The top of every page: title, warnings, the capture's metadata and the
@@ -12,168 +13,16 @@ extension ReportHTML {
         </header>
         <details class="metabox" open><summary>Capture</summary><dl id="meta"></dl></details>
         <div id="chart-box"><canvas id="chart"></canvas><div id="chart-info"></div></div>
+        <div id="site-chart-box" hidden><canvas id="site-chart"></canvas><div id="site-chart-info"></div></div>
         """
 
-    public static let commonStyle = #"""
-:root { --fg: #1d1d1f; --muted: #666; --line: #ddd; --accent: #c0392b; --bg: #fff; }
-* { box-sizing: border-box; }
-body { margin: 0; padding: 12px 16px 32px; font: 13px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: var(--bg); }
-h1 { font-size: 18px; margin: 0 0 2px; }
-#subtitle { color: var(--muted); margin-bottom: 6px; }
-.warning { background: #fff3cd; border: 1px solid #e0b84c; color: #5c4500; padding: 6px 10px; margin: 6px 0; border-radius: 4px; }
-#meta { display: grid; grid-template-columns: max-content 1fr max-content 1fr; gap: 1px 12px; margin: 8px 0; font-size: 12px; }
-#meta dt { color: var(--muted); }
-#meta dd { margin: 0; word-break: break-all; }
-details.metabox > summary { cursor: pointer; color: var(--muted); font-size: 12px; }
-#chart-box { position: relative; margin: 8px 0; border: 1px solid var(--line); border-radius: 4px; }
-#chart { display: block; width: 100%; height: 140px; cursor: crosshair; }
-#chart-info { font-size: 12px; color: var(--muted); padding: 2px 8px 4px; min-height: 1.4em; }
-#toolbar { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; margin: 8px 0; }
-#toolbar input[type=search] { width: 280px; padding: 3px 6px; font: inherit; }
-button { font: inherit; padding: 2px 10px; cursor: pointer; }
-.muted { color: var(--muted); }
-#tooltip { position: fixed; z-index: 10; pointer-events: none; background: #fffffa; border: 1px solid #999; border-radius: 4px;
-  padding: 6px 8px; max-width: 640px; box-shadow: 0 2px 8px rgba(0,0,0,.2); font-size: 12px; }
-#tooltip .fn { font-weight: 600; word-break: break-all; }
-#tooltip pre { margin: 4px 0 0; padding: 4px; background: #f4f4f4; font: 11px/1.3 ui-monospace, monospace; white-space: pre; overflow: hidden; }
-#tooltip pre .hl { background: #ffe08a; display: inline-block; width: 100%; }
-footer { margin-top: 16px; color: var(--muted); font-size: 11px; }
-"""#
+    /// Pages/common.css: what every page of the page builder shares.
+    public static let commonStyle = ReportHTML.resource(PackageResources.common_css)
 
-    /// Helpers: number formatting, the header and metadata, the memory chart.
-    public static let commonScript = #"""
-'use strict';
-var HS = window.heapscope = window.heapscope || {};
-HS.errors = [];
-window.addEventListener('error', function (e) { HS.errors.push(String(e.message)); });
-var D = JSON.parse(document.getElementById('heapscope-data').textContent);
-HS.data = D;
+    /// Pages/common.js: number formatting, the header and metadata, the memory
+    /// chart, the per-site memory chart.
+    public static let commonScript = ReportHTML.resource(PackageResources.common_js)
 
-function fmtBytes(v) {
-  var units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  if (v < 1024) return Math.round(v) + ' B';
-  var i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return v.toFixed(2) + ' ' + units[i];
-}
-function fmtCount(v) { return Math.round(v).toLocaleString('en-US'); }
-function fmtPct(part, whole) { return whole > 0 ? (100 * part / whole).toFixed(2) + '%' : '-'; }
-function fmtSeconds(us) { return (us / 1e6).toFixed(3) + ' s'; }
-function el(tag, cls, text) {
-  var e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function renderHeader() {
-  document.getElementById('title').textContent = D.title;
-  document.getElementById('subtitle').textContent = D.viewText + ' \u2014 units: ' + D.units;
-  var w = document.getElementById('warnings');
-  D.warnings.forEach(function (text) { w.appendChild(el('div', 'warning', text)); });
-  var meta = document.getElementById('meta');
-  D.meta.forEach(function (pair) { meta.appendChild(el('dt', null, pair[0])); meta.appendChild(el('dd', null, pair[1])); });
-}
-
-// The memory-over-time chart. onSelect(t0, t1) is called after a drag when given.
-function MemoryChart(canvas, info, samples, options) {
-  this.canvas = canvas; this.info = info; this.s = samples; this.o = options || {};
-  this.sel = null; this.drag = null;
-  var self = this;
-  var n = samples.t.length;
-  this.tmax = Math.max(D.duration || 0, n ? samples.t[n - 1] : 0, 1);
-  var ymax = 1;
-  for (var i = 0; i < n; i++) { ymax = Math.max(ymax, samples.rss[i], samples.heap[i]); }
-  this.ymax = ymax * 1.05;
-  if (this.o.onSelect) {
-    canvas.addEventListener('mousedown', function (e) { self.drag = { x0: self.xOf(e), x1: self.xOf(e) }; e.preventDefault(); });
-    window.addEventListener('mousemove', function (e) { if (self.drag) { self.drag.x1 = self.xOf(e); self.draw(); } });
-    window.addEventListener('mouseup', function (e) {
-      if (!self.drag) return;
-      var a = Math.min(self.drag.x0, self.drag.x1), b = Math.max(self.drag.x0, self.drag.x1);
-      self.drag = null;
-      if (b - a < 3) { self.draw(); return; }
-      self.select(self.tOf(a), self.tOf(b));
-    });
-    canvas.addEventListener('dblclick', function () { self.select(null, null); });
-  }
-  canvas.addEventListener('mousemove', function (e) { if (!self.drag) self.hover(self.xOf(e)); });
-  canvas.addEventListener('mouseleave', function () { self.hoverText = null; self.showInfo(); });
-  this.draw();
-  this.showInfo();
-}
-MemoryChart.prototype.pad = { l: 80, r: 24, t: 8, b: 20 };
-MemoryChart.prototype.xOf = function (e) { var r = this.canvas.getBoundingClientRect(); return e.clientX - r.left; };
-MemoryChart.prototype.width = function () { return this.canvas.clientWidth; };
-MemoryChart.prototype.tOf = function (x) {
-  var p = this.pad, w = this.width() - p.l - p.r;
-  return Math.max(0, Math.min(this.tmax, (x - p.l) / w * this.tmax));
-};
-MemoryChart.prototype.xAt = function (t) { var p = this.pad; return p.l + t / this.tmax * (this.width() - p.l - p.r); };
-MemoryChart.prototype.select = function (t0, t1) {
-  this.sel = t0 === null ? null : [t0, t1];
-  this.draw();
-  if (this.o.onSelect) this.o.onSelect(t0, t1);
-  this.showInfo();
-};
-MemoryChart.prototype.hover = function (x) {
-  var t = this.tOf(x), s = this.s, n = s.t.length;
-  if (!n) return;
-  var lo = 0, hi = n - 1;
-  while (lo < hi) { var m = (lo + hi) >> 1; if (s.t[m] < t) lo = m + 1; else hi = m; }
-  this.hoverText = 'at ' + fmtSeconds(s.t[lo]) + ': RSS ' + fmtBytes(s.rss[lo]) + ', heap ' + fmtBytes(s.heap[lo]);
-  this.showInfo();
-};
-MemoryChart.prototype.showInfo = function () {
-  var text = this.hoverText || '';
-  if (!text) {
-    text = this.s.t.length ? 'Memory over time: RSS (blue) and tracked heap (orange)' : 'No memory snapshots were recorded.';
-    if (this.o.onSelect) text += this.sel ? '' : ' \u2014 drag across the chart to select a time range';
-  }
-  var range = this.o.rangeText ? this.o.rangeText() : '';
-  if (range) text = range + (text ? ' \u2014 ' + text : '');
-  this.info.textContent = text;
-};
-MemoryChart.prototype.draw = function () {
-  var c = this.canvas, dpr = window.devicePixelRatio || 1;
-  var W = c.clientWidth, H = c.clientHeight;
-  c.width = Math.round(W * dpr); c.height = Math.round(H * dpr);
-  var g = c.getContext('2d');
-  g.setTransform(dpr, 0, 0, dpr, 0, 0);
-  g.clearRect(0, 0, W, H);
-  var p = this.pad, w = W - p.l - p.r, h = H - p.t - p.b, self = this;
-  g.strokeStyle = '#ccc'; g.lineWidth = 1;
-  g.strokeRect(p.l + 0.5, p.t + 0.5, w, h);
-  g.fillStyle = '#666'; g.font = '11px system-ui, sans-serif'; g.textAlign = 'right'; g.textBaseline = 'middle';
-  for (var k = 0; k <= 4; k++) {
-    var yv = this.ymax * k / 4, y = p.t + h - h * k / 4;
-    g.fillText(fmtBytes(yv), p.l - 4, y);
-    if (k > 0) { g.strokeStyle = '#eee'; g.beginPath(); g.moveTo(p.l, y); g.lineTo(p.l + w, y); g.stroke(); }
-  }
-  g.textAlign = 'center'; g.textBaseline = 'top';
-  for (k = 0; k <= 5; k++) { g.fillText(fmtSeconds(this.tmax * k / 5).replace('.000', ''), p.l + w * k / 5, p.t + h + 4); }
-  var sel = this.drag ? [this.tOf(Math.min(this.drag.x0, this.drag.x1)), this.tOf(Math.max(this.drag.x0, this.drag.x1))] : this.sel;
-  if (sel) {
-    g.fillStyle = 'rgba(52, 120, 220, 0.18)';
-    g.fillRect(this.xAt(sel[0]), p.t, Math.max(1, this.xAt(sel[1]) - this.xAt(sel[0])), h);
-  }
-  function line(values, color) {
-    var s = self.s, n = s.t.length;
-    if (!n) return;
-    g.strokeStyle = color; g.lineWidth = 1.5; g.beginPath();
-    for (var i = 0; i < n; i++) {
-      var x = self.xAt(s.t[i]), y = p.t + h - values[i] / self.ymax * h;
-      if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
-    }
-    g.stroke();
-  }
-  line(this.s.rss, '#3478dc');
-  line(this.s.heap, '#e67e22');
-  if (D.peakTime !== null && D.peakTime !== undefined) {
-    var px = this.xAt(D.peakTime);
-    g.strokeStyle = '#c0392b'; g.setLineDash([4, 3]); g.beginPath(); g.moveTo(px, p.t); g.lineTo(px, p.t + h); g.stroke(); g.setLineDash([]);
-    g.fillStyle = '#c0392b'; g.textAlign = 'left'; g.fillText('peak ' + fmtBytes(D.peakBytes), Math.min(px + 3, p.l + w - 90), p.t + 2);
-  }
-};
-"""#
+    /// An embedded page file as text.
+    static func resource(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 }

@@ -48,14 +48,12 @@ public struct ReportContext {
 
     /// A site's stack as locations, outermost first (empty: no frame at all).
     public func locations(frame: FrameID, nativeFrame: NativeFrameID) -> [Location] {
-        guard let resolver else { return analysis.tables.stack(ofFrame: frame).reversed() }
-        return resolver.stackIndices(StackKey(frame: frame, nativeFrame: nativeFrame)).map { resolver.frame($0).location }
+        analysis.locations(StackKey(frame: frame, nativeFrame: nativeFrame), resolver: resolver)
     }
 
     /// Where a site allocated: its innermost frame.
     public func innermost(frame: FrameID, nativeFrame: NativeFrameID) -> Location {
-        guard let resolver else { return analysis.tables.location(ofFrame: frame) }
-        return resolver.innermost(StackKey(frame: frame, nativeFrame: nativeFrame))?.location ?? .unknown
+        analysis.innermost(StackKey(frame: frame, nativeFrame: nativeFrame), resolver: resolver)
     }
 
     public static let units = "bytes (B, KiB = 1024 B, MiB, GiB) and allocation counts"

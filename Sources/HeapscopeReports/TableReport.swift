@@ -10,6 +10,7 @@ public struct TableReport {
         public var thread: ThreadNumber
         public var kind: AllocatorKind
         public var totals: Totals
+        public var sizes: SparseSizeHistogram
     }
 
     public var context: ReportContext
@@ -29,20 +30,23 @@ public struct TableReport {
         var rows: [Row] = []
         var index: [RowKey: Int] = [:]
         var cache: [StackKey: Location] = [:]
-        func add(frame: FrameID, nativeFrame: NativeFrameID, thread: ThreadNumber, kind: AllocatorKind, totals: Totals) {
+        func add(frame: FrameID, nativeFrame: NativeFrameID, thread: ThreadNumber, kind: AllocatorKind, totals: Totals,
+                 sizes: SparseSizeHistogram = SparseSizeHistogram()) {
             let stack = StackKey(frame: frame, nativeFrame: nativeFrame)
             let location = cache[stack] ?? context.innermost(frame: frame, nativeFrame: nativeFrame)
             cache[stack] = location
             let key = RowKey(location: location, thread: thread, kind: kind)
             if let existing = index[key] {
                 rows[existing].totals = rows[existing].totals + totals
+                rows[existing].sizes = rows[existing].sizes + sizes
             } else {
                 index[key] = rows.count
-                rows.append(Row(location: key.location, thread: thread, kind: kind, totals: totals))
+                rows.append(Row(location: key.location, thread: thread, kind: kind, totals: totals, sizes: sizes))
             }
         }
         for site in analysis.sites where site.totals.bytes > 0 || site.totals.count > 0 {
-            add(frame: site.frame, nativeFrame: site.nativeFrame, thread: site.thread, kind: site.kind, totals: site.totals)
+            add(frame: site.frame, nativeFrame: site.nativeFrame, thread: site.thread, kind: site.kind, totals: site.totals,
+                sizes: site.sizes)
         }
         for entry in analysis.temporal?.entries ?? [] {
             add(frame: entry.frame, nativeFrame: entry.nativeFrame, thread: entry.thread, kind: entry.kind, totals: .zero)
@@ -84,7 +88,14 @@ public struct TableReport {
         }); json.comma()
         json.key("allocator"); json.stringArray(rows.map(\.kind.name)); json.comma()
         json.key("bytes"); json.unsignedArray(rows.map(\.totals.bytes)); json.comma()
-        json.key("count"); json.unsignedArray(rows.map(\.totals.count))
+        json.key("count"); json.unsignedArray(rows.map(\.totals.count)); json.comma()
+        // Per row its non-empty size buckets (SizeHistogram's), flat: bucket, count, bucket, count...
+        json.key("sizes"); json.raw("[")
+        for (position, row) in rows.enumerated() {
+            if position > 0 { json.comma() }
+            json.unsignedArray(row.sizes.buckets.flatMap { [$0.bucket, $0.count] })
+        }
+        json.raw("]")
         json.raw("}"); json.comma()
         json.key("temporal")
         if let temporal = analysis.temporal {
@@ -122,124 +133,14 @@ enum TableHTML {
 <th data-key="fn">Function</th><th data-key="loc">Location</th><th data-key="thread">Thread</th>
 <th data-key="allocator">Allocator</th><th data-key="bytes" class="num">Bytes</th><th data-key="share" class="num">Share</th>
 <th data-key="count" class="num">Allocations</th>
+<th data-key="sizes" title="Allocation sizes in power-of-two buckets, smallest to largest; hover a cell for the counts">Sizes</th>
 </tr></thead>
 <tbody id="rows"></tbody>
 </table>
 <footer>heapscope table. Click a column heading to sort (again to reverse); the filter matches any column.</footer>
 """#
 
-    static let style = #"""
-#sites { border-collapse: collapse; width: 100%; font-size: 12px; }
-#sites th { text-align: left; border-bottom: 2px solid var(--line); padding: 4px 6px; cursor: pointer; user-select: none; white-space: nowrap; }
-#sites th.sorted::after { content: ' \25BC'; font-size: 9px; }
-#sites th.sorted.asc::after { content: ' \25B2'; }
-#sites td { border-bottom: 1px solid #eee; padding: 2px 6px; vertical-align: top; }
-#sites td.loc { word-break: break-all; color: var(--muted); }
-#sites .num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
-#sites tbody tr:hover { background: #f6f8ff; }
-#filter { width: 320px; padding: 3px 6px; font: inherit; }
-"""#
+    static let style = ReportHTML.resource(PackageResources.table_css)
 
-    static let script = #"""
-(function () {
-var R = D.rows, n = R.fn.length, LIMIT = 1000;
-var wholeBytes = R.bytes, wholeCount = R.count, wholeTotal = D.total, rangeText = '';
-var order = [], sortKey = 'bytes', ascending = false, filter = '';
-var lower = null;
-function loc(i) { return R.file[i] ? R.file[i] + ':' + R.line[i] : '-'; }
-function value(i, key) {
-  switch (key) {
-    case 'fn': return R.fn[i];
-    case 'loc': return loc(i);
-    case 'thread': return R.thread[i];
-    case 'allocator': return R.allocator[i];
-    case 'count': return R.count[i];
-    default: return R.bytes[i];
-  }
-}
-function apply() {
-  var rows = [];
-  if (filter) {
-    if (!lower) lower = R.fn.map(function (f, i) { return (f + ' ' + loc(i) + ' ' + R.thread[i] + ' ' + R.allocator[i]).toLowerCase(); });
-    for (var i = 0; i < n; i++) if (lower[i].indexOf(filter) >= 0) rows.push(i);
-  } else {
-    for (i = 0; i < n; i++) rows.push(i);
-  }
-  rows = rows.filter(function (i) { return R.bytes[i] > 0 || R.count[i] > 0; });
-  var key = sortKey === 'share' ? 'bytes' : sortKey, numeric = key === 'bytes' || key === 'count';
-  rows.sort(function (a, b) {
-    var x = value(a, key), y = value(b, key), c = numeric ? x - y : (x < y ? -1 : x > y ? 1 : 0);
-    if (c === 0) c = R.bytes[a] - R.bytes[b] || b - a;
-    return ascending ? c : -c;
-  });
-  order = rows;
-  render();
-}
-function render() {
-  var body = document.getElementById('rows');
-  body.textContent = '';
-  var frag = document.createDocumentFragment(), bytes = 0, count = 0;
-  for (var k = 0; k < order.length; k++) { bytes += R.bytes[order[k]]; count += R.count[order[k]]; }
-  for (k = 0; k < Math.min(order.length, LIMIT); k++) {
-    var i = order[k], tr = document.createElement('tr');
-    tr.appendChild(el('td', null, R.fn[i]));
-    tr.appendChild(el('td', 'loc', loc(i)));
-    tr.appendChild(el('td', null, R.thread[i]));
-    tr.appendChild(el('td', null, R.allocator[i]));
-    var b = el('td', 'num', fmtBytes(R.bytes[i])); b.title = fmtCount(R.bytes[i]) + ' bytes'; tr.appendChild(b);
-    tr.appendChild(el('td', 'num', fmtPct(R.bytes[i], D.total)));
-    tr.appendChild(el('td', 'num', fmtCount(R.count[i])));
-    frag.appendChild(tr);
-  }
-  body.appendChild(frag);
-  document.getElementById('count-info').textContent = (order.length > LIMIT ? 'showing the first ' + LIMIT + ' of ' : '') +
-    fmtCount(order.length) + ' sites' + (filter ? ' matching' : '') + ': ' + fmtBytes(bytes) + ' (' + fmtPct(bytes, D.total) +
-    ') in ' + fmtCount(count) + ' allocations';
-  document.querySelectorAll('#sites th').forEach(function (th) {
-    th.classList.toggle('sorted', th.dataset.key === sortKey);
-    th.classList.toggle('asc', th.dataset.key === sortKey && ascending);
-  });
-  HS.sortKey = sortKey; HS.ascending = ascending; HS.shown = order.length;
-}
-// Temporal: a range selected on the chart recomputes every row.
-function selectRange(t0, t1) {
-  if (!D.temporal) return;
-  if (t0 === null) {
-    R.bytes = wholeBytes; R.count = wholeCount; D.total = wholeTotal; rangeText = ''; HS.range = null;
-  } else {
-    var TT = D.temporal, ends = TT.ends, A = 0, B = 0, leaks = D.view === 'leaks';
-    while (A < ends.length - 1 && ends[A] < t0) A++;
-    while (B < ends.length - 1 && ends[B] < t1) B++;
-    B = Math.max(A, B);
-    var b = new Float64Array(n), c = new Float64Array(n), total = 0;
-    for (var i = 0; i < TT.row.length; i++) {
-      var a = TT.a[i], f = TT.f[i];
-      if (a < A || a > B) continue;
-      if (leaks ? f !== TT.never : f <= B) continue;
-      b[TT.row[i]] += TT.bytes[i]; c[TT.row[i]] += TT.count[i]; total += TT.bytes[i];
-    }
-    R.bytes = b; R.count = c; D.total = total;
-    var from = A > 0 ? ends[A - 1] : 0, to = ends[B];
-    rangeText = 'Selected ' + fmtSeconds(from) + ' \u2013 ' + fmtSeconds(to) + ': ' +
-      (leaks ? 'allocated in the range and never freed' : 'allocated in the range and still live at its end');
-    HS.range = { from: from, to: to, a: A, b: B };
-  }
-  apply();
-}
-renderHeader();
-var chart = new MemoryChart(document.getElementById('chart'), document.getElementById('chart-info'), D.samples,
-  D.temporal ? { onSelect: selectRange, rangeText: function () { return rangeText; } } : {});
-HS.selectRange = selectRange;
-document.querySelectorAll('#sites th').forEach(function (th) {
-  th.addEventListener('click', function () {
-    var key = th.dataset.key;
-    if (key === sortKey) ascending = !ascending; else { sortKey = key; ascending = key === 'fn' || key === 'loc' || key === 'thread' || key === 'allocator'; }
-    apply();
-  });
-});
-document.getElementById('filter').addEventListener('input', function (e) { filter = e.target.value.trim().toLowerCase(); apply(); });
-apply();
-HS.ready = true;
-})();
-"""#
+    static let script = ReportHTML.resource(PackageResources.table_js)
 }

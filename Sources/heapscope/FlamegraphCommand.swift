@@ -27,7 +27,7 @@ struct FlamegraphCommand: ParsableCommand {
     @OptionGroup var stackOptions: StackOptions
     @OptionGroup var shape: ShapeOptions
 
-    @Flag(help: "Add a time-range selection: the graph then shows what was allocated in the range and still live at its end (with --leaks: never freed).")
+    @Flag(help: "Add a time-range selection: the graph then shows what was allocated in the range and still live at its end (with --leaks: never freed); and a chart of memory over time of the top sites (zoom into a frame for its own curve).")
     var temporal = false
 
     func validate() throws {

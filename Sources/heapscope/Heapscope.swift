@@ -6,12 +6,13 @@ struct Heapscope: ParsableCommand {
         commandName: "heapscope",
         abstract: "A memory profiler for Python programs and their native extensions.",
         discussion: """
-            Record a capture with `heapscope run`, then turn it into reports with
-            `stats`, `summary` or `parse`.
+            Record a capture with `heapscope run` (or `heapscope attach` to a running
+            process), then turn it into reports with `stats`, `summary`, `flamegraph`,
+            `table`, `tree`, `transform` or `pymalloc`; compare two with `diff`.
             """,
         version: heapscopeVersion(),
-        subcommands: [RunCommand.self, StatsCommand.self, SummaryCommand.self, ParseCommand.self,
+        subcommands: [RunCommand.self, AttachCommand.self, DetachCommand.self, StatsCommand.self, SummaryCommand.self, ParseCommand.self,
                       FlamegraphCommand.self, TableCommand.self, TreeCommand.self, TransformCommand.self,
-                      PymallocCommand.self]
+                      PymallocCommand.self, DiffCommand.self]
     )
 }

@@ -55,16 +55,7 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print no summary: only errors.")
     var quiet = false
 
-    @Flag(help: "Record native (C, C++, Rust) stacks as well as Python stacks.")
-    var native = false
-
-    @Flag(
-        inversion: .prefixedNo,
-        help: "Trace CPython's own allocators (PyMem/PyObject and pymalloc arenas); on by default.")
-    var tracePythonAllocators = true
-
-    @Flag(help: "Record forked child processes into captures of their own.")
-    var followFork = false
+    @OptionGroup var tracking: TrackingOptions
 
     @Flag(help: ArgumentHelp(
         "Prepare a leak hunt: trace Python allocators, run with PYTHONMALLOC=malloc (unless the environment sets PYTHONMALLOC) and name the top leaking sites at exit.",
@@ -108,30 +99,6 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-// MARK: - Errors
-
-/// Prints `heapscope: error: <message>` on stderr and fails with exit status 2.
-private func runFail(_ message: String) -> ExitCode {
-    writeStderr("heapscope: error: \(message)\n")
-    return ExitCode(2)
-}
-
-private func writeStderr(_ text: String) {
-    var bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { buf in
-            write(2, buf.baseAddress! + offset, buf.count - offset)
-        }
-        if n < 0 {
-            if errno == EINTR { continue }
-            return
-        }
-        offset += n
-    }
-    bytes.removeAll()
-}
-
 // MARK: - The plan
 
 private enum ChildStatus {
@@ -164,28 +131,28 @@ private struct RunPlan {
         var rest = cmd.program
         if rest.first == "--" { rest.removeFirst() }
         if cmd.module && cmd.code {
-            throw runFail("-m and -c cannot be used together")
+            throw commandFail("-m and -c cannot be used together")
         }
         let mode: Mode = cmd.module ? .module : (cmd.code ? .code : .script)
         guard let first = rest.first else {
             switch mode {
-            case .script: throw runFail("no script given (usage: heapscope run [<options>] <script.py> [<arg> ...])")
-            case .module: throw runFail("-m needs a module name (usage: heapscope run [<options>] -m <module> [<arg> ...])")
-            case .code: throw runFail("-c needs the code to run (usage: heapscope run [<options>] -c <code> [<arg> ...])")
+            case .script: throw commandFail("no script given (usage: heapscope run [<options>] <script.py> [<arg> ...])")
+            case .module: throw commandFail("-m needs a module name (usage: heapscope run [<options>] -m <module> [<arg> ...])")
+            case .code: throw commandFail("-c needs the code to run (usage: heapscope run [<options>] -c <code> [<arg> ...])")
             }
         }
         if first == "-h" || first == "--help" || first == "-help" {
             throw CleanExit.helpRequest(RunCommand.self)
         }
         if mode != .code, first.hasPrefix("-"), first != "-" {
-            throw runFail("unknown option '\(first)' (see heapscope run --help; the program's own options go after the script)")
+            throw commandFail("unknown option '\(first)' (see heapscope run --help; the program's own options go after the script)")
         }
         if cmd.memoryIntervalMs <= 0 {
-            throw runFail("--memory-interval-ms must be a positive number of milliseconds")
+            throw commandFail("--memory-interval-ms must be a positive number of milliseconds")
         }
         if let file = cmd.suppressions {
-            if !cmd.leaks { throw runFail("--suppressions works with --leaks") }
-            if case .failure(let message) = loadSuppressions(file) { throw runFail(message) }
+            if !cmd.leaks { throw commandFail("--suppressions works with --leaks") }
+            if case .failure(let message) = loadSuppressions(file) { throw commandFail(message) }
         }
         let arguments = Array(rest.dropFirst())
 
@@ -196,13 +163,13 @@ private struct RunPlan {
             if first != "-" {
                 var st = stat()
                 if stat(first, &st) != 0 {
-                    throw runFail("no such script: \(first)")
+                    throw commandFail("no such script: \(first)")
                 }
             }
             stem = first == "-" ? "stdin" : scriptStem(first)
             commandLine = [first] + arguments
         case .module:
-            if first.isEmpty { throw runFail("-m needs a module name") }
+            if first.isEmpty { throw commandFail("-m needs a module name") }
             stem = first
             commandLine = ["-m", first] + arguments
         case .code:
@@ -212,59 +179,30 @@ private struct RunPlan {
         if stem.isEmpty { stem = "program" }
 
         let python = try resolvePython()
-        let packageDir: String
-        do { packageDir = try packageDirectory() } catch { throw runFail(error.message) }
+        let packageDir = try resolvePackageDir()
         let bootstrapDir = packageDir + "/_bootstrap"
 
         // Output: checked before anything starts.
-        let cwd = currentDirectory()
-        var display: String
-        var pidInOutput = false
-        var previous: FileIdentity? = nil
-        if let out = cmd.output {
-            if out.isEmpty { throw runFail("the output path is empty") }
-            display = out
-            var st = stat()
-            if lstat(out, &st) == 0 {
-                if (st.st_mode & S_IFMT) == S_IFDIR {
-                    throw runFail("output path is a directory: \(out)")
-                }
-                if !cmd.force {
-                    throw runFail("output file already exists: \(out) (use -f to overwrite)")
-                }
-                previous = FileIdentity(path: out)
-            }
-        } else {
-            display = "heapscope-\(stem.replacingSlashes()).{pid}.hsc"
-            pidInOutput = true
-        }
-        let absolute = display.hasPrefix("/") ? display : (cwd + "/" + display)
-        let dir = parentDirectory(of: absolute)
-        var dst = stat()
-        if stat(dir, &dst) != 0 || (dst.st_mode & S_IFMT) != S_IFDIR {
-            throw runFail("output directory does not exist: \(parentDirectory(of: display))")
-        }
-        if access(dir, W_OK | X_OK) != 0 {
-            throw runFail("output directory is not writable: \(parentDirectory(of: display))")
-        }
+        let output = try CaptureOutput.check(
+            cmd.output, default: "heapscope-\(stem.replacingSlashes()).{pid}.hsc", force: cmd.force)
 
         return RunPlan(
             mode: mode, target: first, arguments: arguments, commandLine: commandLine,
             python: python, packageDir: packageDir, bootstrapDir: bootstrapDir,
-            displayOutput: display, absoluteOutput: absolute, pidInOutput: pidInOutput,
-            options: cmd, previousOutput: previous)
+            displayOutput: output.display, absoluteOutput: output.absolute, pidInOutput: cmd.output == nil,
+            options: cmd, previousOutput: output.previous)
     }
 
     /// The JSON object the bootstrap reads from HEAPSCOPE_RUN_OPTIONS.
     func bootstrapOptions(userPythonPath: String?) -> String {
         let optionalString = { (text: String?) in text.map(JSONValue.string) ?? .null }
         var fields: [(key: String, value: JSONValue)] = [
-            ("native", .bool(options.native)),
-            ("trace_python_allocators", .bool(options.tracePythonAllocators || options.leaks)),
+            ("native", .bool(options.tracking.native)),
+            ("trace_python_allocators", .bool(options.tracking.tracePythonAllocators || options.leaks)),
             ("leaks_mode", .bool(options.leaks)),
             ("pythonmalloc_set_by_heapscope", .bool(setsPythonMalloc)),
             ("user_pythonmalloc", optionalString(userPythonMalloc)),
-            ("follow_fork", .bool(options.followFork)),
+            ("follow_fork", .bool(options.tracking.followFork)),
             ("compress", .bool(!options.noCompress)),
             ("overwrite", .bool(options.force)),
             ("memory_interval_ms", .int(Int64(options.memoryIntervalMs))),
@@ -353,13 +291,13 @@ private struct RunPlan {
             }
         }
         if rc != 0 {
-            throw runFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
+            throw commandFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
         }
 
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR {
-                throw runFail("waiting for the program failed: \(String(cString: strerror(errno)))")
+                throw commandFail("waiting for the program failed: \(String(cString: strerror(errno)))")
             }
         }
         let elapsed = monotonicSeconds() - start
@@ -371,18 +309,13 @@ private struct RunPlan {
             result = .signaled(status & 0x7f)
         }
 
-        let path = pidInOutput ? displayOutput.replacingOccurrences("{pid}", with: String(pid)) : displayOutput
-        let absolutePath = pidInOutput ? absoluteOutput.replacingOccurrences("{pid}", with: String(pid)) : absoluteOutput
-        if !quiet, captureWritten(at: absolutePath) {
-            let children = options.followFork ? childCaptures(of: path, since: wallStart) : []
+        let path = pidInOutput ? displayOutput.replacing("{pid}", with: String(pid)) : displayOutput
+        let absolutePath = pidInOutput ? absoluteOutput.replacing("{pid}", with: String(pid)) : absoluteOutput
+        if !quiet, captureWritten(at: absolutePath, replacing: previousOutput) {
+            let children = options.tracking.followFork ? childCaptures(of: path, since: wallStart) : []
             reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, children: children)
         }
         return result
-    }
-
-    func captureWritten(at path: String) -> Bool {
-        guard let now = FileIdentity(path: path) else { return false }
-        return now != previousOutput
     }
 
     /// Captures written by forked children (`--follow-fork`): `<path>.<pid>`.
@@ -419,14 +352,7 @@ private struct RunPlan {
         default:
             break
         }
-        // SUMMARY CALL SITE: the totals come from the analysis library, see
-        // `captureTotals` below.
-        if let totals = captureTotals(path: absolutePath) {
-            if let note = totals.note { lines.append("  note:              \(note)") }
-            lines.append("  total allocations: \(groupedThousands(totals.allocations))")
-            lines.append("  total allocated:   \(formatBytes(totals.allocatedBytes))")
-            lines.append("  peak memory:       \(formatBytes(totals.peakBytes))")
-        }
+        lines += captureTotalsLines(path: absolutePath)
         if !children.isEmpty {
             lines.append("  forked children:   \(children.count) captures: \(children.joined(separator: ", "))")
         }
@@ -435,35 +361,8 @@ private struct RunPlan {
             lines += leaksSummaryLines(capture: absolutePath, suppressionsFile: options.suppressions,
                                        userPythonMalloc: userPythonMalloc)
         }
-        let quoted = shellQuoted([path])
-        lines.append("next: heapscope summary \(quoted)   (or: heapscope stats \(quoted))")
+        lines.append(nextStepLine(path: path))
         writeStderr(lines.joined(separator: "\n") + "\n")
-    }
-}
-
-// MARK: - Summary
-
-private struct CaptureTotals {
-    var allocations: UInt64
-    var allocatedBytes: UInt64
-    var peakBytes: UInt64
-    /// e.g. the reader's "cut short" notice
-    var note: String?
-}
-
-/// Totals of a capture for the summary printed after `run`, from the
-/// analysis library (the same replay as `heapscope stats`).
-private func captureTotals(path: String) -> CaptureTotals? {
-    do {
-        let analysis = try CaptureAnalysis.analyze(path: path)
-        return CaptureTotals(
-            allocations: UInt64(analysis.allocated.count),
-            allocatedBytes: analysis.allocated.bytes,
-            peakBytes: analysis.peak.bytes,
-            note: analysis.isTruncated ? "the capture was cut short (tracking did not stop cleanly)" : nil)
-    } catch {
-        writeStderr("heapscope: cannot read the capture for the summary: \(error)\n")
-        return nil
     }
 }
 
@@ -473,49 +372,15 @@ private func resolvePython() throws -> String {
     if let configured = getenvString("HEAPSCOPE_PYTHON"), !configured.isEmpty {
         if configured.contains("/") {
             if access(configured, X_OK) != 0 {
-                throw runFail("HEAPSCOPE_PYTHON is not an executable: \(configured)")
+                throw commandFail("HEAPSCOPE_PYTHON is not an executable: \(configured)")
             }
             return configured
         }
         if let found = searchPath(configured) { return found }
-        throw runFail("HEAPSCOPE_PYTHON names no program on PATH: \(configured)")
+        throw commandFail("HEAPSCOPE_PYTHON names no program on PATH: \(configured)")
     }
     if let found = searchPath("python3") { return found }
-    throw runFail("no python3 on PATH (set HEAPSCOPE_PYTHON to the interpreter to profile with)")
-}
-
-private func searchPath(_ name: String) -> String? {
-    let path = getenvString("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
-    for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
-        let d = dir.isEmpty ? "." : String(dir)
-        let candidate = d + "/" + name
-        var st = stat()
-        if stat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
-            return candidate
-        }
-    }
-    return nil
-}
-
-// MARK: - Small helpers
-
-/// `status` of a file, to tell whether a run replaced it.
-private struct FileIdentity: Equatable {
-    var device: UInt64
-    var inode: UInt64
-    var size: Int64
-    var mtimeSeconds: Int
-    var mtimeNanos: Int
-
-    init?(path: String) {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        device = UInt64(st.st_dev)
-        inode = UInt64(st.st_ino)
-        size = Int64(st.st_size)
-        mtimeSeconds = Int(st.st_mtim.tv_sec)
-        mtimeNanos = Int(st.st_mtim.tv_nsec)
-    }
+    throw commandFail("no python3 on PATH (set HEAPSCOPE_PYTHON to the interpreter to profile with)")
 }
 
 private func isIgnored(_ handler: __sighandler_t?) -> Bool {
@@ -540,11 +405,6 @@ private func reraise(signal sig: Int32) -> Never {
     exit(128 + sig)
 }
 
-func getenvString(_ name: String) -> String? {
-    guard let v = getenv(name) else { return nil }
-    return String(cString: v)
-}
-
 private func currentEnvironment() -> [(String, String)] {
     var out: [(String, String)] = []
     var p = environ
@@ -558,28 +418,6 @@ private func currentEnvironment() -> [(String, String)] {
     return out
 }
 
-private func currentDirectory() -> String {
-    var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    guard getcwd(&buf, buf.count) != nil else { return "." }
-    return cStringBuffer(buf)
-}
-
-func cStringBuffer(_ buf: [CChar]) -> String {
-    String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-func absolutePath(_ path: String) -> String {
-    path.hasPrefix("/") ? path : currentDirectory() + "/" + path
-}
-
-func parentDirectory(of path: String) -> String {
-    var p = path
-    while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
-    guard let slash = p.lastIndex(of: "/") else { return "." }
-    if slash == p.startIndex { return "/" }
-    return String(p[..<slash])
-}
-
 private func scriptStem(_ path: String) -> String {
     var p = path
     while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
@@ -590,106 +428,8 @@ private func scriptStem(_ path: String) -> String {
     return name
 }
 
-private func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
-private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { for p in pointers { free(p) } }
-    return body(pointers)
-}
-
-
-/// A command line as a POSIX shell would need it typed.
-private func shellQuoted(_ words: [String]) -> String {
-    words.map { word -> String in
-        let safe = !word.isEmpty && word.unicodeScalars.allSatisfy { c in
-            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
-                || "-_./=:,+@%".unicodeScalars.contains(c)
-        }
-        if safe { return word }
-        return "'" + word.replacingOccurrences("'", with: "'\\''") + "'"
-    }.joined(separator: " ")
-}
-
-private func formatSeconds(_ s: Double) -> String {
-    if s < 10 { return formatFixed(s, digits: 2) + " s" }
-    if s < 120 { return formatFixed(s, digits: 1) + " s" }
-    let total = Int(s.rounded())
-    return "\(total / 60) min \(total % 60) s"
-}
-
-private func formatFixed(_ value: Double, digits: Int) -> String {
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let scaled = Int((value * scale).rounded())
-    let whole = scaled / Int(scale)
-    var frac = String(scaled % Int(scale))
-    while frac.count < digits { frac = "0" + frac }
-    return digits == 0 ? "\(whole)" : "\(whole).\(frac)"
-}
-
-/// Bytes in binary units, e.g. "38.1 MiB (40,000,056 bytes)".
-private func formatBytes(_ bytes: UInt64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var value = Double(bytes)
-    var unit = 0
-    while value >= 1024 && unit < units.count - 1 {
-        value /= 1024
-        unit += 1
-    }
-    if unit == 0 { return "\(bytes) B" }
-    return "\(formatFixed(value, digits: 1)) \(units[unit]) (\(groupedThousands(bytes)) bytes)"
-}
-
-private func groupedThousands(_ n: UInt64) -> String {
-    let digits = Array(String(n))
-    var out = ""
-    for (i, d) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-        out.append(d)
-    }
-    return out
-}
-
 extension String {
-    fileprivate func replacingOccurrences(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var result = ""
-        var rest = self[...]
-        while let range = rest.range(of: target) {
-            result += rest[..<range.lowerBound]
-            result += replacement
-            rest = rest[range.upperBound...]
-        }
-        result += rest
-        return result
-    }
-
     fileprivate func replacingSlashes() -> String {
         String(map { $0 == "/" ? "_" : $0 })
-    }
-}
-
-extension Substring {
-    fileprivate func range(of target: String) -> Range<Substring.Index>? {
-        let t = Array(target.utf8)
-        let u = self.utf8
-        var i = u.startIndex
-        while i != u.endIndex {
-            var j = i
-            var k = 0
-            while k < t.count, j != u.endIndex, u[j] == t[k] {
-                j = u.index(after: j)
-                k += 1
-            }
-            if k == t.count { return i..<j }
-            i = u.index(after: i)
-        }
-        return nil
     }
 }

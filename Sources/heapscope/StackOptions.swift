@@ -50,9 +50,9 @@ func printSymbolWarnings(_ resolver: StackResolver) {
 
 extension StackOptions {
     /// The report context for a capture: with a resolver when the chosen
-    /// stacks are hybrid or native.
-    func context(capture: String, options: ReportOptions, analysis: ViewAnalysis) throws -> ReportContext {
-        let mode = try mode(for: analysis.header, capture: capture)
+    /// stacks (or `mode`, when given) are hybrid or native.
+    func context(capture: String, options: ReportOptions, analysis: ViewAnalysis, mode: StackMode? = nil) throws -> ReportContext {
+        let mode = try mode ?? self.mode(for: analysis.header, capture: capture)
         let resolver = mode == .python ? nil : StackResolver(tables: analysis.tables, mode: mode)
         return ReportContext(capturePath: capture, options: options, analysis: analysis, resolver: resolver)
     }

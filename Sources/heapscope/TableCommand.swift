@@ -25,7 +25,7 @@ struct TableCommand: ParsableCommand {
     @OptionGroup var viewOptions: ViewOptions
     @OptionGroup var stackOptions: StackOptions
 
-    @Flag(help: "Add a time-range selection on the memory chart: the table then shows what was allocated in the range and still live at its end (with --leaks: never freed).")
+    @Flag(help: "Add a time-range selection on the memory chart: the table then shows what was allocated in the range and still live at its end (with --leaks: never freed); and a chart of memory over time of the top sites (click a row for its own curve).")
     var temporal = false
 
     func validate() throws {
@@ -38,7 +38,7 @@ struct TableCommand: ParsableCommand {
         let path = output ?? defaultOutputPath(capture: capture, report: "table", ext: "html")
         try checkOutput(path, force: force)
         let options = ReportOptions(view: viewOptions.view, temporal: temporal)
-        let analysis = try viewOptions.analyze(capture, temporal: temporal)
+        let analysis = try viewOptions.analyze(capture, temporal: temporal, sizes: true)
         let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
         let report = TableReport(context: context)
         try writeOutput(report.html(), to: path)

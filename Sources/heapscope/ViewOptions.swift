@@ -54,11 +54,11 @@ struct ShapeOptions: ParsableArguments {
 
 /// Replays a capture for a view, with a progress bar on a terminal; read failures
 /// become the one-line CLI error.
-func analyzeView(at path: String, view: ReportView, temporal: Bool = false) throws -> ViewAnalysis {
+func analyzeView(at path: String, view: ReportView, temporal: Bool = false, sizes: Bool = false) throws -> ViewAnalysis {
     let bar = ProgressBar(label: "Reading \(path)")
     defer { bar.finish() }
     do {
-        return try ViewAnalysis.analyze(path: path, view: view, temporal: temporal) { done, total in
+        return try ViewAnalysis.analyze(path: path, view: view, temporal: temporal, sizes: sizes) { done, total in
             bar.update(done: done, total: total)
         }
     } catch {
@@ -107,8 +107,8 @@ func writeOutput(_ bytes: [UInt8], to path: String) throws {
 extension ViewOptions {
     /// Replays the capture for the chosen view. A leak view drops the sites the
     /// suppressions file matches, and says on the terminal how much it hid.
-    func analyze(_ capture: String, temporal: Bool = false) throws -> ViewAnalysis {
-        var analysis = try analyzeView(at: capture, view: view, temporal: temporal)
+    func analyze(_ capture: String, temporal: Bool = false, sizes: Bool = false) throws -> ViewAnalysis {
+        var analysis = try analyzeView(at: capture, view: view, temporal: temporal, sizes: sizes)
         guard let file = suppressions else { return analysis }
         switch loadSuppressions(file) {
         case .failure(let message):

@@ -48,6 +48,26 @@ func bytes(_ analysis: ViewAnalysis, _ frame: FrameID) -> UInt64 { analysis.bySt
         #expect(bytes(analysis, parse) == 50)
     }
 
+    @Test func sizeHistogramsPerSite() throws {
+        let (writer, load, parse) = sample()
+        func sizes(_ analysis: ViewAnalysis, _ frame: FrameID) -> [Int] {
+            analysis.sites.filter { $0.frame == frame }.reduce(SparseSizeHistogram()) { $0 + $1.sizes }.buckets.flatMap { [$0.bucket, $0.count] }
+        }
+        // Not asked for: empty.
+        #expect(sizes(try view(writer, .peak), parse).isEmpty)
+        func replay(_ view: ReportView) throws -> ViewAnalysis {
+            try ViewAnalysis(reader: CaptureReader(bytes: writer.bytes), view: view, sizes: true)
+        }
+        // Peak: 100 bytes (bucket 7: 64...127) at load, 1000 (bucket 10), freed after the peak, at parse.
+        let peak = try replay(.peak)
+        #expect(sizes(peak, load) == [7, 1] && sizes(peak, parse) == [10, 1])
+        // Leaks: parse's 50 bytes (bucket 6) only.
+        #expect(sizes(try replay(.leaks), parse) == [6, 1])
+        // Allocated: both of parse's, smallest first.
+        #expect(sizes(try replay(.allocated), parse) == [6, 1, 10, 1])
+        #expect(SizeHistogram.range(ofBucket: 10) == 512...1023)
+    }
+
     @Test func temporaryThreshold() throws {
         var writer = CaptureWriter()
         writer.thread(1)

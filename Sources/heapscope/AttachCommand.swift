@@ -1,0 +1,138 @@
+// `heapscope attach PID`: records a CPython process that is already running.
+// gdb loads this installation's tracker into it and calls hs_attach_start,
+// which schedules the start at the interpreter's next safe point; attach then
+// watches the status file until tracking has started, records for
+// --duration (or until `heapscope detach`, Ctrl-C or the process's exit),
+// has gdb schedule the stop the same way, and prints the summary `run` prints.
+// The method and what it changes in the target: docs/ATTACH.md.
+
+import ArgumentParser
+import HeapscopeFormat
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+struct AttachCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attach",
+        abstract: "Record the allocations of a Python process that is already running.",
+        discussion: """
+            heapscope loads its tracker into process <pid> with gdb (Debian package gdb) and \
+            starts tracking at the interpreter's next safe point: on its main thread, between \
+            two bytecodes. Recording ends when --duration is over, `heapscope detach <pid>` \
+            is run, attach is interrupted (Ctrl-C) or the process exits; the hooks then come \
+            out and the process runs on unchanged. Needs ptrace permission (the process's \
+            user with kernel.yama.ptrace_scope 0, or root / CAP_SYS_PTRACE). See docs/ATTACH.md.
+            """
+    )
+
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp(
+            "Capture file to write (default: heapscope-attach-<pid>.<time>.hsc in the current directory).",
+            valueName: "file"))
+    var output: String?
+
+    @Flag(name: .shortAndLong, help: "Overwrite the output file if it exists.")
+    var force = false
+
+    @Option(help: ArgumentHelp("Stop recording after this long (default: until detach, Ctrl-C or the process's exit).",
+                               valueName: "seconds"))
+    var duration: Double?
+
+    @Option(help: ArgumentHelp(
+        "How long to wait for the process to reach a safe point (to start, and to stop).", valueName: "seconds"))
+    var timeout: Double = 10
+
+    @OptionGroup var tracking: TrackingOptions
+
+    // Modes of `run` that do not exist yet: refused in one line rather than
+    // reported as unknown options.
+    @Flag(help: .hidden) var aggregate = false
+    @Flag(help: .hidden) var live = false
+    @Flag(help: .hidden) var liveRemote = false
+    @Option(help: .hidden) var livePort: Int?
+
+    @Argument(help: ArgumentHelp("The id of the Python process.", valueName: "pid"))
+    var pid: String
+
+    func run() throws {
+        for (given, name) in [(aggregate, "--aggregate"), (live, "--live"), (liveRemote, "--live-remote"),
+                              (livePort != nil, "--live-port")] where given {
+            throw commandFail("\(name) is not available yet: attach writes a capture file")
+        }
+        if let duration, !(duration > 0) { throw commandFail("--duration must be a positive number of seconds") }
+        if !(timeout > 0) { throw commandFail("--timeout must be a positive number of seconds") }
+
+        let target = try AttachTarget.inspect(pid)
+        guard let version = target.pythonVersion else {
+            throw commandFail("\(target.described) is not a CPython process (its program is \(target.executable))")
+        }
+        let tracker = try TrackerLibrary.locate(for: target, version: version)
+        if let other = target.loadedTrackers.first(where: { $0 != tracker.path }) {
+            throw commandFail("\(target.described) already has another heapscope's tracker loaded (\(other))")
+        }
+        let output = try CaptureOutput.check(
+            self.output, default: "heapscope-attach-\(target.pid).\(timestamp(compact: true)).hsc", force: force)
+        let gdb = try Gdb.locate()
+        try target.checkPtracePermission()
+
+        let status = try StatusFile.create(for: target, next: output)
+        defer { status.remove() }
+        let session = AttachSession(target: target, gdb: gdb, status: status, timeout: timeout)
+        watchInterrupts()
+        let startedAt = try session.start(tracker: tracker, options: trackerOptions(tracker: tracker, gdb: gdb, output: output))
+        var line = "heapscope: attached to \(target.described), recording into \(output.display)"
+        if let duration { line += " for \(formatSeconds(duration))" }
+        writeStderr(line + " (heapscope detach \(target.pid) stops it)\n")
+
+        let end = try session.record(until: duration.map { startedAt + $0 })
+        let elapsed = monotonicSeconds() - startedAt
+        guard captureWritten(at: output.absolute, replacing: output.previous) else {
+            throw commandFail("no capture was written to \(output.display)")
+        }
+        var lines = ["heapscope: capture written to \(output.display)"]
+        lines.append("  process:           \(target.pid) (\(shellQuoted(target.commandLine)))")
+        lines.append("  attached for:      \(formatSeconds(elapsed))")
+        switch end {
+        case .detached: lines.append("  ended by:          heapscope detach")
+        case .exited: lines.append("  ended by:          the process's exit")
+        case .requested: break
+        }
+        lines += captureTotalsLines(path: output.absolute)
+        lines.append(nextStepLine(path: output.display))
+        writeStderr(lines.joined(separator: "\n") + "\n")
+    }
+
+    /// The JSON heapscope._attach.start reads in the target: the Tracker's arguments, and
+    /// the `attach` object of the capture's metadata (docs/FORMAT.md).
+    func trackerOptions(tracker: TrackerLibrary, gdb: Gdb, output: CaptureOutput) -> String {
+        JSONValue.object([
+            ("output", .string(output.absolute)),
+            ("package_dir", .string(tracker.packageDir)),
+            ("native", .bool(tracking.native)),
+            ("trace_python_allocators", .bool(tracking.tracePythonAllocators)),
+            ("follow_fork", .bool(tracking.followFork)),
+            ("overwrite", .bool(force)),
+            ("attach", .object([
+                ("method", .string("gdb")),
+                ("time", .string(timestamp(compact: false))),
+                ("gdb", .string(gdb.path)),
+                ("heapscope_pid", .int(Int64(getpid()))),
+            ])),
+        ]).serialized()
+    }
+}
+
+/// UTC now: `20261201-201949` for file names, ISO 8601 for the metadata.
+private func timestamp(compact: Bool) -> String {
+    var now = time(nil)
+    var parts = tm()
+    gmtime_r(&now, &parts)
+    var buf = [CChar](repeating: 0, count: 64)
+    strftime(&buf, buf.count, compact ? "%Y%m%d-%H%M%S" : "%Y-%m-%dT%H:%M:%SZ", &parts)
+    return cStringBuffer(buf)
+}

@@ -168,7 +168,7 @@ wheel-tools:
 # stripped (the tracker's hooks find symbols through the dynamic table, which
 # stays). auditwheel then copies every library outside the manylinux policy
 # (libdw, libelf, libunwind, libzstd, liblzma, libbz2) into
-# heapscope.libs/, points the RUNPATH of the tracker and of bin/heapscope at it,
+# heapscope.libs/, points the RPATH of the tracker and of bin/heapscope at it,
 # and names the platform tag from the symbol versions the files really need.
 wheel: build wheel-tools
 	rm -rf $(WHEEL_WORK)/src $(WHEEL_WORK)/raw

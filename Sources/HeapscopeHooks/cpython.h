@@ -27,7 +27,6 @@
 //   hs_walk_python_stack (internal.h)  the frame walk, with the entry bit that
 //                                       marks where a C-level eval call began
 //   hs_code_qualname                    the name a report shows for a code object
-//   hs_allocator_name (heapscope_hooks.h) CPython's name for the active allocator
 // A new version adds its file here and to the build check in cpython.h's #if.
 PyObject *hs_code_qualname(PyCodeObject *code);
 

@@ -14,9 +14,4 @@ void hs_walk_python_stack(hs_thread *t, int which) {
 }
 
 PyObject *hs_code_qualname(PyCodeObject *code) { return code->co_name; }   // 3.10 has no co_qualname
-
-const char *hs_allocator_name(void) {
-    const char *name = _PyMem_GetCurrentAllocatorName();
-    return name ? name : "unknown";
-}
 #endif

@@ -26,9 +26,4 @@ void hs_walk_python_stack(hs_thread *t, int which) {
 }
 
 PyObject *hs_code_qualname(PyCodeObject *code) { return code->co_qualname; }
-
-const char *hs_allocator_name(void) {
-    const char *name = _PyMem_GetCurrentAllocatorName();
-    return name ? name : "unknown";
-}
 #endif

@@ -4,7 +4,6 @@
 #include "cpython.h"
 #if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
 #include <internal/pycore_frame.h>
-#include <internal/pycore_pymem.h>
 
 void hs_walk_python_stack(hs_thread *t, int which) {
     PyThreadState *tstate = hs_stack_owner(which);
@@ -23,9 +22,4 @@ void hs_walk_python_stack(hs_thread *t, int which) {
 }
 
 PyObject *hs_code_qualname(PyCodeObject *code) { return code->co_qualname; }
-
-const char *hs_allocator_name(void) {
-    const char *name = _PyMem_GetCurrentAllocatorName();
-    return name ? name : "unknown";
-}
 #endif

@@ -4,6 +4,7 @@
 // the version layer (cpython.h). Swift sees none of it (heapscope_hooks.h has
 // no Python.h).
 #include "cpython.h"
+#include <internal/pycore_pymem.h>   // _PyMem_GetCurrentAllocatorName (internal from 3.13)
 
 #define HS_KIND_PYMEM_RAW 9
 #define HS_KIND_PYMEM_MEM 10
@@ -44,6 +45,11 @@ void hs_code_describe(const void *p, hs_code_info *out) {
     out->firstlineno = code->co_firstlineno > 0 ? (uint32_t)code->co_firstlineno : 0;
     out->linetable = (const uint8_t *)PyBytes_AS_STRING(code->co_linetable);
     out->linetable_len = (size_t)PyBytes_GET_SIZE(code->co_linetable);
+}
+
+const char *hs_allocator_name(void) {
+    const char *name = _PyMem_GetCurrentAllocatorName();
+    return name ? name : "unknown";
 }
 
 uint64_t hs_code_fingerprint(const void *p) {

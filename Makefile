@@ -158,7 +158,7 @@ test: test-deps build install swift-test pytest-all wheel-test
 # (Re)made when WHEEL_TOOLS changes; the list installed is kept in the venv.
 wheel-tools:
 	@if [ "$$(cat $(WHEEL_VENV)/tools 2>/dev/null)" != '$(WHEEL_TOOLS)' ]; then \
-	  echo "packaging venv $(WHEEL_VENV): $(WHEEL_TOOLS)"; \
+	  echo 'packaging venv $(WHEEL_VENV): $(WHEEL_TOOLS)'; \
 	  $(PYTHON) -m venv --clear $(WHEEL_VENV) && \
 	  $(WHEEL_VENV)/bin/python -m pip install --quiet $(WHEEL_TOOLS) </dev/null && \
 	  echo '$(WHEEL_TOOLS)' > $(WHEEL_VENV)/tools; \

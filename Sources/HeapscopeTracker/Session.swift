@@ -122,6 +122,7 @@ func hs_session_start(_ options: UnsafePointer<hs_start_options>, _ error: Unsaf
     state.pointee.tracking = 1
     hs_install_python_hooks(o.trace_python_allocators)
     hs_patch_got(1)
+    hs_signals_install()
     return 0
 }
 
@@ -134,6 +135,7 @@ func hs_session_stop(_ error: UnsafeMutablePointer<CChar>, _ errorCap: Int) -> I
     hs_remove_python_hooks()
     hs_patch_got(0)
     let rc = finishCapture(state)
+    hs_signals_remove()
     if rc < 0 { return fail("could not compress the capture", error, errorCap) }
     return rc
 }
@@ -142,6 +144,8 @@ func hs_session_stop(_ error: UnsafeMutablePointer<CChar>, _ errorCap: Int) -> I
 /// last records (a SNAPSHOT and END) follow, and the file is closed. Returns
 /// the first write error (errno, or -1 from zstd), 0 if none.
 private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
+    hs_signals_finish_begin()
+    defer { hs_signals_finish_end() }
     hs_writer_stop()
     hs_lock(state)
     state.pointee.tracking = 0
@@ -157,6 +161,25 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
     sink = nil
     config = nil
     return rc
+}
+
+/// On the writer thread, its loop left for a fatal signal (signals.c): the
+/// last records, then the file is closed. Nothing is freed: the process is
+/// about to die, and a thread stopped by the signal may hold malloc's lock.
+@_cdecl("hs_finish_on_signal")
+func hs_finish_on_signal() {
+    let state = hs_state_ptr()!
+    hs_lock(state)
+    state.pointee.tracking = 0
+    if let r = recorder(state) {
+        r.pointee.recordSnapshot()
+        r.pointee.recordEnd()
+        r.pointee.submit()
+    }
+    hs_unlock(state)
+    hs_writer_drain()
+    _ = sink?.finish(releasing: false)
+    sink = nil
 }
 
 @_cdecl("hs_session_name_thread")

@@ -101,12 +101,7 @@ struct RunCommand: ParsableCommand {
 
 // MARK: - The plan
 
-private enum ChildStatus {
-    case exited(Int32)
-    case signaled(Int32)
-}
-
-private struct RunPlan {
+struct RunPlan {
     enum Mode { case script, module, code }
 
     var mode: Mode
@@ -253,117 +248,6 @@ private struct RunPlan {
         env.append(("HEAPSCOPE_RUN_OPTIONS", bootstrapOptions(userPythonPath: userPythonPath)))
         return env.map { "\($0.0)=\($0.1)" }
     }
-
-    func execute(quiet: Bool) throws -> ChildStatus {
-        let argv = childArgv()
-        let envp = childEnvironment()
-
-        // The terminal sends SIGINT/SIGQUIT to the whole foreground group: the
-        // child handles them; we only wait. Signals that were ignored when we
-        // started stay ignored in the child, as they would without heapscope.
-        let oldInt = signal(SIGINT, SIG_IGN)
-        let oldQuit = signal(SIGQUIT, SIG_IGN)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        if !isIgnored(oldInt) { sigaddset(&defaults, SIGINT) }
-        if !isIgnored(oldQuit) { sigaddset(&defaults, SIGQUIT) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        var currentMask = sigset_t()
-        sigprocmask(SIG_SETMASK, nil, &currentMask)
-
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setsigmask(&attr, &currentMask)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let start = monotonicSeconds()
-        let wallStart = time(nil)
-        var pid: pid_t = 0
-        let rc = withCStrings(argv) { cArgv in
-            withCStrings(envp) { cEnv in
-                if argv[0].contains("/") {
-                    return posix_spawn(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
-                }
-                return posix_spawnp(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
-            }
-        }
-        if rc != 0 {
-            throw commandFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
-        }
-
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR {
-                throw commandFail("waiting for the program failed: \(String(cString: strerror(errno)))")
-            }
-        }
-        let elapsed = monotonicSeconds() - start
-
-        let result: ChildStatus
-        if (status & 0x7f) == 0 {
-            result = .exited((status >> 8) & 0xff)
-        } else {
-            result = .signaled(status & 0x7f)
-        }
-
-        let path = pidInOutput ? displayOutput.replacing("{pid}", with: String(pid)) : displayOutput
-        let absolutePath = pidInOutput ? absoluteOutput.replacing("{pid}", with: String(pid)) : absoluteOutput
-        if !quiet, captureWritten(at: absolutePath, replacing: previousOutput) {
-            let children = options.tracking.followFork ? childCaptures(of: path, since: wallStart) : []
-            reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, children: children)
-        }
-        return result
-    }
-
-    /// Captures written by forked children (`--follow-fork`): `<path>.<pid>`.
-    func childCaptures(of path: String, since: time_t) -> [String] {
-        let dir = parentDirectory(of: path)
-        let base = path.split(separator: "/").last.map(String.init) ?? path
-        guard let handle = opendir(dir) else { return [] }
-        defer { closedir(handle) }
-        var found: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
-            }
-            guard name.hasPrefix(base + "."), name.count > base.count + 1 else { continue }
-            let suffix = name.dropFirst(base.count + 1)
-            guard suffix.allSatisfy({ $0.isASCII && $0.isNumber }) else { continue }
-            let full = (path.contains("/") ? dir + "/" : "") + name
-            var st = stat()
-            if stat(full, &st) == 0, st.st_mtim.tv_sec >= since - 1 { found.append(full) }
-        }
-        return found.sorted()
-    }
-
-    func reportCapture(path: String, absolutePath: String, elapsed: Double, status: ChildStatus, children: [String]) {
-        var lines: [String] = []
-        lines.append("heapscope: capture written to \(path)")
-        lines.append("  command line:      \(shellQuoted(commandLine))")
-        lines.append("  duration:          \(formatSeconds(elapsed))")
-        switch status {
-        case .exited(let code) where code != 0:
-            lines.append("  exit status:       \(code)")
-        case .signaled(let sig):
-            lines.append("  killed by signal:  \(sig) (the capture may be cut short)")
-        default:
-            break
-        }
-        lines += captureTotalsLines(path: absolutePath)
-        if !children.isEmpty {
-            lines.append("  forked children:   \(children.count) captures: \(children.joined(separator: ", "))")
-        }
-        if options.leaks {
-            // LEAKS SUMMARY (run --leaks): LeaksSummary.swift.
-            lines += leaksSummaryLines(capture: absolutePath, suppressionsFile: options.suppressions,
-                                       userPythonMalloc: userPythonMalloc)
-        }
-        lines.append(nextStepLine(path: path))
-        writeStderr(lines.joined(separator: "\n") + "\n")
-    }
 }
 
 // MARK: - Locating Python and the package
@@ -381,28 +265,6 @@ private func resolvePython() throws -> String {
     }
     if let found = searchPath("python3") { return found }
     throw commandFail("no python3 on PATH (set HEAPSCOPE_PYTHON to the interpreter to profile with)")
-}
-
-private func isIgnored(_ handler: __sighandler_t?) -> Bool {
-    guard let handler else { return false }
-    return unsafeBitCast(handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
-}
-
-/// Dies of `sig` the way the child did, so the shell sees the same status.
-private func reraise(signal sig: Int32) -> Never {
-    // One core file is enough: the child's.
-    var limit = rlimit(rlim_cur: 0, rlim_max: 0)
-    _ = withUnsafeMutablePointer(to: &limit) { getrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), $0) }
-    limit.rlim_cur = 0
-    _ = withUnsafePointer(to: &limit) { setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), $0) }
-    signal(sig, SIG_DFL)
-    var set = sigset_t()
-    sigemptyset(&set)
-    sigaddset(&set, sig)
-    sigprocmask(SIG_UNBLOCK, &set, nil)
-    kill(getpid(), sig)
-    // A signal whose default action does not kill (SIGCHLD, SIGWINCH...).
-    exit(128 + sig)
 }
 
 private func currentEnvironment() -> [(String, String)] {

@@ -176,6 +176,18 @@ void hs_writer_after_fork(void);                // in a child: forget the parent
 void hs_snapshot_tick(void);                    // a SNAPSHOT record; the current chunk is submitted
 void hs_write_chunk(const uint8_t *bytes, size_t count);   // compress and write (writer thread)
 void hs_write_sync_point(void);                 // make all written so far decodable (zstd flush)
+void hs_finish_on_signal(void);                 // writer thread, a fatal signal pending: END, close
+
+// ---- Fatal signals (signals.c) ------------------------------------------------------
+// SIGTERM/SIGINT left at SIG_DFL get a handler while a session records: the
+// writer finishes the capture, then the process dies of the signal.
+void hs_signals_install(void);                  // at start: only where the disposition is SIG_DFL
+void hs_signals_remove(void);                   // at stop: SIG_DFL again where ours is installed
+// Around a capture finished by stop or `_exit`: a signal meanwhile waits for
+// the end (on the finishing thread: is raised at the end).
+void hs_signals_finish_begin(void);
+void hs_signals_finish_end(void);
+int hs_writer_is_running(void);
 
 void hs_register_atfork(void);
 uint32_t hs_gettid(void);

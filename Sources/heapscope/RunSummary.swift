@@ -1,0 +1,58 @@
+// The summary `heapscope run` prints when the program ends: the capture, its
+// totals (CaptureSummary.swift) and the captures of the processes it started.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+extension RunPlan {
+    /// Captures written by forked children (`--follow-fork`): `<path>.<pid>`.
+    func childCaptures(of path: String, since: time_t) -> [String] {
+        let dir = parentDirectory(of: path)
+        let base = path.split(separator: "/").last.map(String.init) ?? path
+        guard let handle = opendir(dir) else { return [] }
+        defer { closedir(handle) }
+        var found: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+            }
+            guard name.hasPrefix(base + "."), name.count > base.count + 1 else { continue }
+            let suffix = name.dropFirst(base.count + 1)
+            guard suffix.allSatisfy({ $0.isASCII && $0.isNumber }) else { continue }
+            let full = (path.contains("/") ? dir + "/" : "") + name
+            var st = stat()
+            if stat(full, &st) == 0, st.st_mtim.tv_sec >= since - 1 { found.append(full) }
+        }
+        return found.sorted()
+    }
+
+    func reportCapture(path: String, absolutePath: String, elapsed: Double, status: ChildStatus, children: [String]) {
+        var lines: [String] = []
+        lines.append("heapscope: capture written to \(path)")
+        lines.append("  command line:      \(shellQuoted(commandLine))")
+        lines.append("  duration:          \(formatSeconds(elapsed))")
+        switch status {
+        case .exited(let code) where code != 0:
+            lines.append("  exit status:       \(code)")
+        case .signaled(let sig):
+            // Whether the capture is complete is the totals' note, from the capture itself.
+            lines.append("  killed by signal:  \(sig) (\(String(cString: strsignal(sig))))")
+        default:
+            break
+        }
+        lines += captureTotalsLines(path: absolutePath)
+        if !children.isEmpty {
+            lines.append("  forked children:   \(children.count) captures: \(children.joined(separator: ", "))")
+        }
+        if options.leaks {
+            // LEAKS SUMMARY (run --leaks): LeaksSummary.swift.
+            lines += leaksSummaryLines(capture: absolutePath, suppressionsFile: options.suppressions,
+                                       userPythonMalloc: userPythonMalloc)
+        }
+        lines.append(nextStepLine(path: path))
+        writeStderr(lines.joined(separator: "\n") + "\n")
+    }
+}

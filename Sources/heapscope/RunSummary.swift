@@ -8,7 +8,9 @@ import Musl
 #endif
 
 extension RunPlan {
-    /// Captures written by forked children (`--follow-fork`): `<path>.<pid>`.
+    /// Captures of the processes the program started (`--follow-fork`):
+    /// `<path>.<pid>`, theirs `<path>.<pid>.<pid>`, and so on down the tree;
+    /// `<pid>-N` is a later image of a process that exec'd Python again.
     func childCaptures(of path: String, since: time_t) -> [String] {
         let dir = parentDirectory(of: path)
         let base = path.split(separator: "/").last.map(String.init) ?? path
@@ -21,12 +23,19 @@ extension RunPlan {
             }
             guard name.hasPrefix(base + "."), name.count > base.count + 1 else { continue }
             let suffix = name.dropFirst(base.count + 1)
-            guard suffix.allSatisfy({ $0.isASCII && $0.isNumber }) else { continue }
+            guard isChildSuffix(suffix) else { continue }
             let full = (path.contains("/") ? dir + "/" : "") + name
             var st = stat()
             if stat(full, &st) == 0, st.st_mtim.tv_sec >= since - 1 { found.append(full) }
         }
         return found.sorted()
+    }
+
+    private func isChildSuffix(_ suffix: Substring) -> Bool {
+        suffix.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { part in
+            let pieces = part.split(separator: "-", omittingEmptySubsequences: false)
+            return pieces.count <= 2 && pieces.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }
+        }
     }
 
     func reportCapture(path: String, absolutePath: String, elapsed: Double, status: ChildStatus, children: [String]) {
@@ -45,7 +54,7 @@ extension RunPlan {
         }
         lines += captureTotalsLines(path: absolutePath)
         if !children.isEmpty {
-            lines.append("  forked children:   \(children.count) captures: \(children.joined(separator: ", "))")
+            lines.append("  child processes:   \(children.count) captures: \(children.joined(separator: ", "))")
         }
         if options.leaks {
             // LEAKS SUMMARY (run --leaks): LeaksSummary.swift.

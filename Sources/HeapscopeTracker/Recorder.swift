@@ -122,6 +122,7 @@ struct Recorder {
         if t.pointee.session != session {
             t.pointee.session = session
             t.pointee.cached_depth = 0
+            t.pointee.cached_native_depth = 0   // its ids are the last session's too
             t.pointee.walk_shared = HS_SHARED_UNKNOWN   // compared with a cache that is gone
             let (number, isNew) = threadNumber(osTid: t.pointee.os_tid)
             t.pointee.number = number

@@ -158,6 +158,9 @@ class Tracker:
     - ``overwrite``: replace ``path`` if it exists (else FileExistsError).
     - ``memory_interval_ms``: period of the resident-memory snapshots.
     - ``compress``: zstd-compress the capture as it is written.
+    - ``memory_limit``: bytes of traced heap; when the heap exceeds it, the
+      capture ends there (complete) and the process exits at once with
+      status 120 (docs/CLI.md, "--memory-limit"). None: no limit.
 
     Only one Tracker can be active in a process at a time (a second one
     raises RuntimeError, also while ``heapscope run`` is tracking the whole
@@ -174,6 +177,7 @@ class Tracker:
         overwrite=False,
         memory_interval_ms=10,
         compress=True,
+        memory_limit=None,
     ):
         self.path = os.fspath(path)
         if not isinstance(self.path, str):
@@ -186,6 +190,9 @@ class Tracker:
         if self.memory_interval_ms <= 0:
             raise ValueError("memory_interval_ms must be a positive number of milliseconds")
         self.compress = bool(compress)
+        self.memory_limit = None if memory_limit is None else int(memory_limit)
+        if self.memory_limit is not None and self.memory_limit <= 0:
+            raise ValueError("memory_limit must be a positive number of bytes")
         self._source = "api"
         self._command_line = None
         self._started = False
@@ -210,6 +217,7 @@ class Tracker:
             "trace_python_allocators": self.trace_python_allocators,
             "follow_fork": self.follow_fork,
             "memory_interval_ms": self.memory_interval_ms,
+            "memory_limit": self.memory_limit,
             "platform": _platform_name(),
             "source": self._source,
         }
@@ -255,6 +263,7 @@ class Tracker:
                 memory_interval_ms=self.memory_interval_ms,
                 compress=self.compress,
                 metadata=metadata,
+                memory_limit=self.memory_limit or 0,
             )
             self._started = True
             _active_tracker = self
@@ -302,6 +311,7 @@ def _tracker_from_options(path, options):
         overwrite=options.get("overwrite", False),
         memory_interval_ms=options.get("memory_interval_ms", 10),
         compress=options.get("compress", True),
+        memory_limit=options.get("memory_limit"),
     )
 
 

@@ -27,4 +27,9 @@ __attribute__((noinline)) void hs_on_free(uint8_t kind, void *p, int which);
 extern volatile sig_atomic_t hs_pending_signal;   // a fatal signal the writer must finish the capture for
 void hs_signal_finished(int sig);                 // the capture is complete: die of `sig`
 void hs_signals_after_fork(void);
+
+// writer.c: the exit status the writer will end the process with (0: none
+// asked); the asking thread waits for it there.
+extern volatile int hs_writer_exit_status;
+__attribute__((noinline, noreturn)) void hs_wait_for_writer_exit(void);
 #endif

@@ -34,6 +34,7 @@ void hs_on_alloc(uint8_t kind, void *p, size_t size, int which) {
         hs_walk_python_stack(t, which);
         if (hs_global.native) hs_walk_native_stack(t);
         hs_record_alloc(t, kind, (uintptr_t)p, size);
+        if (__builtin_expect(hs_writer_exit_status != 0, 0)) hs_wait_for_writer_exit();
     }
     hs_guard = saved;
 }

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 static pthread_mutex_t hs_queue_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hs_queue_cond;
@@ -14,6 +15,7 @@ static hs_chunk *hs_free_chunks;
 static pthread_t hs_writer_thread;
 static volatile int hs_writer_running;
 static unsigned hs_interval_ms;
+volatile int hs_writer_exit_status;
 
 hs_chunk *hs_chunk_take(void) {
     pthread_mutex_lock(&hs_queue_mutex);
@@ -88,7 +90,7 @@ static void *hs_writer_main(void *arg) {
     struct timespec deadline;
     hs_deadline_after(&deadline, hs_interval_ms);
     pthread_mutex_lock(&hs_queue_mutex);
-    while (hs_writer_running && !hs_pending_signal) {
+    while (hs_writer_running && !hs_pending_signal && !hs_writer_exit_status) {
         if (!hs_queue_head) {
             struct timespec wake;
             hs_deadline_after(&wake, HS_SIGNAL_POLL_MS);
@@ -110,10 +112,11 @@ static void *hs_writer_main(void *arg) {
     }
     hs_write_queued();
     pthread_mutex_unlock(&hs_queue_mutex);
-    int sig = hs_pending_signal;
-    if (sig) {
-        hs_finish_on_signal();   // Swift: the last records, then the file is closed
-        hs_signal_finished(sig);
+    int sig = hs_pending_signal, status = hs_writer_exit_status;
+    if (sig || status) {
+        hs_finish_from_writer();   // Swift: the last records, then the file is closed
+        if (sig) hs_signal_finished(sig);
+        else _exit(status);   // libc's: this object's GOT is not patched
     }
     return NULL;
 }
@@ -143,6 +146,20 @@ int hs_writer_start(unsigned interval_ms) {
 
 int hs_writer_is_running(void) { return hs_writer_running; }
 
+void hs_writer_request_exit(int status) {
+    pthread_mutex_lock(&hs_queue_mutex);
+    hs_writer_exit_status = status;
+    pthread_cond_signal(&hs_queue_cond);
+    pthread_mutex_unlock(&hs_queue_mutex);
+}
+
+void hs_wait_for_writer_exit(void) {
+    // Bounded, like a signal's wait: a stuck writer must not hang the program.
+    struct timespec ms = {0, 1000000};
+    for (int waited = 0; waited < 5000; waited++) nanosleep(&ms, NULL);
+    _exit(hs_writer_exit_status);
+}
+
 void hs_writer_stop(void) {
     pthread_mutex_lock(&hs_queue_mutex);
     int was_running = hs_writer_running;
@@ -159,5 +176,6 @@ void hs_writer_after_fork(void) {
     hs_queue_mutex = fresh;
     hs_queue_head = hs_queue_tail = NULL;
     hs_writer_running = 0;
+    hs_writer_exit_status = 0;
     hs_signals_after_fork();
 }

@@ -11,6 +11,7 @@ private struct SessionConfig {
     var followFork: Bool
     var compress: Bool
     var intervalMS: UInt32
+    var memoryLimit: UInt64
 }
 
 /// Touched only from start, stop and the fork handler, never from a hook.
@@ -37,7 +38,15 @@ private func whileRecording(_ body: (UnsafeMutablePointer<Recorder>, UInt64) -> 
 
 @_cdecl("hs_record_alloc")
 func hs_record_alloc(_ t: UnsafeMutablePointer<hs_thread>, _ kind: UInt8, _ address: UInt, _ size: Int) {
-    whileRecording { r, session in r.pointee.recordAlloc(t, session: session, kind: kind, address: address, size: size) }
+    whileRecording { r, session in
+        r.pointee.recordAlloc(t, session: session, kind: kind, address: address, size: size)
+        if r.pointee.isOverLimit {
+            // The capture ends with this allocation: the writer finishes it and
+            // ends the process; the hook waits for that (hs_on_alloc).
+            hs_state_ptr()!.pointee.tracking = 0
+            hs_writer_request_exit(CaptureFile.memoryLimitExitStatus)
+        }
+    }
 }
 
 @_cdecl("hs_record_free")
@@ -109,7 +118,8 @@ func hs_session_start(_ options: UnsafePointer<hs_start_options>, _ error: Unsaf
     if o.follow_fork != 0 { flags.insert(.followFork) }
     let metadata = Array(UnsafeRawBufferPointer(start: o.metadata, count: o.metadata_len))
     let session = SessionConfig(path: path, metadata: metadata, flags: flags, followFork: o.follow_fork != 0,
-                                compress: o.compress != 0, intervalMS: o.memory_interval_ms)
+                                compress: o.compress != 0, intervalMS: o.memory_interval_ms,
+                                memoryLimit: o.memory_limit)
     // Never replace a file unless asked: O_EXCL makes "exists" an error atomically.
     let mode = O_WRONLY | O_CREAT | O_CLOEXEC | (o.overwrite != 0 ? O_TRUNC : O_EXCL)
     let fd = open(path, mode, 0o644)
@@ -163,11 +173,12 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
     return rc
 }
 
-/// On the writer thread, its loop left for a fatal signal (signals.c): the
-/// last records, then the file is closed. Nothing is freed: the process is
-/// about to die, and a thread stopped by the signal may hold malloc's lock.
-@_cdecl("hs_finish_on_signal")
-func hs_finish_on_signal() {
+/// On the writer thread, its loop left for a fatal signal (signals.c) or the
+/// memory limit: the last records, then the file is closed. Nothing is freed:
+/// the process is about to end, and a thread stopped by a signal may hold
+/// malloc's lock.
+@_cdecl("hs_finish_from_writer")
+func hs_finish_from_writer() {
     let state = hs_state_ptr()!
     hs_lock(state)
     state.pointee.tracking = 0
@@ -252,7 +263,8 @@ private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, s
     append(realtimeMicroseconds())
     append(UInt32(session.metadata.count))
     header.append(contentsOf: session.metadata)
-    guard let fresh = Recorder(native: session.flags.contains(.native)) else { return false }
+    guard let fresh = Recorder(native: session.flags.contains(.native), memoryLimit: session.memoryLimit,
+                               countsArenas: !session.flags.contains(.pythonAllocators)) else { return false }
     sink = FileSink(fd: fd, compress: session.compress)
     guard hs_writer_start(session.intervalMS) == 0 else {
         _ = sink?.finish()

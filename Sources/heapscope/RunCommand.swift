@@ -14,6 +14,7 @@
 import ArgumentParser
 import HeapscopeAnalysis
 import HeapscopeFormat
+import HeapscopeReports
 
 #if canImport(Glibc)
 import Glibc
@@ -76,6 +77,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Period of the memory (RSS) snapshots.", valueName: "ms"))
     var memoryIntervalMs: Int = 10
 
+    @Option(help: ArgumentHelp(
+        "Stop the program when its traced heap exceeds SIZE (e.g. 500MB, 2GiB): the capture ends there, a flame graph of that moment is written next to it, and heapscope exits with status 120.",
+        valueName: "size"))
+    var memoryLimit: String?
+
     @Flag(name: .customShort("m"), help: "Run a library module as a script, like python -m: the first argument is the module.")
     var module = false
 
@@ -121,6 +127,8 @@ struct RunPlan {
     var options: RunCommand
     /// Identity of a file already at the output path (with -f): to tell a new capture from the old file.
     var previousOutput: FileIdentity?
+    /// --memory-limit, in bytes.
+    var memoryLimit: UInt64?
 
     static func make(_ cmd: RunCommand) throws -> RunPlan {
         var rest = cmd.program
@@ -144,6 +152,13 @@ struct RunPlan {
         }
         if cmd.memoryIntervalMs <= 0 {
             throw commandFail("--memory-interval-ms must be a positive number of milliseconds")
+        }
+        var memoryLimit: UInt64?
+        if let text = cmd.memoryLimit {
+            guard let bytes = Formatting.parseSize(text), bytes > 0 else {
+                throw commandFail("--memory-limit: not a size: '\(text)' (e.g. 500MB, 2GiB, 1048576)")
+            }
+            memoryLimit = bytes
         }
         if let file = cmd.suppressions {
             if !cmd.leaks { throw commandFail("--suppressions works with --leaks") }
@@ -185,7 +200,7 @@ struct RunPlan {
             mode: mode, target: first, arguments: arguments, commandLine: commandLine,
             python: python, packageDir: packageDir, bootstrapDir: bootstrapDir,
             displayOutput: output.display, absoluteOutput: output.absolute, pidInOutput: cmd.output == nil,
-            options: cmd, previousOutput: output.previous)
+            options: cmd, previousOutput: output.previous, memoryLimit: memoryLimit)
     }
 
     /// The JSON object the bootstrap reads from HEAPSCOPE_RUN_OPTIONS.
@@ -201,6 +216,7 @@ struct RunPlan {
             ("compress", .bool(!options.noCompress)),
             ("overwrite", .bool(options.force)),
             ("memory_interval_ms", .int(Int64(options.memoryIntervalMs))),
+            ("memory_limit", memoryLimit.map { .int(Int64($0)) } ?? .null),
             ("command_line", .array(commandLine.map(JSONValue.string))),
             ("package_dir", .string(packageDir)),
             ("bootstrap_dir", .string(bootstrapDir)),

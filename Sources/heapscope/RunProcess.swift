@@ -71,9 +71,14 @@ extension RunPlan {
 
         let path = pidInOutput ? displayOutput.replacing("{pid}", with: String(pid)) : displayOutput
         let absolutePath = pidInOutput ? absoluteOutput.replacing("{pid}", with: String(pid)) : absoluteOutput
-        if !quiet, captureWritten(at: absolutePath, replacing: previousOutput) {
+        guard captureWritten(at: absolutePath, replacing: previousOutput) else { return result }
+        let totals = captureTotals(path: absolutePath)
+        let atLimit = stoppedAtMemoryLimit(result, limit: memoryLimit, totals: totals)
+        let limitLines = atLimit ? memoryLimitReport(capture: path, limit: memoryLimit!) : []
+        if !quiet {
             let children = options.tracking.followFork ? childCaptures(of: path, since: wallStart) : []
-            reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, children: children)
+            reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, totals: totals, atLimit: atLimit,
+                          limitLines: limitLines, children: children)
         }
         return result
     }

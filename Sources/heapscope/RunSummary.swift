@@ -38,12 +38,15 @@ extension RunPlan {
         }
     }
 
-    func reportCapture(path: String, absolutePath: String, elapsed: Double, status: ChildStatus, children: [String]) {
+    func reportCapture(path: String, absolutePath: String, elapsed: Double, status: ChildStatus, totals: CaptureTotals?, atLimit: Bool,
+                       limitLines: [String], children: [String]) {
         var lines: [String] = []
         lines.append("heapscope: capture written to \(path)")
         lines.append("  command line:      \(shellQuoted(commandLine))")
         lines.append("  duration:          \(formatSeconds(elapsed))")
         switch status {
+        case .exited where atLimit:
+            break   // said below, with what held the memory
         case .exited(let code) where code != 0:
             lines.append("  exit status:       \(code)")
         case .signaled(let sig):
@@ -52,7 +55,8 @@ extension RunPlan {
         default:
             break
         }
-        lines += captureTotalsLines(path: absolutePath)
+        lines += captureTotalsLines(totals)
+        lines += limitLines
         if !children.isEmpty {
             lines.append("  child processes:   \(children.count) captures: \(children.joined(separator: ", "))")
         }

@@ -32,12 +32,17 @@ static volatile sig_atomic_t hs_deferred_signal;
 // disk is gone); dying with a cut-short capture beats not dying.
 #define HS_SIGNAL_WAIT_MS 5000
 
+static void hs_set_handler(int sig, void (*handler)(int)) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(sig, &action, NULL);
+}
+
 static void hs_die_of(int sig) {
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(sig, &dfl, NULL);
+    hs_set_handler(sig, SIG_DFL);
     // Delivered when the caller's mask allows it: at once from the writer
     // (kill reaches any thread not blocking it), on return from the handler.
     kill(getpid(), sig);
@@ -72,32 +77,19 @@ static void hs_on_fatal_signal(int sig) {
     errno = saved_errno;
 }
 
-void hs_signals_install(void) {
+// Sets `to` for each fatal signal whose handler is `from`, and only those.
+static void hs_swap_handlers(void (*from)(int), void (*to)(int)) {
     for (size_t i = 0; i < HS_FATAL_COUNT; i++) {
         struct sigaction current;
         if (sigaction(hs_fatal_signals[i], NULL, &current) != 0) continue;
-        if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL) continue;
-        struct sigaction ours;
-        memset(&ours, 0, sizeof ours);
-        ours.sa_handler = hs_on_fatal_signal;
-        sigemptyset(&ours.sa_mask);
-        ours.sa_flags = SA_RESTART;
-        sigaction(hs_fatal_signals[i], &ours, NULL);
+        if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != from) continue;
+        hs_set_handler(hs_fatal_signals[i], to);
     }
 }
 
-void hs_signals_remove(void) {
-    for (size_t i = 0; i < HS_FATAL_COUNT; i++) {
-        struct sigaction current;
-        if (sigaction(hs_fatal_signals[i], NULL, &current) != 0) continue;
-        if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != hs_on_fatal_signal) continue;
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        sigemptyset(&dfl.sa_mask);
-        sigaction(hs_fatal_signals[i], &dfl, NULL);
-    }
-}
+void hs_signals_install(void) { hs_swap_handlers(SIG_DFL, hs_on_fatal_signal); }
+
+void hs_signals_remove(void) { hs_swap_handlers(hs_on_fatal_signal, SIG_DFL); }
 
 void hs_signal_finished(int sig) {
     hs_signal_done = 1;

@@ -157,16 +157,7 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
     hs_signals_finish_begin()
     defer { hs_signals_finish_end() }
     hs_writer_stop()
-    hs_lock(state)
-    state.pointee.tracking = 0
-    if let r = recorder(state) {
-        r.pointee.recordSnapshot()
-        r.pointee.recordEnd()
-        r.pointee.submit()
-        closeRecorder(state)
-    }
-    hs_unlock(state)
-    hs_writer_drain()   // chunks other threads queued before tracking stopped, then ours
+    writeLastRecords(state, closing: true)
     let rc = sink?.finish() ?? 0
     sink = nil
     config = nil
@@ -179,16 +170,7 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
 /// malloc's lock.
 @_cdecl("hs_finish_from_writer")
 func hs_finish_from_writer() {
-    let state = hs_state_ptr()!
-    hs_lock(state)
-    state.pointee.tracking = 0
-    if let r = recorder(state) {
-        r.pointee.recordSnapshot()
-        r.pointee.recordEnd()
-        r.pointee.submit()
-    }
-    hs_unlock(state)
-    hs_writer_drain()
+    writeLastRecords(hs_state_ptr()!, closing: false)
     _ = sink?.finish(releasing: false)
     sink = nil
 }
@@ -280,6 +262,21 @@ private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, s
     state.pointee.recorder = UnsafeMutableRawPointer(r)
     config = session
     return true
+}
+
+/// Recording stops; a SNAPSHOT and END follow what is queued into the file
+/// (the writer thread has stopped, or is the caller). `closing` frees the recorder.
+private func writeLastRecords(_ state: UnsafeMutablePointer<hs_state>, closing: Bool) {
+    hs_lock(state)
+    state.pointee.tracking = 0
+    if let r = recorder(state) {
+        r.pointee.recordSnapshot()
+        r.pointee.recordEnd()
+        r.pointee.submit()
+        if closing { closeRecorder(state) }
+    }
+    hs_unlock(state)
+    hs_writer_drain()   // chunks other threads queued before tracking stopped, then ours
 }
 
 private func closeRecorder(_ state: UnsafeMutablePointer<hs_state>) {

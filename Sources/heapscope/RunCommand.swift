@@ -39,7 +39,8 @@ struct RunCommand: ParsableCommand {
             the program. heapscope's options come before it.
 
             The program's exit status is heapscope's exit status; a program killed by \
-            a signal kills heapscope with the same signal.
+            a signal kills heapscope with the same signal (SIGTERM and SIGINT leave a \
+            complete capture); a program stopped at --memory-limit makes it exit with 120.
             """
     )
 

@@ -195,6 +195,7 @@ class Tracker:
             raise ValueError("memory_limit must be a positive number of bytes")
         self._source = "api"
         self._command_line = None
+        self._parent_pid = 0   # `run --follow-fork`: an exec'd child's parent
         self._started = False
 
     def __repr__(self):
@@ -264,6 +265,7 @@ class Tracker:
                 compress=self.compress,
                 metadata=metadata,
                 memory_limit=self.memory_limit or 0,
+                parent_pid=self._parent_pid,
             )
             self._started = True
             _active_tracker = self

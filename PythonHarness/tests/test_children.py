@@ -76,6 +76,7 @@ def test_subprocess_of_sys_executable(hs, tmp_path):
     assert stats["truncated"] is False
     assert functions[0].startswith("work"), functions
     assert stats["metadata"]["command_line"] == ["child.py"]
+    assert stats["parent_pid"] == hs.stats_json(tmp_path / "s.hsc")["pid"]
     # The parent's capture is its own: work() never ran there.
     parent, parent_functions = top_function(hs, tmp_path / "s.hsc")
     assert not any(f.startswith("work") for f in parent_functions)

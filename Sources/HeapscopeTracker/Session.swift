@@ -124,7 +124,7 @@ func hs_session_start(_ options: UnsafePointer<hs_start_options>, _ error: Unsaf
     let mode = O_WRONLY | O_CREAT | O_CLOEXEC | (o.overwrite != 0 ? O_TRUNC : O_EXCL)
     let fd = open(path, mode, 0o644)
     guard fd >= 0 else { return errno }
-    guard openSession(fd: fd, session: session, parentPID: 0, state: state) else {
+    guard openSession(fd: fd, session: session, parentPID: o.parent_pid, state: state) else {
         return fail("cannot start the writer thread", error, errorCap)
     }
     hs_register_atfork()

@@ -151,6 +151,7 @@ def _heapscope_start_child(output, options, package_dir):
         for attempt in range(1, 10):
             path = output if attempt == 1 else "%s-%d" % (output, attempt)
             tracker = heapscope._run_bootstrap_tracker(path, options)
+            tracker._parent_pid = os.getppid()
             try:
                 tracker.start()
                 return tracker

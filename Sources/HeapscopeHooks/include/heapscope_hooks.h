@@ -144,6 +144,7 @@ typedef struct hs_start_options {
     int native, trace_python_allocators, follow_fork, overwrite, compress;
     unsigned memory_interval_ms;
     unsigned long long memory_limit;   // bytes of traced heap; 0: none
+    unsigned parent_pid;               // the header's parent pid: 0, or for a child of a followed process its parent
 } hs_start_options;
 
 // 0 on success; otherwise an errno value (OS errors) or -1 (message in `error`).

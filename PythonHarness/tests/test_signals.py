@@ -24,6 +24,22 @@ while True:
     grow()
 """
 
+# Four threads allocate at once: the signal may land inside the recorder.
+THREADS = """
+import threading
+held = []
+def grow():
+    while True:
+        held.append(bytearray(10_000))
+        x = [object() for _ in range(100)]
+        if len(held) > 1000:
+            del held[:500]
+for _ in range(3):
+    threading.Thread(target=grow, daemon=True).start()
+print("ready", flush=True)
+grow()
+"""
+
 OWN_HANDLER = """
 import signal, sys, time
 got = []
@@ -82,6 +98,20 @@ def test_sigterm_leaves_a_complete_capture_and_kills_heapscope_the_same(hs, tmp_
     # The program ran its loop: a few of its 100,000-byte blocks at least.
     top = [e for e in stats["top_by_bytes"] if e["function"] == "grow"]
     assert top and top[0]["bytes"] >= 300_000, stats["top_by_bytes"]
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
+def test_sigterm_while_threads_allocate(hs, tmp_path, native):
+    write(tmp_path / "threads.py", THREADS)
+    for attempt in range(3):
+        capture = "th%d.hsc" % attempt
+        proc = start(hs, tmp_path, "-q", "-o", capture, *(["--native"] if native else []), "threads.py")
+        os.kill(python_pid(proc.pid), signal.SIGTERM)
+        out, err = finish(proc)
+        assert proc.returncode == -signal.SIGTERM, err
+        stats = hs.stats_json(tmp_path / capture)
+        assert stats["truncated"] is False
+        assert len([t for t in stats["threads"] if t["bytes"] > 0]) == 4, stats["threads"]
 
 
 def test_sigterm_sent_to_the_process_group(hs, tmp_path):

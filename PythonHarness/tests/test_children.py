@@ -24,6 +24,14 @@ def top_function(hs, capture):
     return stats, [e["function"] for e in stats["top_by_bytes"]]
 
 
+def run_followed(hs, tmp_path, script, text, capture):
+    """`heapscope run --follow-fork -o capture script` of a script with this text; it must succeed."""
+    write(tmp_path / script, text)
+    proc = hs("run", "--follow-fork", "-o", capture, script)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def listed_children(stderr):
     line = next(l for l in stderr.decode().splitlines() if l.strip().startswith("child processes:"))
     return sorted(os.path.basename(p.strip()) for p in line.split("captures:")[1].split(","))
@@ -61,15 +69,13 @@ def test_pool_workers_of_every_start_method(hs, tmp_path, method):
 
 def test_subprocess_of_sys_executable(hs, tmp_path):
     write(tmp_path / "child.py", WORK + "print(work(2500))\n")
-    write(
-        tmp_path / "parent.py",
+    parent = (
         "import os, subprocess, sys\n"
         "subprocess.run([sys.executable, 'child.py'], check=True)\n"
         # The program sees the user's environment, not heapscope's.
-        "print(sorted(k for k in os.environ if k.startswith('HEAPSCOPE')), os.environ.get('PYTHONPATH'))\n",
+        "print(sorted(k for k in os.environ if k.startswith('HEAPSCOPE')), os.environ.get('PYTHONPATH'))\n"
     )
-    proc = hs("run", "--follow-fork", "-o", "s.hsc", "parent.py")
-    assert proc.returncode == 0, proc.stderr
+    proc = run_followed(hs, tmp_path, "parent.py", parent, "s.hsc")
     assert proc.stdout == b"2500\n[] None\n"
     (child,) = captures(tmp_path, "s.hsc")[1:]
     stats, functions = top_function(hs, tmp_path / child)
@@ -92,8 +98,7 @@ def test_without_follow_fork_children_are_not_traced(hs, tmp_path):
 
 def test_os_execv_of_python(hs, tmp_path):
     # The program forks; the child execs a Python; then the program execs itself.
-    write(
-        tmp_path / "ex.py",
+    script = (
         "import os, sys\n" + WORK + "if len(sys.argv) > 1:\n"
         "    print(sys.argv[1], work(1500), flush=True)\n"
         "    sys.exit(0)\n"
@@ -101,10 +106,9 @@ def test_os_execv_of_python(hs, tmp_path):
         "if pid == 0:\n"
         "    os.execv(sys.executable, [sys.executable, 'ex.py', 'child'])\n"
         "os.waitpid(pid, 0)\n"
-        "os.execv(sys.executable, [sys.executable, 'ex.py', 'again'])\n",
+        "os.execv(sys.executable, [sys.executable, 'ex.py', 'again'])\n"
     )
-    proc = hs("run", "--follow-fork", "-o", "e.hsc", "ex.py")
-    assert proc.returncode == 0, proc.stderr
+    proc = run_followed(hs, tmp_path, "ex.py", script, "e.hsc")
     assert proc.stdout == b"child 1500\nagain 1500\n"
     names = captures(tmp_path, "e.hsc")
     # e.hsc (before its exec), e.hsc.<root pid> (after), e.hsc.<fork pid>
@@ -127,12 +131,9 @@ def test_os_execv_of_python(hs, tmp_path):
 
 def test_a_child_never_overwrites_a_capture(hs, tmp_path):
     # A file already at a child's name stays; the child writes <name>-2.
-    write(tmp_path / "parent.py", "import os, subprocess, sys\n"
-          "open('c.hsc.%d' % os.getpid(), 'w').write('mine')\n"
-          "os.execv(sys.executable, [sys.executable, '-c', 'x = bytearray(10**6)'])\n")
-    proc = hs("run", "--follow-fork", "-o", "c.hsc", "parent.py")
-    assert proc.returncode == 0, proc.stderr
-    names = captures(tmp_path, "c.hsc")
+    run_followed(hs, tmp_path, "parent.py", "import os, sys\n"
+                 "open('c.hsc.%d' % os.getpid(), 'w').write('mine')\n"
+                 "os.execv(sys.executable, [sys.executable, '-c', 'x = bytearray(10**6)'])\n", "c.hsc")
     pid = hs.stats_json(tmp_path / "c.hsc")["pid"]
     assert (tmp_path / ("c.hsc.%d" % pid)).read_text() == "mine"
     stats = hs.stats_json(tmp_path / ("c.hsc.%d-2" % pid))

@@ -170,10 +170,8 @@ def test_a_programs_own_sigterm_handler_is_kept(hs, tmp_path):
 def test_getsignal_still_says_default(hs, tmp_path):
     # heapscope's handler is invisible to the program.
     code = "import signal; print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)"
-    assert hs.python("-c", code).stdout == b"True\n"
-    proc = hs("run", "-q", "-o", "gs.hsc", "-c", code)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == b"True\n"
+    plain, traced = hs.python("-c", code), hs("run", "-q", "-o", "gs.hsc", "-c", code)
+    assert (traced.returncode, traced.stdout) == (plain.returncode, plain.stdout) == (0, b"True\n"), traced.stderr
 
 
 def test_pool_terminate_leaves_complete_worker_captures(hs, tmp_path):

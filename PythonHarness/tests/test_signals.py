@@ -195,3 +195,29 @@ def test_pool_terminate_leaves_complete_worker_captures(hs, tmp_path):
         stats = hs.stats_json(child)
         assert stats["truncated"] is False, child
     assert b"cut short" not in proc.stderr
+
+
+def test_sigterm_right_after_fork(hs, tmp_path):
+    # The parent kills each child at once, while the child may still be
+    # opening its capture: a capture, when there is one, is complete.
+    write(
+        tmp_path / "forks.py",
+        "import os, signal, time\n"
+        "for i in range(30):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        time.sleep(5)\n"
+        "        os._exit(0)\n"
+        "    time.sleep(i * 0.0001)  # 0 to 3 ms after the fork: across the child's start\n"
+        "    os.kill(pid, signal.SIGTERM)\n"
+        "    assert os.waitpid(pid, 0)[1] == signal.SIGTERM\n"
+        "print('ok')\n",
+    )
+    proc = hs("run", "-q", "--follow-fork", "-o", "f.hsc", "forks.py")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"ok\n"
+    children = [p for p in tmp_path.glob("f.hsc.*")]
+    assert len(children) >= 5  # the later kills find the child recording
+    for child in children:
+        assert child.stat().st_size > 0, child
+        assert hs.stats_json(child)["truncated"] is False, child

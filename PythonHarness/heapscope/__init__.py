@@ -164,6 +164,9 @@ class Tracker:
     - ``overwrite``: replace ``path`` if it exists (else FileExistsError).
     - ``memory_interval_ms``: period of the resident-memory snapshots.
     - ``compress``: zstd-compress the capture as it is written.
+    - ``memory_limit``: bytes of traced heap; when the heap exceeds it, the
+      capture ends there (complete) and the process exits at once with
+      status 120 (docs/CLI.md, "--memory-limit"). None: no limit.
 
     Only one Tracker can be active in a process at a time (a second one
     raises RuntimeError, also while ``heapscope run`` is tracking the whole
@@ -180,6 +183,7 @@ class Tracker:
         overwrite: bool = False,
         memory_interval_ms: int = 10,
         compress: bool = True,
+        memory_limit: Optional[int] = None,
     ) -> None:
         raw = os.fspath(path)
         self.path: str = raw if isinstance(raw, str) else os.fsdecode(raw)
@@ -191,9 +195,13 @@ class Tracker:
         if self.memory_interval_ms <= 0:
             raise ValueError("memory_interval_ms must be a positive number of milliseconds")
         self.compress = bool(compress)
+        self.memory_limit = None if memory_limit is None else int(memory_limit)
+        if self.memory_limit is not None and self.memory_limit <= 0:
+            raise ValueError("memory_limit must be a positive number of bytes")
         self._source = "api"
         self._command_line: Optional[list[str]] = None
         self._extra_metadata: Optional[dict[str, Any]] = None
+        self._parent_pid = 0   # `run --follow-fork`: an exec'd child's parent
         self._started = False
 
     def __repr__(self) -> str:
@@ -216,6 +224,7 @@ class Tracker:
             "trace_python_allocators": self.trace_python_allocators,
             "follow_fork": self.follow_fork,
             "memory_interval_ms": self.memory_interval_ms,
+            "memory_limit": self.memory_limit,
             "platform": _platform_name(),
             "source": self._source,
         }
@@ -261,6 +270,8 @@ class Tracker:
                 memory_interval_ms=self.memory_interval_ms,
                 compress=self.compress,
                 metadata=metadata,
+                memory_limit=self.memory_limit or 0,
+                parent_pid=self._parent_pid,
             )
             self._started = True
             _active_tracker = self
@@ -313,6 +324,7 @@ def _tracker_from_options(path, options):
         overwrite=options.get("overwrite", False),
         memory_interval_ms=options.get("memory_interval_ms", 10),
         compress=options.get("compress", True),
+        memory_limit=options.get("memory_limit"),
     )
 
 

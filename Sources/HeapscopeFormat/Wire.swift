@@ -6,6 +6,9 @@ public enum CaptureFile {
     /// `\x89HSC\r\n\x1a\n`: the high byte and the CR/LF catch text-mode damage.
     public static let magic: [UInt8] = [0x89, 0x48, 0x53, 0x43, 0x0D, 0x0A, 0x1A, 0x0A]
     public static let version: UInt16 = 1
+    /// The status a process stopped at its memory limit exits with, and
+    /// `heapscope run` then (docs/CLI.md, "Exit status").
+    public static let memoryLimitExitStatus: Int32 = 120
     /// Magic, version, flags, pid, parent pid, reserved, start time, metadata length.
     public static let fixedHeaderSize = 36
     public static let zstdMagic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]

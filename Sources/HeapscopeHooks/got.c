@@ -26,6 +26,10 @@ int hs_munmap(void *, size_t);
 void *hs_dlopen(const char *, int);
 void hs__exit(int);
 int hs_dlclose(void *);
+int hs_execv(const char *, char *const[]);
+int hs_execve(const char *, char *const[], char *const[]);
+int hs_execvp(const char *, char *const[]);
+int hs_fexecve(int, char *const[], char *const[]);
 
 typedef struct {
     const char *name;
@@ -48,6 +52,10 @@ static const hs_symbol_hook hs_hooks[] = {
     {"dlopen", (void *)hs_dlopen},
     {"_exit", (void *)hs__exit},
     {"dlclose", (void *)hs_dlclose},
+    {"execv", (void *)hs_execv},
+    {"execve", (void *)hs_execve},
+    {"execvp", (void *)hs_execvp},
+    {"fexecve", (void *)hs_fexecve},
 };
 #define HS_HOOK_COUNT (sizeof(hs_hooks) / sizeof(hs_hooks[0]))
 

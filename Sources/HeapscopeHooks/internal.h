@@ -22,4 +22,14 @@ void hs_walk_native_stack(hs_thread *t);
 // noinline keeps the hook bodies (which run for every allocation) small.
 __attribute__((noinline)) void hs_on_alloc(uint8_t kind, void *p, size_t size, int which);
 __attribute__((noinline)) void hs_on_free(uint8_t kind, void *p, int which);
+// signals.c and the writer thread.
+#include <signal.h>
+extern volatile sig_atomic_t hs_pending_signal;   // a fatal signal the writer must finish the capture for
+void hs_signal_finished(int sig);                 // the capture is complete: die of `sig`
+void hs_signals_after_fork(void);
+
+// writer.c: the exit status the writer will end the process with (0: none
+// asked); the asking thread waits for it there.
+extern volatile int hs_writer_exit_status;
+__attribute__((noinline, noreturn)) void hs_wait_for_writer_exit(void);
 #endif

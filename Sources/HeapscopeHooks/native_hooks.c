@@ -34,6 +34,7 @@ void hs_on_alloc(uint8_t kind, void *p, size_t size, int which) {
         hs_walk_python_stack(t, which);
         if (hs_global.native) hs_walk_native_stack(t);
         hs_record_alloc(t, kind, (uintptr_t)p, size);
+        if (__builtin_expect(hs_writer_exit_status != 0, 0)) hs_wait_for_writer_exit();
     }
     hs_guard = saved;
 }
@@ -140,6 +141,38 @@ void hs__exit(int status) {
         hs_finish_before_exit();
     }
     _exit(status);
+}
+
+// exec replaces the process image without atexit or `_exit`: the capture
+// ends here, complete (a Python exec'd under --follow-fork starts its own).
+// Should exec fail, the process goes on untracked.
+static void hs_finish_before_exec(void) {
+    if (hs_global.tracking && hs_global.pid == getpid()) {
+        unsigned saved = hs_guard;
+        hs_guard |= HS_IN_RECORD;
+        hs_finish_before_exit();
+        hs_guard = saved;
+    }
+}
+
+int hs_execv(const char *path, char *const argv[]) {
+    hs_finish_before_exec();
+    return execv(path, argv);
+}
+
+int hs_execve(const char *path, char *const argv[], char *const envp[]) {
+    hs_finish_before_exec();
+    return execve(path, argv, envp);
+}
+
+int hs_execvp(const char *file, char *const argv[]) {
+    hs_finish_before_exec();
+    return execvp(file, argv);
+}
+
+int hs_fexecve(int fd, char *const argv[], char *const envp[]) {
+    hs_finish_before_exec();
+    return fexecve(fd, argv, envp);
 }
 
 // A newly loaded object calls malloc through its own GOT: patch it too.

@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -80,6 +81,13 @@ static void hs_parent_after_fork(void) {
 
 static void hs_child_after_fork(void) {
     if (!hs_global.tracking) return;
+    // A SIGTERM while the child's capture is being opened would find no
+    // session to finish: it waits until there is one (signals.c).
+    sigset_t fatal, mask;
+    sigemptyset(&fatal);
+    sigaddset(&fatal, SIGTERM);
+    sigaddset(&fatal, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &fatal, &mask);
     hs_writer_after_fork();   // the writer thread did not survive the fork
     unsigned saved = hs_guard;
     hs_guard |= HS_IN_RECORD;
@@ -88,6 +96,7 @@ static void hs_child_after_fork(void) {
     hs_after_fork_child();   // Swift: follow into a new capture, or stop recording
     hs_guard = saved;
     hs_unlock(&hs_global);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
 }
 
 void hs_register_atfork(void) {

@@ -3,16 +3,19 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 static pthread_mutex_t hs_queue_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hs_queue_cond;
 static hs_chunk *hs_queue_head, *hs_queue_tail;   // full chunks, oldest first
 static hs_chunk *hs_free_chunks;
 static pthread_t hs_writer_thread;
-static int hs_writer_running;
+static volatile int hs_writer_running;
 static unsigned hs_interval_ms;
+volatile int hs_writer_exit_status;
 
 hs_chunk *hs_chunk_take(void) {
     pthread_mutex_lock(&hs_queue_mutex);
@@ -66,11 +69,19 @@ static void hs_deadline_after(struct timespec *t, unsigned ms) {
     t->tv_nsec = (long)(ns % 1000000000u);
 }
 
+static int hs_before(const struct timespec *a, const struct timespec *b) {
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
 static int hs_passed(const struct timespec *deadline) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > deadline->tv_sec || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+    return !hs_before(&now, deadline);
 }
+
+// A signal handler cannot signal a condition variable: the writer looks for
+// a pending signal (signals.c) at least this often.
+#define HS_SIGNAL_POLL_MS 20
 
 static void *hs_writer_main(void *arg) {
     (void)arg;
@@ -79,8 +90,12 @@ static void *hs_writer_main(void *arg) {
     struct timespec deadline;
     hs_deadline_after(&deadline, hs_interval_ms);
     pthread_mutex_lock(&hs_queue_mutex);
-    while (hs_writer_running) {
-        if (!hs_queue_head) pthread_cond_timedwait(&hs_queue_cond, &hs_queue_mutex, &deadline);
+    while (hs_writer_running && !hs_pending_signal && !hs_writer_exit_status) {
+        if (!hs_queue_head) {
+            struct timespec wake;
+            hs_deadline_after(&wake, HS_SIGNAL_POLL_MS);
+            pthread_cond_timedwait(&hs_queue_cond, &hs_queue_mutex, hs_before(&deadline, &wake) ? &deadline : &wake);
+        }
         hs_write_queued();
         if (hs_writer_running && hs_passed(&deadline)) {
             pthread_mutex_unlock(&hs_queue_mutex);
@@ -97,6 +112,12 @@ static void *hs_writer_main(void *arg) {
     }
     hs_write_queued();
     pthread_mutex_unlock(&hs_queue_mutex);
+    int sig = hs_pending_signal, status = hs_writer_exit_status;
+    if (sig || status) {
+        hs_finish_from_writer();   // Swift: the last records, then the file is closed
+        if (sig) hs_signal_finished(sig);
+        else _exit(status);   // libc's: this object's GOT is not patched
+    }
     return NULL;
 }
 
@@ -110,10 +131,33 @@ int hs_writer_start(unsigned interval_ms) {
     hs_writer_running = 1;
     unsigned saved = hs_guard;
     hs_guard |= HS_IN_RECORD;   // the thread's stack and TLS are not the program's
+    // The program's signals go to the program's threads (the thread inherits this mask).
+    sigset_t all, previous;
+    sigfillset(&all);
+    int synchronous[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < sizeof synchronous / sizeof synchronous[0]; i++) sigdelset(&all, synchronous[i]);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);
     int rc = pthread_create(&hs_writer_thread, NULL, hs_writer_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
     hs_guard = saved;
     if (rc != 0) hs_writer_running = 0;
     return rc;
+}
+
+int hs_writer_is_running(void) { return hs_writer_running; }
+
+void hs_writer_request_exit(int status) {
+    pthread_mutex_lock(&hs_queue_mutex);
+    hs_writer_exit_status = status;
+    pthread_cond_signal(&hs_queue_cond);
+    pthread_mutex_unlock(&hs_queue_mutex);
+}
+
+void hs_wait_for_writer_exit(void) {
+    // Bounded, like a signal's wait: a stuck writer must not hang the program.
+    struct timespec ms = {0, 1000000};
+    for (int waited = 0; waited < 5000; waited++) nanosleep(&ms, NULL);
+    _exit(hs_writer_exit_status);
 }
 
 void hs_writer_stop(void) {
@@ -132,4 +176,6 @@ void hs_writer_after_fork(void) {
     hs_queue_mutex = fresh;
     hs_queue_head = hs_queue_tail = NULL;
     hs_writer_running = 0;
+    hs_writer_exit_status = 0;
+    hs_signals_after_fork();
 }

@@ -42,13 +42,14 @@ struct FileSink {
     }
 
     /// Ends the frame and closes the file; returns the first error, 0 if none.
-    mutating func finish() -> Int32 {
+    /// Not `releasing` the buffers: for a process about to die of a signal.
+    mutating func finish(releasing: Bool = true) -> Int32 {
         if let stream {
             var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
             while error == 0 && compress(stream, &input, ZSTD_e_end) != 0 {}
-            ZSTD_freeCStream(stream)
+            if releasing { ZSTD_freeCStream(stream) }
         }
-        out.deallocate()
+        if releasing { out.deallocate() }
         if close(fd) != 0 && error == 0 { error = errno }
         return error
     }

@@ -30,11 +30,17 @@ struct Recorder {
     private var nextThread: UInt32 = 1
     /// ALLOC records carry a native stack id (header flag `native`).
     let native: Bool
+    /// Bytes of traced heap the program may hold (0: no limit), and the heap
+    /// kept to check it (only with a limit: it costs a table update per event).
+    private let memoryLimit: UInt64
+    private var liveHeap: LiveHeap?
     private let startMonotonic: UInt64
     private let statmFD: Int32
 
-    init?(native: Bool) {
+    init?(native: Bool, memoryLimit: UInt64, countsArenas: Bool) {
         guard let chunk = hs_chunk_take() else { return nil }
+        self.memoryLimit = memoryLimit
+        liveHeap = memoryLimit > 0 ? LiveHeap(countsArenas: countsArenas) : nil
         self.chunk = chunk
         buffer = hs_chunk_data(chunk)
         self.native = native
@@ -49,12 +55,17 @@ struct Recorder {
         frames.release()
         natives.release()
         threads.release()
+        liveHeap?.release()
         if statmFD >= 0 { close(statmFD) }
     }
 
     // MARK: Events
 
+    /// The traced heap exceeds the memory limit.
+    var isOverLimit: Bool { liveHeap.map { $0.bytes > memoryLimit } ?? false }
+
     mutating func recordAlloc(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt, size: Int) {
+        liveHeap?.alloc(kind: kind, address: address, size: size)
         enter(t, session: session)
         let frame = internStack(t)
         let nativeFrame = native ? internNativeStack(t) : 0
@@ -75,6 +86,7 @@ struct Recorder {
     }
 
     mutating func recordFree(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt) {
+        liveHeap?.free(kind: kind, address: address)
         enter(t, session: session)
         reserve(1 + VarInt.maxBytes)
         put(RecordTag.freeBase + kind)
@@ -82,6 +94,7 @@ struct Recorder {
     }
 
     mutating func recordMunmap(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, address: UInt, length: Int) {
+        liveHeap?.munmap(address: address, length: length)
         enter(t, session: session)
         reserve(1 + 2 * VarInt.maxBytes)
         put(RecordTag.munmap)
@@ -122,6 +135,7 @@ struct Recorder {
         if t.pointee.session != session {
             t.pointee.session = session
             t.pointee.cached_depth = 0
+            t.pointee.cached_native_depth = 0   // its ids are the last session's too
             t.pointee.walk_shared = HS_SHARED_UNKNOWN   // compared with a cache that is gone
             let (number, isNew) = threadNumber(osTid: t.pointee.os_tid)
             t.pointee.number = number

@@ -11,6 +11,7 @@ private struct SessionConfig {
     var followFork: Bool
     var compress: Bool
     var intervalMS: UInt32
+    var memoryLimit: UInt64
 }
 
 /// Touched only from start, stop and the fork handler, never from a hook.
@@ -37,7 +38,15 @@ private func whileRecording(_ body: (UnsafeMutablePointer<Recorder>, UInt64) -> 
 
 @_cdecl("hs_record_alloc")
 func hs_record_alloc(_ t: UnsafeMutablePointer<hs_thread>, _ kind: UInt8, _ address: UInt, _ size: Int) {
-    whileRecording { r, session in r.pointee.recordAlloc(t, session: session, kind: kind, address: address, size: size) }
+    whileRecording { r, session in
+        r.pointee.recordAlloc(t, session: session, kind: kind, address: address, size: size)
+        if r.pointee.isOverLimit {
+            // The capture ends with this allocation: the writer finishes it and
+            // ends the process; the hook waits for that (hs_on_alloc).
+            hs_state_ptr()!.pointee.tracking = 0
+            hs_writer_request_exit(CaptureFile.memoryLimitExitStatus)
+        }
+    }
 }
 
 @_cdecl("hs_record_free")
@@ -109,12 +118,13 @@ func hs_session_start(_ options: UnsafePointer<hs_start_options>, _ error: Unsaf
     if o.follow_fork != 0 { flags.insert(.followFork) }
     let metadata = Array(UnsafeRawBufferPointer(start: o.metadata, count: o.metadata_len))
     let session = SessionConfig(path: path, metadata: metadata, flags: flags, followFork: o.follow_fork != 0,
-                                compress: o.compress != 0, intervalMS: o.memory_interval_ms)
+                                compress: o.compress != 0, intervalMS: o.memory_interval_ms,
+                                memoryLimit: o.memory_limit)
     // Never replace a file unless asked: O_EXCL makes "exists" an error atomically.
     let mode = O_WRONLY | O_CREAT | O_CLOEXEC | (o.overwrite != 0 ? O_TRUNC : O_EXCL)
     let fd = open(path, mode, 0o644)
     guard fd >= 0 else { return errno }
-    guard openSession(fd: fd, session: session, parentPID: 0, state: state) else {
+    guard openSession(fd: fd, session: session, parentPID: o.parent_pid, state: state) else {
         return fail("cannot start the writer thread", error, errorCap)
     }
     hs_register_atfork()
@@ -122,6 +132,7 @@ func hs_session_start(_ options: UnsafePointer<hs_start_options>, _ error: Unsaf
     state.pointee.tracking = 1
     hs_install_python_hooks(o.trace_python_allocators)
     hs_patch_got(1)
+    hs_signals_install()
     return 0
 }
 
@@ -134,6 +145,7 @@ func hs_session_stop(_ error: UnsafeMutablePointer<CChar>, _ errorCap: Int) -> I
     hs_remove_python_hooks()
     hs_patch_got(0)
     let rc = finishCapture(state)
+    hs_signals_remove()
     if rc < 0 { return fail("could not compress the capture", error, errorCap) }
     return rc
 }
@@ -142,21 +154,25 @@ func hs_session_stop(_ error: UnsafeMutablePointer<CChar>, _ errorCap: Int) -> I
 /// last records (a SNAPSHOT and END) follow, and the file is closed. Returns
 /// the first write error (errno, or -1 from zstd), 0 if none.
 private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
+    hs_signals_finish_begin()
+    defer { hs_signals_finish_end() }
     hs_writer_stop()
-    hs_lock(state)
-    state.pointee.tracking = 0
-    if let r = recorder(state) {
-        r.pointee.recordSnapshot()
-        r.pointee.recordEnd()
-        r.pointee.submit()
-        closeRecorder(state)
-    }
-    hs_unlock(state)
-    hs_writer_drain()   // chunks other threads queued before tracking stopped, then ours
+    writeLastRecords(state, closing: true)
     let rc = sink?.finish() ?? 0
     sink = nil
     config = nil
     return rc
+}
+
+/// On the writer thread, its loop left for a fatal signal (signals.c) or the
+/// memory limit: the last records, then the file is closed. Nothing is freed:
+/// the process is about to end, and a thread stopped by a signal may hold
+/// malloc's lock.
+@_cdecl("hs_finish_from_writer")
+func hs_finish_from_writer() {
+    writeLastRecords(hs_state_ptr()!, closing: false)
+    _ = sink?.finish(releasing: false)
+    sink = nil
 }
 
 @_cdecl("hs_session_name_thread")
@@ -229,7 +245,8 @@ private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, s
     append(realtimeMicroseconds())
     append(UInt32(session.metadata.count))
     header.append(contentsOf: session.metadata)
-    guard let fresh = Recorder(native: session.flags.contains(.native)) else { return false }
+    guard let fresh = Recorder(native: session.flags.contains(.native), memoryLimit: session.memoryLimit,
+                               countsArenas: !session.flags.contains(.pythonAllocators)) else { return false }
     sink = FileSink(fd: fd, compress: session.compress)
     guard hs_writer_start(session.intervalMS) == 0 else {
         _ = sink?.finish()
@@ -245,6 +262,21 @@ private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, s
     state.pointee.recorder = UnsafeMutableRawPointer(r)
     config = session
     return true
+}
+
+/// Recording stops; a SNAPSHOT and END follow what is queued into the file
+/// (the writer thread has stopped, or is the caller). `closing` frees the recorder.
+private func writeLastRecords(_ state: UnsafeMutablePointer<hs_state>, closing: Bool) {
+    hs_lock(state)
+    state.pointee.tracking = 0
+    if let r = recorder(state) {
+        r.pointee.recordSnapshot()
+        r.pointee.recordEnd()
+        r.pointee.submit()
+        if closing { closeRecorder(state) }
+    }
+    hs_unlock(state)
+    hs_writer_drain()   // chunks other threads queued before tracking stopped, then ours
 }
 
 private func closeRecorder(_ state: UnsafeMutablePointer<hs_state>) {

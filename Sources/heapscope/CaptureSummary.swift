@@ -5,7 +5,11 @@ import HeapscopeAnalysis
 
 /// The totals lines of the summary (nothing if the capture cannot be read: that is said on stderr).
 func captureTotalsLines(path absolutePath: String) -> [String] {
-    guard let totals = captureTotals(path: absolutePath) else { return [] }
+    captureTotalsLines(captureTotals(path: absolutePath))
+}
+
+func captureTotalsLines(_ totals: CaptureTotals?) -> [String] {
+    guard let totals else { return [] }
     var lines: [String] = []
     if let note = totals.note { lines.append("  note:              \(note)") }
     lines.append("  total allocations: \(groupedThousands(totals.allocations))")

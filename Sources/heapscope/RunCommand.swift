@@ -14,6 +14,7 @@
 import ArgumentParser
 import HeapscopeAnalysis
 import HeapscopeFormat
+import HeapscopeReports
 
 #if canImport(Glibc)
 import Glibc
@@ -38,7 +39,8 @@ struct RunCommand: ParsableCommand {
             the program. heapscope's options come before it.
 
             The program's exit status is heapscope's exit status; a program killed by \
-            a signal kills heapscope with the same signal.
+            a signal kills heapscope with the same signal (SIGTERM and SIGINT leave a \
+            complete capture); a program stopped at --memory-limit makes it exit with 120.
             """
     )
 
@@ -76,6 +78,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Period of the memory (RSS) snapshots.", valueName: "ms"))
     var memoryIntervalMs: Int = 10
 
+    @Option(help: ArgumentHelp(
+        "Stop the program when its traced heap exceeds SIZE (e.g. 500MB, 2GiB): the capture ends there, a flame graph of that moment is written next to it, and heapscope exits with status 120.",
+        valueName: "size"))
+    var memoryLimit: String?
+
     @Flag(name: .customShort("m"), help: "Run a library module as a script, like python -m: the first argument is the module.")
     var module = false
 
@@ -101,12 +108,7 @@ struct RunCommand: ParsableCommand {
 
 // MARK: - The plan
 
-private enum ChildStatus {
-    case exited(Int32)
-    case signaled(Int32)
-}
-
-private struct RunPlan {
+struct RunPlan {
     enum Mode { case script, module, code }
 
     var mode: Mode
@@ -126,6 +128,8 @@ private struct RunPlan {
     var options: RunCommand
     /// Identity of a file already at the output path (with -f): to tell a new capture from the old file.
     var previousOutput: FileIdentity?
+    /// --memory-limit, in bytes.
+    var memoryLimit: UInt64?
 
     static func make(_ cmd: RunCommand) throws -> RunPlan {
         var rest = cmd.program
@@ -149,6 +153,13 @@ private struct RunPlan {
         }
         if cmd.memoryIntervalMs <= 0 {
             throw commandFail("--memory-interval-ms must be a positive number of milliseconds")
+        }
+        var memoryLimit: UInt64?
+        if let text = cmd.memoryLimit {
+            guard let bytes = Formatting.parseSize(text), bytes > 0 else {
+                throw commandFail("--memory-limit: not a size: '\(text)' (e.g. 500MB, 2GiB, 1048576)")
+            }
+            memoryLimit = bytes
         }
         if let file = cmd.suppressions {
             if !cmd.leaks { throw commandFail("--suppressions works with --leaks") }
@@ -190,7 +201,7 @@ private struct RunPlan {
             mode: mode, target: first, arguments: arguments, commandLine: commandLine,
             python: python, packageDir: packageDir, bootstrapDir: bootstrapDir,
             displayOutput: output.display, absoluteOutput: output.absolute, pidInOutput: cmd.output == nil,
-            options: cmd, previousOutput: output.previous)
+            options: cmd, previousOutput: output.previous, memoryLimit: memoryLimit)
     }
 
     /// The JSON object the bootstrap reads from HEAPSCOPE_RUN_OPTIONS.
@@ -206,6 +217,7 @@ private struct RunPlan {
             ("compress", .bool(!options.noCompress)),
             ("overwrite", .bool(options.force)),
             ("memory_interval_ms", .int(Int64(options.memoryIntervalMs))),
+            ("memory_limit", memoryLimit.map { .int(Int64($0)) } ?? .null),
             ("command_line", .array(commandLine.map(JSONValue.string))),
             ("package_dir", .string(packageDir)),
             ("bootstrap_dir", .string(bootstrapDir)),
@@ -253,117 +265,6 @@ private struct RunPlan {
         env.append(("HEAPSCOPE_RUN_OPTIONS", bootstrapOptions(userPythonPath: userPythonPath)))
         return env.map { "\($0.0)=\($0.1)" }
     }
-
-    func execute(quiet: Bool) throws -> ChildStatus {
-        let argv = childArgv()
-        let envp = childEnvironment()
-
-        // The terminal sends SIGINT/SIGQUIT to the whole foreground group: the
-        // child handles them; we only wait. Signals that were ignored when we
-        // started stay ignored in the child, as they would without heapscope.
-        let oldInt = signal(SIGINT, SIG_IGN)
-        let oldQuit = signal(SIGQUIT, SIG_IGN)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        if !isIgnored(oldInt) { sigaddset(&defaults, SIGINT) }
-        if !isIgnored(oldQuit) { sigaddset(&defaults, SIGQUIT) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        var currentMask = sigset_t()
-        sigprocmask(SIG_SETMASK, nil, &currentMask)
-
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setsigmask(&attr, &currentMask)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let start = monotonicSeconds()
-        let wallStart = time(nil)
-        var pid: pid_t = 0
-        let rc = withCStrings(argv) { cArgv in
-            withCStrings(envp) { cEnv in
-                if argv[0].contains("/") {
-                    return posix_spawn(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
-                }
-                return posix_spawnp(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
-            }
-        }
-        if rc != 0 {
-            throw commandFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
-        }
-
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR {
-                throw commandFail("waiting for the program failed: \(String(cString: strerror(errno)))")
-            }
-        }
-        let elapsed = monotonicSeconds() - start
-
-        let result: ChildStatus
-        if (status & 0x7f) == 0 {
-            result = .exited((status >> 8) & 0xff)
-        } else {
-            result = .signaled(status & 0x7f)
-        }
-
-        let path = pidInOutput ? displayOutput.replacing("{pid}", with: String(pid)) : displayOutput
-        let absolutePath = pidInOutput ? absoluteOutput.replacing("{pid}", with: String(pid)) : absoluteOutput
-        if !quiet, captureWritten(at: absolutePath, replacing: previousOutput) {
-            let children = options.tracking.followFork ? childCaptures(of: path, since: wallStart) : []
-            reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, children: children)
-        }
-        return result
-    }
-
-    /// Captures written by forked children (`--follow-fork`): `<path>.<pid>`.
-    func childCaptures(of path: String, since: time_t) -> [String] {
-        let dir = parentDirectory(of: path)
-        let base = path.split(separator: "/").last.map(String.init) ?? path
-        guard let handle = opendir(dir) else { return [] }
-        defer { closedir(handle) }
-        var found: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
-            }
-            guard name.hasPrefix(base + "."), name.count > base.count + 1 else { continue }
-            let suffix = name.dropFirst(base.count + 1)
-            guard suffix.allSatisfy({ $0.isASCII && $0.isNumber }) else { continue }
-            let full = (path.contains("/") ? dir + "/" : "") + name
-            var st = stat()
-            if stat(full, &st) == 0, st.st_mtim.tv_sec >= since - 1 { found.append(full) }
-        }
-        return found.sorted()
-    }
-
-    func reportCapture(path: String, absolutePath: String, elapsed: Double, status: ChildStatus, children: [String]) {
-        var lines: [String] = []
-        lines.append("heapscope: capture written to \(path)")
-        lines.append("  command line:      \(shellQuoted(commandLine))")
-        lines.append("  duration:          \(formatSeconds(elapsed))")
-        switch status {
-        case .exited(let code) where code != 0:
-            lines.append("  exit status:       \(code)")
-        case .signaled(let sig):
-            lines.append("  killed by signal:  \(sig) (the capture may be cut short)")
-        default:
-            break
-        }
-        lines += captureTotalsLines(path: absolutePath)
-        if !children.isEmpty {
-            lines.append("  forked children:   \(children.count) captures: \(children.joined(separator: ", "))")
-        }
-        if options.leaks {
-            // LEAKS SUMMARY (run --leaks): LeaksSummary.swift.
-            lines += leaksSummaryLines(capture: absolutePath, suppressionsFile: options.suppressions,
-                                       userPythonMalloc: userPythonMalloc)
-        }
-        lines.append(nextStepLine(path: path))
-        writeStderr(lines.joined(separator: "\n") + "\n")
-    }
 }
 
 // MARK: - Locating Python and the package
@@ -381,28 +282,6 @@ private func resolvePython() throws -> String {
     }
     if let found = searchPath("python3") { return found }
     throw commandFail("no python3 on PATH (set HEAPSCOPE_PYTHON to the interpreter to profile with)")
-}
-
-private func isIgnored(_ handler: __sighandler_t?) -> Bool {
-    guard let handler else { return false }
-    return unsafeBitCast(handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
-}
-
-/// Dies of `sig` the way the child did, so the shell sees the same status.
-private func reraise(signal sig: Int32) -> Never {
-    // One core file is enough: the child's.
-    var limit = rlimit(rlim_cur: 0, rlim_max: 0)
-    _ = withUnsafeMutablePointer(to: &limit) { getrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), $0) }
-    limit.rlim_cur = 0
-    _ = withUnsafePointer(to: &limit) { setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), $0) }
-    signal(sig, SIG_DFL)
-    var set = sigset_t()
-    sigemptyset(&set)
-    sigaddset(&set, sig)
-    sigprocmask(SIG_UNBLOCK, &set, nil)
-    kill(getpid(), sig)
-    // A signal whose default action does not kill (SIGCHLD, SIGWINCH...).
-    exit(128 + sig)
 }
 
 private func currentEnvironment() -> [(String, String)] {

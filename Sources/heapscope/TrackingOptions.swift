@@ -10,6 +10,6 @@ struct TrackingOptions: ParsableArguments {
         help: "Trace CPython's own allocators (PyMem/PyObject and pymalloc arenas); on by default.")
     var tracePythonAllocators = true
 
-    @Flag(help: "Record forked child processes into captures of their own.")
+    @Flag(help: "Record child processes into captures of their own, <capture>.<pid>: forked children, and (run) every Python the program execs.")
     var followFork = false
 }

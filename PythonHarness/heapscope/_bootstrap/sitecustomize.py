@@ -73,6 +73,8 @@ def _heapscope_bootstrap():
 
 def _heapscope_start(output, options):
     if sys.version_info < (3, 8):
+        if options.get("child"):
+            return  # a child of a followed program: an interpreter we cannot profile runs untracked
         _heapscope_fail(
             "this interpreter is Python %d.%d (%s); heapscope needs CPython 3.8 or later"
             % (sys.version_info[0], sys.version_info[1], sys.executable)
@@ -85,18 +87,26 @@ def _heapscope_start(output, options):
         _heapscope_check_module(module)
 
     package_dir = options.get("package_dir")
-    try:
-        heapscope = _heapscope_import(package_dir)
-        tracker = heapscope._run_bootstrap_tracker(output, options)
-        tracker.start()
-    except ImportError as exc:
-        _heapscope_fail(str(exc))
-    except FileExistsError:
-        _heapscope_fail("output file already exists: %s (use -f to overwrite)" % output)
-    except OSError as exc:
-        _heapscope_fail("cannot write %s: %s" % (output, exc.strerror or exc))
-    except BaseException as exc:
-        _heapscope_fail("cannot start tracking: %s: %s" % (type(exc).__name__, exc))
+    if options.get("child"):
+        tracker = _heapscope_start_child(output, options, package_dir)
+        if tracker is None:
+            return
+        output = tracker.path
+    else:
+        try:
+            heapscope = _heapscope_import(package_dir)
+            tracker = heapscope._run_bootstrap_tracker(output, options)
+            tracker.start()
+        except ImportError as exc:
+            _heapscope_fail(str(exc))
+        except FileExistsError:
+            _heapscope_fail("output file already exists: %s (use -f to overwrite)" % output)
+        except OSError as exc:
+            _heapscope_fail("cannot write %s: %s" % (output, exc.strerror or exc))
+        except BaseException as exc:
+            _heapscope_fail("cannot start tracking: %s: %s" % (type(exc).__name__, exc))
+    if options.get("follow_fork"):
+        _heapscope_pass_to_children(output, options)
 
     import atexit
 
@@ -128,6 +138,52 @@ def _heapscope_start(output, options):
     # Registered before the program runs, so it runs after the program's own
     # atexit handlers (atexit calls them last-in, first-out).
     atexit.register(_heapscope_stop_at_exit)
+
+
+def _heapscope_start_child(output, options, package_dir):
+    """Starts tracking in a Python exec'd by a followed program: into
+    `<parent's capture>.<pid>`, or `...<pid>-N` when an earlier image of this
+    process (a fork child that then exec'd) wrote that name. A child that
+    cannot be tracked says so and runs untracked: the program must not fail."""
+    options = dict(options, command_line=list(getattr(sys, "orig_argv", sys.argv))[1:])
+    try:
+        heapscope = _heapscope_import(package_dir)
+        for attempt in range(1, 10):
+            path = output if attempt == 1 else "%s-%d" % (output, attempt)
+            tracker = heapscope._run_bootstrap_tracker(path, options)
+            tracker._parent_pid = os.getppid()
+            try:
+                tracker.start()
+                return tracker
+            except FileExistsError:
+                continue
+        raise FileExistsError("output file already exists: %s" % output)
+    except BaseException as exc:
+        sys.stderr.write(
+            "heapscope: warning: not tracking child process %d: %s: %s\n" % (os.getpid(), type(exc).__name__, exc)
+        )
+        sys.stderr.flush()
+        return None
+
+
+def _heapscope_pass_to_children(output, options):
+    """The environment an exec'd Python inherits: ours, to record as a child.
+
+    os.putenv changes the process environment, not os.environ: the program
+    sees the user's environment, and a child started with an environment of
+    the program's own making (env=...) is not followed."""
+    import json
+
+    child = dict(options, child=True, pid_in_output=True, overwrite=False)
+    child.pop("module", None)
+    pythonpath = options.get("bootstrap_dir") or os.path.dirname(os.path.abspath(__file__))
+    if options.get("pythonpath"):
+        pythonpath += os.pathsep + options["pythonpath"]
+    os.putenv("PYTHONPATH", pythonpath)
+    os.putenv("HEAPSCOPE_RUN_OUTPUT", output + ".{pid}")
+    os.putenv("HEAPSCOPE_RUN_OPTIONS", json.dumps(child))
+    if options.get("pythonmalloc_set_by_heapscope"):
+        os.putenv("PYTHONMALLOC", "malloc")
 
 
 def _heapscope_import(package_dir):

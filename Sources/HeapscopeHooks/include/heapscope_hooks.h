@@ -143,6 +143,8 @@ typedef struct hs_start_options {
     const char *metadata; size_t metadata_len;   // JSON, see docs/FORMAT.md
     int native, trace_python_allocators, follow_fork, overwrite, compress;
     unsigned memory_interval_ms;
+    unsigned long long memory_limit;   // bytes of traced heap; 0: none
+    unsigned parent_pid;               // the header's parent pid: 0, or for a child of a followed process its parent
 } hs_start_options;
 
 // 0 on success; otherwise an errno value (OS errors) or -1 (message in `error`).
@@ -171,11 +173,26 @@ int hs_writer_start(unsigned interval_ms);      // starts the thread
 void hs_writer_stop(void);                      // writes what is queued, joins the thread
 void hs_writer_drain(void);                     // writes what is queued, on the calling thread
 void hs_writer_after_fork(void);                // in a child: forget the parent's queue and thread
+// The writer finishes the capture, then ends the process with `status`
+// (called under the lock; the hook that asked then waits, hs_on_alloc).
+void hs_writer_request_exit(int status);
 
 // Implemented in Swift:
 void hs_snapshot_tick(void);                    // a SNAPSHOT record; the current chunk is submitted
 void hs_write_chunk(const uint8_t *bytes, size_t count);   // compress and write (writer thread)
 void hs_write_sync_point(void);                 // make all written so far decodable (zstd flush)
+void hs_finish_from_writer(void);               // writer thread, a signal or exit pending: END, close
+
+// ---- Fatal signals (signals.c) ------------------------------------------------------
+// SIGTERM/SIGINT left at SIG_DFL get a handler while a session records: the
+// writer finishes the capture, then the process dies of the signal.
+void hs_signals_install(void);                  // at start: only where the disposition is SIG_DFL
+void hs_signals_remove(void);                   // at stop: SIG_DFL again where ours is installed
+// Around a capture finished by stop or `_exit`: a signal meanwhile waits for
+// the end (on the finishing thread: is raised at the end).
+void hs_signals_finish_begin(void);
+void hs_signals_finish_end(void);
+int hs_writer_is_running(void);
 
 void hs_register_atfork(void);
 uint32_t hs_gettid(void);

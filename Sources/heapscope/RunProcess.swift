@@ -1,0 +1,109 @@
+// `heapscope run`'s child process: the interpreter is spawned with the
+// bootstrap's environment and waited for; its end (exit status or signal) is
+// heapscope's own.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+enum ChildStatus {
+    case exited(Int32)
+    case signaled(Int32)
+}
+
+extension RunPlan {
+    func execute(quiet: Bool) throws -> ChildStatus {
+        let argv = childArgv()
+        let envp = childEnvironment()
+
+        // The terminal sends SIGINT/SIGQUIT to the whole foreground group: the
+        // child handles them; we only wait. Signals that were ignored when we
+        // started stay ignored in the child, as they would without heapscope.
+        let oldInt = signal(SIGINT, SIG_IGN)
+        let oldQuit = signal(SIGQUIT, SIG_IGN)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        if !isIgnored(oldInt) { sigaddset(&defaults, SIGINT) }
+        if !isIgnored(oldQuit) { sigaddset(&defaults, SIGQUIT) }
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        var currentMask = sigset_t()
+        sigprocmask(SIG_SETMASK, nil, &currentMask)
+
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setsigmask(&attr, &currentMask)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let start = monotonicSeconds()
+        let wallStart = time(nil)
+        var pid: pid_t = 0
+        let rc = withCStrings(argv) { cArgv in
+            withCStrings(envp) { cEnv in
+                if argv[0].contains("/") {
+                    return posix_spawn(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
+                }
+                return posix_spawnp(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
+            }
+        }
+        if rc != 0 {
+            throw commandFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
+        }
+
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR {
+                throw commandFail("waiting for the program failed: \(String(cString: strerror(errno)))")
+            }
+        }
+        let elapsed = monotonicSeconds() - start
+
+        let result: ChildStatus
+        if (status & 0x7f) == 0 {
+            result = .exited((status >> 8) & 0xff)
+        } else {
+            result = .signaled(status & 0x7f)
+        }
+
+        let path = pidInOutput ? displayOutput.replacing("{pid}", with: String(pid)) : displayOutput
+        let absolutePath = pidInOutput ? absoluteOutput.replacing("{pid}", with: String(pid)) : absoluteOutput
+        guard captureWritten(at: absolutePath, replacing: previousOutput) else { return result }
+        let totals = captureTotals(path: absolutePath)
+        let atLimit = stoppedAtMemoryLimit(result, limit: memoryLimit, totals: totals)
+        let limitLines = atLimit ? memoryLimitReport(capture: path, limit: memoryLimit!) : []
+        if !quiet {
+            let children = options.tracking.followFork ? childCaptures(of: path, since: wallStart) : []
+            reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, totals: totals, atLimit: atLimit,
+                          limitLines: limitLines, children: children)
+        }
+        return result
+    }
+
+}
+
+private func isIgnored(_ handler: __sighandler_t?) -> Bool {
+    guard let handler else { return false }
+    return unsafeBitCast(handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
+}
+
+/// Dies of `sig` the way the child did, so the shell sees the same status.
+func reraise(signal sig: Int32) -> Never {
+    // One core file is enough: the child's.
+    var limit = rlimit(rlim_cur: 0, rlim_max: 0)
+    _ = withUnsafeMutablePointer(to: &limit) { getrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), $0) }
+    limit.rlim_cur = 0
+    _ = withUnsafePointer(to: &limit) { setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), $0) }
+    signal(sig, SIG_DFL)
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, sig)
+    sigprocmask(SIG_UNBLOCK, &set, nil)
+    kill(getpid(), sig)
+    // A signal whose default action does not kill (SIGCHLD, SIGWINCH...).
+    exit(128 + sig)
+}
+

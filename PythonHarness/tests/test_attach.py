@@ -459,7 +459,7 @@ def test_attach_while_attached(hs, targets, tmp_path):
         ((), "tracking could not start in process {pid}: cannot import heapscope._attach"),
         # A copy of this heapscope's Python files elsewhere: its Tracker would
         # load that copy's tracker, not the one attach loaded.
-        (("__init__.py", "_attach.py", "_pymalloc.py"), "another heapscope package is imported in this process ({dir})"),
+        (("__init__.py", "VERSION", "_attach.py", "_pymalloc.py"), "another heapscope package is imported in this process ({dir})"),
     ],
     ids=["without-attach", "another-installation"],
 )

@@ -297,14 +297,14 @@ def test_python_dash_m_heapscope_is_the_same_program(hs, tmp_path):
 
 def non_pie_python():
     """A non-PIE CPython of this minor version (Debian's /usr/bin/python3.11 is one), or None."""
-    for candidate in ("/usr/bin/python3.%d" % sys.version_info[1], "/usr/bin/python3"):
-        try:
-            with open(candidate, "rb") as f:
-                header = f.read(18)
-        except OSError:
-            continue
-        if header[:4] == b"\x7fELF" and int.from_bytes(header[16:18], "little") == 2:  # ET_EXEC
-            return os.path.realpath(candidate)
+    candidate = "/usr/bin/python3.%d" % sys.version_info[1]
+    try:
+        with open(candidate, "rb") as f:
+            header = f.read(18)
+    except OSError:
+        return None
+    if header[:4] == b"\x7fELF" and int.from_bytes(header[16:18], "little") == 2:  # ET_EXEC
+        return os.path.realpath(candidate)
     return None
 
 

@@ -4,6 +4,7 @@
 #   make test    build, run the Swift tests, then the pytest suite under every
 #                supported CPython (3.10-3.13), each in its own venv
 #   make build   build the Swift products and place them in PythonHarness/heapscope/
+#   make fuzz    fuzz the capture reader for SECONDS seconds (default 600; fuzz/README.md)
 #   make install pip-install PythonHarness into $(PYTHON)'s environment
 #
 # The tracker is built against the headers of $(PYTHON) (the `python3` on PATH
@@ -46,13 +47,14 @@ GNU_FLAGS   = -Xswiftc -Xcc -Xswiftc -D_GNU_SOURCE
 SWIFT_FLAGS = -Xcc -I$(PYINC) $(GNU_FLAGS)
 PKG_DIR     = PythonHarness/heapscope
 
-.PHONY: help deps test-deps test-python-deps apt-install check-python build install demo test swift-test pytest pytest-all pytest-venv bench clean
+.PHONY: help deps test-deps test-python-deps apt-install check-python build install demo test swift-test pytest pytest-all pytest-venv fuzz fuzz-test bench clean
 
 help:
 	@echo "make demo     deps + build + install, then profile examples/two_copies.py"
 	@echo "make test     deps + build + install + swift test + pytest under each of PYTHONS"
 	@echo "make build    swift build -c release; copy the tracker and CLI into $(PKG_DIR)"
 	@echo "make install  pip install ./PythonHarness into $(PYTHON)'s environment"
+	@echo "make fuzz     fuzz the capture reader for SECONDS seconds (default 600)"
 	@echo "make bench    run bench/run.py"
 
 deps:
@@ -136,7 +138,16 @@ pytest-venv:
 	echo "== pytest under $$($$venv/bin/python -c 'import sys; print(sys.version.split()[0])') ($$venv)" && \
 	$$venv/bin/python -m pytest PythonHarness/tests -ra -p no:cacheprovider
 
-test: test-deps build install swift-test pytest-all
+# libFuzzer over the capture reader, seeded from captures of the examples that
+# the freshly built CLI records (fuzz/README.md). `make test` runs it for 60 s.
+SECONDS ?= 600
+fuzz: build
+	fuzz/run.sh $(SECONDS) $(PKG_DIR)/bin/heapscope $(PYTHON)
+
+fuzz-test: build
+	fuzz/run.sh 60 $(PKG_DIR)/bin/heapscope $(PYTHON)
+
+test: test-deps build install swift-test fuzz-test pytest-all
 
 bench: install
 	@if [ -f bench/run.py ]; then $(PYTHON) bench/run.py; else echo "bench/run.py is not there yet"; fi

@@ -49,7 +49,7 @@ record churn-system-raw    --no-trace-python-allocators --no-compress "$root/exa
 cd "$work"
 "$binary" -max_total_time="$seconds" -max_len=$max_len -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=128 \
   -print_final_stats=1 -artifact_prefix="$work/findings/" \
-  corpus seeds "$root/fuzz/seeds" 2>&1 | tee "$work/last-run.log" | grep -E '^(#[0-9]+ +(INITED|DONE|pulse)|Done|stat::|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written)' || true
+  corpus seeds "$root/fuzz/seeds" 2>&1 | tee "$work/last-run.log" | grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|Done|stat::|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written)' || true
 status=${PIPESTATUS[0]}
 if [ "$status" != 0 ]; then
   echo "fuzz: finding(s) in $work/findings/ (full log: $work/last-run.log)" >&2

@@ -30,6 +30,8 @@ struct Recorder {
     private var nextThread: UInt32 = 1
     /// ALLOC records carry a native stack id (header flag `native`).
     let native: Bool
+    /// ALLOC and FREE records so far (for the message when writing stops).
+    private(set) var events: UInt64 = 0
     private let startMonotonic: UInt64
     private let statmFD: Int32
 
@@ -56,6 +58,7 @@ struct Recorder {
 
     mutating func recordAlloc(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt, size: Int) {
         enter(t, session: session)
+        events &+= 1
         let frame = internStack(t)
         let nativeFrame = native ? internNativeStack(t) : 0
         reserve(1 + 4 * VarInt.maxBytes)
@@ -76,6 +79,7 @@ struct Recorder {
 
     mutating func recordFree(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt) {
         enter(t, session: session)
+        events &+= 1
         reserve(1 + VarInt.maxBytes)
         put(RecordTag.freeBase + kind)
         putAddress(address)

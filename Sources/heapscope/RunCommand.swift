@@ -9,7 +9,12 @@
 //   HEAPSCOPE_RUN_OUTPUT   absolute capture path; "{pid}" is replaced by the
 //                          child's pid when options.pid_in_output is true
 //   HEAPSCOPE_RUN_OPTIONS  JSON object (see `bootstrapOptions`)
-// The bootstrap removes all three before the program starts.
+// The bootstrap removes all three before the program starts, and first writes
+// a byte to the pipe `ready_fd` names (and closes it): without that byte the
+// interpreter never ran it (it ignores PYTHONPATH: -E, -I, -S), and heapscope
+// says so rather than exit 0 without a capture. The program's command line is
+// not passed: the bootstrap reads it from /proc/self/cmdline, since it may be
+// longer than one environment variable can hold.
 
 import ArgumentParser
 import HeapscopeAnalysis
@@ -194,7 +199,7 @@ private struct RunPlan {
     }
 
     /// The JSON object the bootstrap reads from HEAPSCOPE_RUN_OPTIONS.
-    func bootstrapOptions(userPythonPath: String?) -> String {
+    func bootstrapOptions(userPythonPath: String?, readyFD: Int32) -> String {
         let optionalString = { (text: String?) in text.map(JSONValue.string) ?? .null }
         var fields: [(key: String, value: JSONValue)] = [
             ("native", .bool(options.tracking.native)),
@@ -206,12 +211,12 @@ private struct RunPlan {
             ("compress", .bool(!options.noCompress)),
             ("overwrite", .bool(options.force)),
             ("memory_interval_ms", .int(Int64(options.memoryIntervalMs))),
-            ("command_line", .array(commandLine.map(JSONValue.string))),
             ("package_dir", .string(packageDir)),
             ("bootstrap_dir", .string(bootstrapDir)),
             ("pythonpath", optionalString(userPythonPath)),
             ("pid_in_output", .bool(pidInOutput)),
             ("referrers", .bool(options.referrers)),
+            ("ready_fd", .int(Int64(readyFD))),
         ]
         if mode == .module { fields.append(("module", .string(target))) }
         return JSONValue.object(fields).serialized()
@@ -231,7 +236,7 @@ private struct RunPlan {
         }
     }
 
-    func childEnvironment() -> [String] {
+    func childEnvironment(readyFD: Int32) -> [String] {
         var env = currentEnvironment()
         // Variables the Python entry point added for us, not the user's.
         var drop: Set<String> = ["HEAPSCOPE_ENTRY_SET", "HEAPSCOPE_RUN_OUTPUT", "HEAPSCOPE_RUN_OPTIONS"]
@@ -250,13 +255,20 @@ private struct RunPlan {
             env.append(("PYTHONMALLOC", "malloc"))
         }
         env.append(("HEAPSCOPE_RUN_OUTPUT", absoluteOutput))
-        env.append(("HEAPSCOPE_RUN_OPTIONS", bootstrapOptions(userPythonPath: userPythonPath)))
+        env.append(("HEAPSCOPE_RUN_OPTIONS", bootstrapOptions(userPythonPath: userPythonPath, readyFD: readyFD)))
         return env.map { "\($0.0)=\($0.1)" }
     }
 
     func execute(quiet: Bool) throws -> ChildStatus {
         let argv = childArgv()
-        let envp = childEnvironment()
+        // The bootstrap's "I ran" pipe: only its write end is inherited.
+        var ready: [Int32] = [-1, -1]
+        guard pipe2(&ready, O_CLOEXEC | O_NONBLOCK) == 0 else {
+            throw commandFail("cannot create a pipe: \(String(cString: strerror(errno)))")
+        }
+        defer { close(ready[0]) }
+        _ = fcntl(ready[1], F_SETFD, 0)
+        let envp = childEnvironment(readyFD: ready[1])
 
         // The terminal sends SIGINT/SIGQUIT to the whole foreground group: the
         // child handles them; we only wait. Signals that were ignored when we
@@ -290,6 +302,7 @@ private struct RunPlan {
                 return posix_spawnp(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
             }
         }
+        close(ready[1])
         if rc != 0 {
             throw commandFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
         }
@@ -302,11 +315,18 @@ private struct RunPlan {
         }
         let elapsed = monotonicSeconds() - start
 
-        let result: ChildStatus
+        var result: ChildStatus
         if (status & 0x7f) == 0 {
             result = .exited((status >> 8) & 0xff)
         } else {
             result = .signaled(status & 0x7f)
+        }
+        var byte: UInt8 = 0
+        if read(ready[0], &byte, 1) != 1 {
+            writeStderr("heapscope: error: the program ran untracked: \(python) did not run heapscope's bootstrap "
+                + "(an interpreter that ignores PYTHONPATH, e.g. one started with -E, -I or -S, cannot be profiled by heapscope run)\n")
+            if case .exited(0) = result { result = .exited(2) }
+            return result
         }
 
         let path = pidInOutput ? displayOutput.replacing("{pid}", with: String(pid)) : displayOutput

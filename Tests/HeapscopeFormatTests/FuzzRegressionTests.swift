@@ -38,3 +38,27 @@ private func virtualMemoryBytes() -> Int {
     _ = withUnsafeMutablePointer(to: &pages) { withVaList([$0]) { vfscanf(file, "%ld", $0) } }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
+
+@Suite struct StoppedRecordTests {
+    /// A capture the tracker stopped writing: read to the STOPPED record, cut
+    /// short, with its cause; nothing after it is read.
+    @Test(arguments: [StopCause.diskFull, .fileDeleted, .writeFailed(errno: 5)])
+    func stoppedCaptureSaysWhy(cause: StopCause) throws {
+        var (bytes, _) = sampleCapture(end: false)
+        var writer = CaptureWriter()
+        writer.stopped(cause, timeMicros: 12_345)
+        let stopped = Array(writer.bytes.dropFirst(CaptureWriter().bytes.count))
+        bytes += stopped + [0xFF, 0xFF]   // never read
+        let (records, reader) = try readAll(bytes)
+        #expect(records.last == .stopped(cause: cause, timeMicros: 12_345))
+        #expect(reader.isTruncated && reader.isFinished && reader.stopCause == cause)
+        #expect(records.dropLast() == (try readAll(sampleCapture(end: false).bytes)).records[...])
+        #expect("cut short\(cutShortBecause(cause))".hasSuffix(cause.description))
+    }
+
+    @Test func causesAreNamed() {
+        #expect(StopCause.diskFull.description == "the disk was full")
+        #expect(cutShortBecause(nil) == "")
+        #expect(cutShortBecause(.diskFull) == " because the disk was full")
+    }
+}

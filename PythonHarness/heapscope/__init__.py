@@ -293,6 +293,14 @@ class Tracker:
                     # Threads may have been renamed since they started.
                     _name_running_threads(mod)
                     mod.stop()
+                else:
+                    # Recording stopped on its own (the capture could not be
+                    # written, said on stderr) or this is a fork child that
+                    # does not record: end the session, if one is left.
+                    try:
+                        mod.stop()
+                    except RuntimeError:
+                        pass
             finally:
                 _active_tracker = None
                 _remove_thread_hook()
@@ -328,11 +336,25 @@ def _tracker_from_options(path, options):
     )
 
 
+def _interpreter_arguments():
+    """The interpreter's arguments after its own name, from /proc/self/cmdline:
+    under `heapscope run` the program's command line as typed (script, `-m
+    module` or `-c code`, then its arguments), however long."""
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            parts = f.read().split(b"\0")
+    except OSError:
+        return list(sys.argv)
+    if parts and parts[-1] == b"":
+        parts.pop()
+    return [os.fsdecode(p) for p in parts[1:]]
+
+
 def _run_bootstrap_tracker(path, options):
     """Builds the Tracker that `heapscope run` starts from its bootstrap."""
     tracker = _tracker_from_options(path, options)
     tracker._source = "run"
-    tracker._command_line = list(options.get("command_line") or sys.argv)
+    tracker._command_line = _interpreter_arguments()
     if options.get("leaks_mode"):
         tracker._extra_metadata = {
             "leaks_mode": True,

@@ -2,8 +2,11 @@
 
 CPython does not export its small-object allocator's constants, so they are
 derived from the interpreter version (the values obmalloc.c compiles in for
-a 64-bit build) and cross-checked against ``sys._debugmallocstats()``, whose
-report on standard error is captured through a temporary file descriptor:
+a 64-bit build) and cross-checked against ``sys._debugmallocstats()``. Its
+report goes to the C-level standard error, which must stay the program's own
+while tracking starts, so it is read from a fresh interpreter of the same
+executable and allocator (once per process), whose pymalloc has the same
+constants:
 
 - "Small block threshold = 512, in 32 size classes" gives the threshold and
   the alignment (threshold / classes);
@@ -20,8 +23,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
-import tempfile
 
 __all__ = ["geometry"]
 
@@ -56,27 +59,29 @@ def _number(text):
     return int(text.replace(",", ""))
 
 
-def _debug_stats_text():
-    """sys._debugmallocstats()'s report (it writes to the C-level stderr)."""
-    debug_stats = getattr(sys, "_debugmallocstats", None)
-    if debug_stats is None:
-        return ""
-    try:
-        sys.stderr.flush()
-    except Exception:
-        pass
-    saved = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as out:
-            os.dup2(out.fileno(), 2)
-            try:
-                debug_stats()
-            finally:
-                os.dup2(saved, 2)
-            out.seek(0)
-            return out.read().decode("ascii", "replace")
-    finally:
-        os.close(saved)
+_debug_stats_cache = {}
+
+
+def _debug_stats_text(allocator_name):
+    """sys._debugmallocstats()'s report from a fresh interpreter (no site, so
+    no sitecustomize) running `allocator_name`."""
+    if allocator_name in _debug_stats_cache:
+        return _debug_stats_cache[allocator_name]
+    text = ""
+    if sys.executable and hasattr(sys, "_debugmallocstats"):
+        env = dict(os.environ)
+        env["PYTHONMALLOC"] = "pymalloc_debug" if str(allocator_name).endswith("_debug") else "pymalloc"
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-S", "-c", "import sys; sys._debugmallocstats()"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                env=env, timeout=30,
+            )
+            text = proc.stderr.decode("ascii", "replace")
+        except (OSError, subprocess.SubprocessError):
+            pass
+    _debug_stats_cache[allocator_name] = text
+    return text
 
 
 def _cross_check(geometry, text):
@@ -120,7 +125,7 @@ def geometry(allocator_name=None):
     checks = {}
     if allocator_name is None or str(allocator_name).startswith("pymalloc"):
         try:
-            checks = _cross_check(result, _debug_stats_text())
+            checks = _cross_check(result, _debug_stats_text(allocator_name))
         except Exception:
             checks = {}
     result["cross_checked"] = sorted(k for k, ok in checks.items() if ok)

@@ -376,7 +376,6 @@ class HeapscopePlugin:
                 "heapscope: the heapscope binary is missing (%s); build it with `make build` "
                 "or reinstall with `pip install ./PythonHarness`" % binary)
         self.binary = binary
-        self._stats_help = None
 
         # Baselines for --fail-on-increase: read by the process that owns the
         # cache (the only process, or the xdist controller) and passed to workers.
@@ -507,12 +506,6 @@ class HeapscopePlugin:
                 " ".join(cmd[1:]), proc.stderr.decode("utf-8", "replace").strip()))
         return json.loads(proc.stdout)
 
-    def _stats_has_leaks(self):
-        if self._stats_help is None:
-            proc = subprocess.run([self.binary, "stats", "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            self._stats_help = proc.stdout.decode("utf-8", "replace")
-        return "--leaks" in self._stats_help
-
     def _analyse(self, item, path, limits, state):
         needs_stats = bool(limits.get("memory")) or not self.hide_summary or self.fail_on_increase
         if needs_stats:
@@ -544,17 +537,8 @@ class HeapscopePlugin:
         return json.loads(proc.stdout)
 
     def _leaks(self, path, leak_limit):
-        """Locations that leaked more than the limit, after filter_fn: (locations, exact)."""
+        """Locations that leaked more than the limit, after filter_fn."""
         _text, limit, filter_fn = leak_limit
-        if not self._stats_has_leaks():
-            # Interim: the CLI has no per-location leaks view; use the total.
-            stats = self._stats(path, "-n", "0")
-            leaked = int(stats.get("leaked_bytes", 0))
-            count = int(stats.get("leaked_allocations", 0))
-            over = []
-            if leaked > limit:
-                over.append({"function": "(all locations)", "file": "", "line": 0, "bytes": leaked, "count": count})
-            return {"over": over, "exact": False}
         n = 50
         while True:
             stats = self._stats(path, "--leaks", "-n", str(n))
@@ -573,7 +557,7 @@ class HeapscopePlugin:
                 over.append(entry)
             full = len(locations) >= n
             if not full or not locations or int(locations[-1].get("bytes", 0)) <= limit:
-                return {"over": over, "exact": True}
+                return {"over": over}
             n *= 10  # every location above the limit may matter: ask for more
 
     @pytest.hookimpl(hookwrapper=True)
@@ -682,12 +666,6 @@ class HeapscopePlugin:
             return None
         binary = _uses_binary_units(text)
         shown = text if isinstance(text, str) else format_size(limit, binary)
-        if not leaks["exact"]:
-            return (
-                "Test was limited to %s of leaked memory per location, but it left %s allocated in %s "
-                "allocations at its end (all locations together: this heapscope CLI has no per-location "
-                "leaks view, `heapscope stats --leaks`)" % (
-                    shown, format_size(over[0]["bytes"], binary), "{:,}".format(over[0]["count"])))
         lines = ["Test was limited to %s of leaked memory per location, but %d location%s leaked more:" % (
             shown, len(over), "" if len(over) == 1 else "s")]
         saved, self.stacks = self.stacks, max(self.stacks, len(over))

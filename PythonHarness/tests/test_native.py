@@ -44,18 +44,10 @@ block = outer()
 """
 
 
-def supports_stacks(hs):
-    proc = hs("tree", "--help")
-    return b"--stacks" in proc.stdout
-
-
 @pytest.fixture
 def native_capture(hs, tmp_path):
-    if not supports_stacks(hs):
-        pytest.skip("this heapscope's reports have no --stacks option yet")
     compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if compiler is None:
-        pytest.skip("no C compiler")
+    assert compiler, "no C compiler on PATH (the build needs one too)"
     source = write(tmp_path / "e2e.c", C_SOURCE)
     library = tmp_path / "libe2e.so"
     subprocess.run([compiler, "-g", "-O2", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
@@ -106,8 +98,6 @@ def test_python_and_native_stack_modes(hs, native_capture):
 
 
 def test_native_stacks_need_a_native_capture(hs, tmp_path):
-    if not supports_stacks(hs):
-        pytest.skip("this heapscope's reports have no --stacks option yet")
     script = write(tmp_path / "plain.py", "data = [bytes(1000) for _ in range(100)]\n")
     capture = tmp_path / "plain.hsc"
     assert hs("run", "-q", "-o", str(capture), str(script)).returncode == 0
@@ -120,9 +110,8 @@ def test_native_stacks_need_a_native_capture(hs, tmp_path):
 
 
 def test_numpy_example_has_numpy_frames_under_make_matrices(hs, tmp_path):
-    pytest.importorskip("numpy")
-    if not supports_stacks(hs):
-        pytest.skip("this heapscope's reports have no --stacks option yet")
+    # numpy is a test dependency (make test-deps): missing, the test fails.
+    import numpy  # noqa: F401
     capture = tmp_path / "numpy.hsc"
     proc = hs("run", "--native", "-q", "-o", str(capture), str(EXAMPLES / "numpy_native.py"))
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")

@@ -8,6 +8,8 @@ public struct CaptureAnalysis: Sendable {
     public var tables: CaptureTables
     /// The capture was cut short: the figures cover it up to its last complete record.
     public var isTruncated: Bool
+    /// Why the tracker stopped writing early, when the capture says (disk full, file deleted).
+    public var stopCause: StopCause?
     public var isCompressed: Bool
     public var recordCount: Int
     /// Whether pymalloc arenas count in totals and the peak: only when Python
@@ -106,6 +108,7 @@ public struct CaptureAnalysis: Sendable {
         header = reader.header
         tables = reader.tables
         isTruncated = reader.isTruncated
+        stopCause = reader.stopCause
         isCompressed = reader.isCompressed
         recordCount = reader.recordCount
         countsArenas = replay.countsArenas
@@ -181,7 +184,7 @@ private struct Replay {
             lastSnapshotTime = time
             samples.append(MemorySample(timeMicros: time, rssBytes: rss, heapBytes: liveBytes))
         case .end(let time): endTime = time
-        case .string, .code, .nativeFrame, .mappings: break
+        case .string, .code, .nativeFrame, .mappings, .stopped: break
         }
     }
 

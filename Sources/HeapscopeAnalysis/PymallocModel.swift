@@ -131,6 +131,8 @@ public struct PymallocAnalysis: Sendable {
     public var tables: CaptureTables
     public var geometry: PymallocGeometry
     public var isTruncated: Bool
+    /// Why the tracker stopped writing early, when the capture says (disk full, file deleted).
+    public var stopCause: StopCause?
     /// Python allocators were traced: blocks are known, not only arenas.
     public var blocksTraced: Bool
     /// The allocator was pymalloc (or pymalloc_debug) when tracking began.
@@ -208,6 +210,7 @@ public struct PymallocAnalysis: Sendable {
         tables = reader.tables
         self.geometry = geometry
         isTruncated = reader.isTruncated
+        stopCause = reader.stopCause
         blocksTraced = model.blocksTraced
         pymallocActive = model.pymallocActive
         self.pinnedPercent = pinnedPercent

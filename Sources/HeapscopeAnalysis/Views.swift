@@ -74,6 +74,8 @@ public struct ViewAnalysis: Sendable {
     public var header: CaptureHeader
     public var tables: CaptureTables
     public var isTruncated: Bool
+    /// Why the tracker stopped writing early, when the capture says (disk full, file deleted).
+    public var stopCause: StopCause?
     public var isCompressed: Bool
     public var recordCount: Int
     /// Whether pymalloc arenas count (only when Python allocators were not traced).
@@ -168,6 +170,7 @@ public struct ViewAnalysis: Sendable {
         header = reader.header
         tables = reader.tables
         isTruncated = reader.isTruncated
+        stopCause = reader.stopCause
         isCompressed = reader.isCompressed
         recordCount = reader.recordCount
         countsArenas = replay.countsArenas

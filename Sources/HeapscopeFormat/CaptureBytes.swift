@@ -92,11 +92,13 @@ final class CaptureBytes {
         guard let context = ZSTD_createDCtx() else { throw .unreadable(reason: "out of memory") }
         defer { ZSTD_freeDCtx(context) }
 
-        var capacity = max(input.count * 4, 1 << 16)
+        // A damaged header may claim any size: the declared size is trusted only up to
+        // a bound set by the input's own length (which also excludes zstd's "unknown"
+        // and "error" markers). Beyond it the buffer grows with what really decompresses.
+        let bound = max(input.count &* 32, 1 << 20)
+        var capacity = bound
         let declared = ZSTD_getFrameContentSize(input.baseAddress, input.count)
-        // Trust the declared size only up to 1 GiB: a damaged header may claim anything
-        // (this also excludes zstd's "unknown" and "error" markers). Beyond, the buffer grows.
-        if declared <= (1 << 30) { capacity = max(Int(declared), 1) }
+        if declared <= UInt64(bound) { capacity = max(Int(declared), 1) }
         guard var output = malloc(capacity) else { throw .unreadable(reason: "out of memory decompressing the capture") }
         var produced = 0
         var source = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)

@@ -13,6 +13,8 @@ public enum Record: Equatable, Sendable {
     case nativeFrame(NativeFrameID)
     /// A MAPPINGS record: `tables.mappingSets.last` holds its objects.
     case mappings(objectCount: Int)
+    /// STOPPED: the tracker stopped writing; the capture is cut short for `cause`.
+    case stopped(cause: StopCause, timeMicros: UInt64)
     case alloc(Allocation)
     case free(kind: AllocatorKind, address: UInt64, thread: ThreadNumber)
 }
@@ -83,6 +85,8 @@ public struct CaptureReader {
     /// The stream ended without an END record, or inside a record. Final once
     /// `next()` has returned nil.
     public private(set) var isTruncated: Bool
+    /// Why the tracker stopped writing early, when it said so (a STOPPED record).
+    public private(set) var stopCause: StopCause?
     /// `next()` returned nil: END was read or the stream ran out.
     public private(set) var isFinished = false
     /// Byte offset of the record `next()` returned last.
@@ -141,7 +145,16 @@ public struct CaptureReader {
             recordOffset = position
             position = cursor.position
             recordCount += 1
-            if case .end = record { isFinished = true }
+            switch record {
+            case .end:
+                isFinished = true
+            case .stopped(let cause, _):
+                isFinished = true
+                isTruncated = true
+                stopCause = cause
+            default:
+                break
+            }
             return record
         } catch {
             isFinished = true
@@ -312,6 +325,10 @@ public struct CaptureReader {
             return .snapshot(timeMicros: time, rssBytes: try cursor.varint())
         case RecordTag.end:
             return .end(timeMicros: try cursor.varint())
+        case RecordTag.stopped:
+            let code = try cursor.varint()
+            let errno = try cursor.varint()
+            return .stopped(cause: StopCause(code: code, errno: errno), timeMicros: try cursor.varint())
         case RecordTag.munmap:
             let address = try nextAddress(&cursor)
             return .munmap(address: address, length: try cursor.varint())

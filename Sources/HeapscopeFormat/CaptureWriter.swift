@@ -195,6 +195,10 @@ public struct CaptureWriter: Sendable {
         varint(timeMicros)
     }
 
+    public mutating func stopped(_ cause: StopCause, timeMicros: UInt64) {
+        bytes += cause.record(timeMicros: timeMicros)
+    }
+
     /// `nativeFrame` is written only when the capture has native stacks (flag bit 0).
     /// Written as ALLOC_SAME_STACK when the stacks equal the previous ALLOC's, as the tracker does.
     public mutating func alloc(_ kind: AllocatorKind, address: UInt64, size: UInt64, frame: FrameID,

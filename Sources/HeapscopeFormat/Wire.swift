@@ -33,6 +33,8 @@ public enum RecordTag {
     public static let munmap: UInt8 = 0x08
     public static let nativeFrame: UInt8 = 0x09
     public static let mappings: UInt8 = 0x0A
+    /// The tracker could not go on writing (disk full, file deleted): nothing follows.
+    public static let stopped: UInt8 = 0x0B
     /// ALLOC of kind k is `allocBase + k`; FREE of kind k is `freeBase + k`;
     /// an ALLOC with the same stacks as the previous ALLOC is `allocSameStackBase + k`.
     public static let allocBase: UInt8 = 0x20
@@ -106,4 +108,58 @@ public enum VarInt {
     public static func unzigzag(_ v: UInt64) -> Int64 {
         Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
     }
+}
+
+/// Why the tracker stopped writing a capture before tracking ended (a STOPPED
+/// record). Raw values are part of the format.
+public enum StopCause: Equatable, Sendable, CustomStringConvertible {
+    /// ENOSPC or EDQUOT.
+    case diskFull
+    case fileDeleted
+    /// Any other write error, with its errno.
+    case writeFailed(errno: Int32)
+
+    public init(code: UInt64, errno: UInt64) {
+        switch code {
+        case 1: self = .diskFull
+        case 2: self = .fileDeleted
+        default: self = .writeFailed(errno: Int32(truncatingIfNeeded: errno))
+        }
+    }
+
+    public var code: UInt64 {
+        switch self {
+        case .diskFull: return 1
+        case .fileDeleted: return 2
+        case .writeFailed: return 3
+        }
+    }
+
+    /// The STOPPED record saying so, `timeMicros` after the start (docs/FORMAT.md).
+    public func record(timeMicros: UInt64) -> [UInt8] {
+        var out = [RecordTag.stopped]
+        var errno: UInt64 = 0
+        if case .writeFailed(let code) = self { errno = UInt64(UInt32(bitPattern: code)) }
+        for value in [code, errno, timeMicros] {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: VarInt.maxBytes) { scratch in
+                out += scratch[0..<VarInt.write(value, to: scratch.baseAddress!)]
+            }
+        }
+        return out
+    }
+
+    /// Completes "the capture was cut short because ...".
+    public var description: String {
+        switch self {
+        case .diskFull: return "the disk was full"
+        case .fileDeleted: return "the capture file was deleted while recording"
+        case .writeFailed(let errno): return "writing it failed (errno \(errno))"
+        }
+    }
+}
+
+/// " because <cause>" for a capture cut short with a known cause, else "": the
+/// reports' "cut short" notes end with it.
+public func cutShortBecause(_ cause: StopCause?) -> String {
+    cause.map { " because \($0)" } ?? ""
 }

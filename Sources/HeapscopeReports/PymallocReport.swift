@@ -19,7 +19,7 @@ public struct PymallocReport {
     public var notes: [String] {
         var notes: [String] = []
         let metadata = analysis.header.metadata
-        if analysis.isTruncated { notes.append(StatsReport.cutShortNote) }
+        if analysis.isTruncated { notes.append(StatsReport.cutShortNote(analysis.stopCause)) }
         if !analysis.pymallocActive {
             notes.append("pymalloc was not active in this run (allocator \(metadata.pythonAllocator ?? "unknown")): "
                          + "every object was a system allocation, so there are no arenas to model. "

@@ -38,6 +38,8 @@ public enum RecordText {
             return "SNAPSHOT time_us=\(time) rss=\(rss)"
         case .end(let time):
             return "END time_us=\(time)"
+        case .stopped(let cause, let time):
+            return "STOPPED time_us=\(time) cause=\(JSONValue.string(cause.description).serialized())"
         case .munmap(let address, let length):
             return "MUNMAP \(hex(address)) \(length)"
         case .nativeFrame(let id):

@@ -62,7 +62,7 @@ public struct ReportContext {
 
     public var warnings: [String] {
         var result: [String] = []
-        if analysis.isTruncated { result.append(StatsReport.cutShortNote) }
+        if analysis.isTruncated { result.append(StatsReport.cutShortNote(analysis.stopCause)) }
         if options.view == .leaks && analysis.leaksMislead {
             result.append(AllocatorNotes.leaksWarning)
         }

@@ -15,8 +15,9 @@ public struct StatsReport {
         self.topCount = topCount
     }
 
-    public static let cutShortNote =
-        "Note: the capture was cut short (no END record); the figures cover it up to its last complete record."
+    public static func cutShortNote(_ cause: StopCause?) -> String {
+        "Note: the capture was cut short\(cutShortBecause(cause)) (no END record); the figures cover it up to its last complete record."
+    }
 
     // MARK: Text
 
@@ -24,7 +25,7 @@ public struct StatsReport {
         let metadata = analysis.header.metadata
         var lines: [String] = []
         lines.append("Capture: \(capturePath)")
-        if analysis.isTruncated { lines.append(Self.cutShortNote) }
+        if analysis.isTruncated { lines.append(Self.cutShortNote(analysis.stopCause)) }
         let commandLine = metadata.commandLine.joined(separator: " ")
         lines.append("Command line: \(commandLine.isEmpty ? "(not recorded)" : commandLine)")
         lines.append("\(Formatting.pythonDescription(metadata)); \(allocatorTracing)")
@@ -152,6 +153,7 @@ public struct StatsReport {
         members.append(("capture", .string(capturePath)))
         members.append(("format_version", .int(Int64(header.version))))
         members.append(("truncated", .bool(analysis.isTruncated)))
+        members.append(("stop_cause", analysis.stopCause.map { .string($0.description) } ?? .null))
         members.append(("compressed", .bool(analysis.isCompressed)))
         members.append(("pid", .int(Int64(header.pid))))
         members.append(("parent_pid", .int(Int64(header.parentPid))))

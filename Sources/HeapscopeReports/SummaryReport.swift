@@ -12,6 +12,7 @@ public struct SummaryReport {
     public var peakBytes: UInt64
     public var capturePath: String
     public var isTruncated: Bool
+    public var stopCause: StopCause?
 
     /// The functions sorted by `column`, at most `limit` of them.
     public init(analysis: CaptureAnalysis, capturePath: String, sortedBy column: Column = .total, limit: Int = 10) {
@@ -29,11 +30,12 @@ public struct SummaryReport {
         peakBytes = analysis.peak.bytes
         self.capturePath = capturePath
         isTruncated = analysis.isTruncated
+        stopCause = analysis.stopCause
     }
 
     public func text() -> String {
         var lines = ["\(capturePath): memory live at the peak (\(Formatting.bytes(peakBytes))); sizes in B, KiB, MiB, GiB"]
-        if isTruncated { lines.append(StatsReport.cutShortNote) }
+        if isTruncated { lines.append(StatsReport.cutShortNote(stopCause)) }
         lines.append("")
         guard !rows.isEmpty else { return (lines + ["No memory was live at the peak."]).joined(separator: "\n") + "\n" }
         var table = TextTable(headers: ["Function", "Location", "Total", "Total %", "Own", "Own %", "Allocations"],

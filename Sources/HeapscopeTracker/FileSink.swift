@@ -1,9 +1,15 @@
 import CZstd
 import Glibc
+import HeapscopeFormat
 
 /// Where the recorded bytes go: the capture file, through one streaming zstd
 /// frame unless compression is off. Used only by the writer thread, and by
 /// stop (or `_exit`, or a fork child) once that thread is gone.
+///
+/// When the file cannot take more (disk full, file deleted, any write error)
+/// nothing more is written and `stopCause` says why; on a full disk the file is
+/// cut back to its last record boundary and ends with a STOPPED record
+/// (docs/FORMAT.md), so it reads to there and says why it ends.
 struct FileSink {
     let fd: Int32
     private let stream: OpaquePointer?   // ZSTD_CStream, nil when writing raw
@@ -11,11 +17,22 @@ struct FileSink {
     private let outCapacity: Int
     /// errno (or -1 for a zstd failure) of the first failed write; nothing is written after it.
     private(set) var error: Int32 = 0
+    private(set) var stopCause: StopCause?
+    /// Bytes in the file so far.
+    private var offset = 0
+    /// File offsets where the stream ends between records (raw: after a chunk;
+    /// zstd: after a flush), the newest at `boundaryCount - 1`, oldest dropped.
+    private let boundaries: UnsafeMutablePointer<Int>
+    private static let boundaryCapacity = 8
+    private var boundaryCount = 0
+    /// The recorder's clock origin, for the STOPPED record's time.
+    private let startMonotonic = monotonicMicroseconds()
 
     init(fd: Int32, compress: Bool) {
         self.fd = fd
         outCapacity = ZSTD_CStreamOutSize()
         out = .allocate(capacity: outCapacity)
+        boundaries = .allocate(capacity: Self.boundaryCapacity)
         if compress, let stream = ZSTD_createCStream() {
             // Level 3. Level 1 saves ~40% of this thread's CPU but made
             // captures 10-80% larger in bench/ (RESULTS.md); compression runs
@@ -27,18 +44,35 @@ struct FileSink {
         }
     }
 
+    /// Microseconds since the session started.
+    var elapsedMicros: UInt64 { monotonicMicroseconds() &- startMonotonic }
+
+    /// Writes one chunk (whole records).
     mutating func write(_ bytes: UnsafeRawBufferPointer) {
-        guard let stream else { return writeAll(bytes) }
+        guard let stream else {
+            writeAll(bytes)
+            if error == 0 { noteBoundary() }
+            return
+        }
         var input = ZSTD_inBuffer(src: bytes.baseAddress, size: bytes.count, pos: 0)
         while input.pos < input.size && error == 0 { compress(stream, &input, ZSTD_e_continue) }
     }
 
     /// Ends the current zstd block, so everything written so far decodes
-    /// (a capture cut off by SIGKILL reads up to here).
+    /// (a capture cut off by SIGKILL reads up to here). Also notices a capture
+    /// file deleted (or its directory removed) while recording.
     mutating func syncPoint() {
+        guard error == 0 else { return }
+        var info = stat()
+        if fstat(fd, &info) == 0 && info.st_nlink == 0 {
+            error = ENOENT
+            stopCause = .fileDeleted
+            return
+        }
         guard let stream else { return }
         var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
         while error == 0 && compress(stream, &input, ZSTD_e_flush) != 0 {}
+        if error == 0 { noteBoundary() }
     }
 
     /// Ends the frame and closes the file; returns the first error, 0 if none.
@@ -49,7 +83,10 @@ struct FileSink {
             while error == 0 && compress(stream, &input, ZSTD_e_end) != 0 {}
             if releasing { ZSTD_freeCStream(stream) }
         }
-        if releasing { out.deallocate() }
+        if releasing {
+            out.deallocate()
+            boundaries.deallocate()
+        }
         if close(fd) != 0 && error == 0 { error = errno }
         return error
     }
@@ -61,6 +98,7 @@ struct FileSink {
         let remaining = ZSTD_compressStream2(stream, &output, &input, mode)
         if ZSTD_isError(remaining) != 0 {
             error = -1
+            stopCause = .writeFailed(errno: -1)
             return 0
         }
         writeAll(UnsafeRawBufferPointer(start: out, count: output.pos))
@@ -68,14 +106,56 @@ struct FileSink {
     }
 
     private mutating func writeAll(_ bytes: UnsafeRawBufferPointer) {
-        var offset = 0
-        while offset < bytes.count && error == 0 {
-            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        var written = 0
+        while written < bytes.count && error == 0 {
+            let n = Glibc.write(fd, bytes.baseAddress! + written, bytes.count - written)
             if n < 0 {
-                if errno != EINTR { error = errno }
+                if errno != EINTR { failed(errno) }
                 continue
             }
+            written += n
             offset += n
+        }
+    }
+
+    private mutating func noteBoundary() {
+        if boundaryCount == Self.boundaryCapacity {
+            boundaries.update(from: boundaries + 1, count: Self.boundaryCapacity - 1)
+            boundaryCount -= 1
+        }
+        boundaries[boundaryCount] = offset
+        boundaryCount += 1
+    }
+
+    private mutating func failed(_ code: Int32) {
+        error = code
+        guard code == ENOSPC || code == EDQUOT else {
+            stopCause = .writeFailed(errno: code)
+            return
+        }
+        stopCause = .diskFull
+        endAtBoundary()
+    }
+
+    /// On a full disk: cuts the file back to a record boundary (giving back the
+    /// blocks of what came after, a chunk or a zstd block at least) and ends it
+    /// there with a STOPPED record. An older boundary is tried when the newest
+    /// frees too little; with none left the file stays as it is.
+    private mutating func endAtBoundary() {
+        var record = StopCause.diskFull.record(timeMicros: elapsedMicros)
+        if stream != nil {
+            // A raw zstd block, the frame's last: 3-byte header (size << 3 | last).
+            let header = UInt32(record.count) << 3 | 1
+            record = [UInt8(header & 0xFF), UInt8(header >> 8 & 0xFF), UInt8(header >> 16)] + record
+        }
+        while boundaryCount > 0 {
+            boundaryCount -= 1
+            let boundary = boundaries[boundaryCount]
+            guard ftruncate(fd, off_t(boundary)) == 0, lseek(fd, off_t(boundary), SEEK_SET) == off_t(boundary) else { return }
+            offset = boundary
+            let written = record.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(boundary)) }
+            if written == record.count { return }
+            _ = ftruncate(fd, off_t(boundary))
         }
     }
 }

@@ -34,6 +34,8 @@ struct Recorder {
     /// kept to check it (only with a limit: it costs a table update per event).
     private let memoryLimit: UInt64
     private var liveHeap: LiveHeap?
+    /// ALLOC and FREE records so far (for the message when writing stops).
+    private(set) var events: UInt64 = 0
     private let startMonotonic: UInt64
     private let statmFD: Int32
 
@@ -67,6 +69,7 @@ struct Recorder {
     mutating func recordAlloc(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt, size: Int) {
         liveHeap?.alloc(kind: kind, address: address, size: size)
         enter(t, session: session)
+        events &+= 1
         let frame = internStack(t)
         let nativeFrame = native ? internNativeStack(t) : 0
         reserve(1 + 4 * VarInt.maxBytes)
@@ -88,6 +91,7 @@ struct Recorder {
     mutating func recordFree(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt) {
         liveHeap?.free(kind: kind, address: address)
         enter(t, session: session)
+        events &+= 1
         reserve(1 + VarInt.maxBytes)
         put(RecordTag.freeBase + kind)
         putAddress(address)

@@ -18,6 +18,8 @@ private struct SessionConfig {
 nonisolated(unsafe) private var config: SessionConfig?
 /// The writer thread's, while it runs; then stop's (see FileSink).
 nonisolated(unsafe) private var sink: FileSink?
+/// The recorder's event count when it was closed (a write can fail after that).
+nonisolated(unsafe) private var eventsAtClose: UInt64 = 0
 
 @inline(__always)
 private func recorder(_ state: UnsafeMutablePointer<hs_state>) -> UnsafeMutablePointer<Recorder>? {
@@ -91,15 +93,36 @@ func hs_snapshot_tick() {
 
 @_cdecl("hs_write_chunk")
 func hs_write_chunk(_ bytes: UnsafePointer<UInt8>, _ count: Int) {
-    sink?.write(UnsafeRawBufferPointer(start: bytes, count: count))
-    // A capture that cannot be written stops recording rather than queue
-    // chunks in memory without end.
-    if sink?.error ?? 0 != 0 { hs_state_ptr()!.pointee.tracking = 0 }
+    whileWritable { $0.write(UnsafeRawBufferPointer(start: bytes, count: count)) }
 }
 
 @_cdecl("hs_write_sync_point")
 func hs_write_sync_point() {
-    sink?.syncPoint()
+    whileWritable { $0.syncPoint() }
+}
+
+/// Runs `body` on the sink unless writing already failed. On the failure, a
+/// capture that cannot be written stops recording (rather than queue chunks in
+/// memory without end) and says so once on stderr; the program runs on.
+private func whileWritable(_ body: (inout FileSink) -> Void) {
+    guard sink != nil, sink!.error == 0 else { return }
+    body(&sink!)
+    guard let failed = sink, failed.error != 0 else { return }
+    let state = hs_state_ptr()!
+    state.pointee.tracking = 0
+    let events = recorder(state)?.pointee.events ?? eventsAtClose
+    let path = config?.path ?? "the capture"
+    let seconds = Double(failed.elapsedMicros / 1000) / 1000
+    let what: String
+    switch failed.stopCause {
+    case .diskFull?: what = "the disk is full: the capture \(path) stopped"
+    case .fileDeleted?: what = "the capture file \(path) was deleted while recording: recording stopped"
+    default:
+        let reason = failed.error > 0 ? String(cString: strerror(failed.error)) : "compression failed"
+        what = "cannot write the capture \(path) (\(reason)): recording stopped"
+    }
+    let message = "heapscope: \(what) after \(events) events and \(seconds) s; the program runs on untracked\n"
+    message.utf8CString.withUnsafeBufferPointer { _ = Glibc.write(2, $0.baseAddress, $0.count - 1) }
 }
 
 // MARK: Lifecycle (called from Python, GIL held)
@@ -158,10 +181,12 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
     defer { hs_signals_finish_end() }
     hs_writer_stop()
     writeLastRecords(state, closing: true)
+    // A failure already said on stderr (whileWritable) is not an error of stop.
+    let reported = (sink?.error ?? 0) != 0
     let rc = sink?.finish() ?? 0
     sink = nil
     config = nil
-    return rc
+    return reported ? 0 : rc
 }
 
 /// On the writer thread, its loop left for a fatal signal (signals.c) or the
@@ -281,6 +306,7 @@ private func writeLastRecords(_ state: UnsafeMutablePointer<hs_state>, closing: 
 
 private func closeRecorder(_ state: UnsafeMutablePointer<hs_state>) {
     guard let r = recorder(state) else { return }
+    eventsAtClose = r.pointee.events
     r.pointee.release()
     r.deinitialize(count: 1)
     r.deallocate()

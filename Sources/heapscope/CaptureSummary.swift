@@ -41,7 +41,8 @@ func captureTotals(path: String) -> CaptureTotals? {
             allocations: UInt64(analysis.allocated.count),
             allocatedBytes: analysis.allocated.bytes,
             peakBytes: analysis.peak.bytes,
-            note: analysis.isTruncated ? "the capture was cut short (tracking did not stop cleanly)" : nil)
+            note: !analysis.isTruncated ? nil : analysis.stopCause.map { "the capture was cut short because \($0)" }
+                ?? "the capture was cut short (tracking did not stop cleanly)")
     } catch {
         writeStderr("heapscope: cannot read the capture for the summary: \(error)\n")
         return nil

@@ -1,5 +1,6 @@
 import ArgumentParser
 import HeapscopeAnalysis
+import HeapscopeFormat
 import HeapscopeReports
 
 struct DiffCommand: ParsableCommand {
@@ -97,7 +98,7 @@ struct DiffCommand: ParsableCommand {
         }
         for context in [report.base, report.new] {
             if context.analysis.isTruncated {
-                printWarning("\(context.capturePath) was cut short (no END record): its figures cover it up to its last complete record")
+                printWarning("\(context.capturePath) was cut short\(cutShortBecause(context.analysis.stopCause)) (no END record): its figures cover it up to its last complete record")
             }
             printReportWarnings(context)
         }

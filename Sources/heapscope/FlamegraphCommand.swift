@@ -1,5 +1,6 @@
 import ArgumentParser
 import HeapscopeAnalysis
+import HeapscopeFormat
 import HeapscopeReports
 
 struct FlamegraphCommand: ParsableCommand {
@@ -47,7 +48,7 @@ struct FlamegraphCommand: ParsableCommand {
         try writeOutput(report.html(), to: path)
         if path != "-" {
             var note = "Wrote \(path): \(options.description) flame graph, \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.allocations(analysis.total.count))"
-            if analysis.isTruncated { note += " (the capture was cut short)" }
+            if analysis.isTruncated { note += " (the capture was cut short\(cutShortBecause(analysis.stopCause)))" }
             printError(note)
         }
         printReportWarnings(context)

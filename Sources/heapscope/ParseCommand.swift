@@ -36,7 +36,7 @@ struct ParseCommand: ParsableCommand {
         }
         output.flush()
         if reader.isTruncated {
-            printError("heapscope: note: \(capture) was cut short: \(reader.recordCount) complete records, no END record")
+            printError("heapscope: note: \(capture) was cut short\(cutShortBecause(reader.stopCause)): \(reader.recordCount) complete records, no END record")
         }
     }
 }

@@ -9,7 +9,12 @@
 //   HEAPSCOPE_RUN_OUTPUT   absolute capture path; "{pid}" is replaced by the
 //                          child's pid when options.pid_in_output is true
 //   HEAPSCOPE_RUN_OPTIONS  JSON object (see `bootstrapOptions`)
-// The bootstrap removes all three before the program starts.
+// The bootstrap removes all three before the program starts, and first writes
+// a byte to the pipe `ready_fd` names (and closes it): without that byte the
+// interpreter never ran it (it ignores PYTHONPATH: -E, -I, -S), and heapscope
+// says so rather than exit 0 without a capture. The program's command line is
+// not passed: the bootstrap reads it from /proc/self/cmdline, since it may be
+// longer than one environment variable can hold.
 
 import ArgumentParser
 import HeapscopeAnalysis
@@ -205,7 +210,7 @@ struct RunPlan {
     }
 
     /// The JSON object the bootstrap reads from HEAPSCOPE_RUN_OPTIONS.
-    func bootstrapOptions(userPythonPath: String?) -> String {
+    func bootstrapOptions(userPythonPath: String?, readyFD: Int32) -> String {
         let optionalString = { (text: String?) in text.map(JSONValue.string) ?? .null }
         var fields: [(key: String, value: JSONValue)] = [
             ("native", .bool(options.tracking.native)),
@@ -218,12 +223,12 @@ struct RunPlan {
             ("overwrite", .bool(options.force)),
             ("memory_interval_ms", .int(Int64(options.memoryIntervalMs))),
             ("memory_limit", memoryLimit.map { .int(Int64($0)) } ?? .null),
-            ("command_line", .array(commandLine.map(JSONValue.string))),
             ("package_dir", .string(packageDir)),
             ("bootstrap_dir", .string(bootstrapDir)),
             ("pythonpath", optionalString(userPythonPath)),
             ("pid_in_output", .bool(pidInOutput)),
             ("referrers", .bool(options.referrers)),
+            ("ready_fd", .int(Int64(readyFD))),
         ]
         if mode == .module { fields.append(("module", .string(target))) }
         return JSONValue.object(fields).serialized()
@@ -243,7 +248,7 @@ struct RunPlan {
         }
     }
 
-    func childEnvironment() -> [String] {
+    func childEnvironment(readyFD: Int32) -> [String] {
         var env = currentEnvironment()
         // Variables the Python entry point added for us, not the user's.
         var drop: Set<String> = ["HEAPSCOPE_ENTRY_SET", "HEAPSCOPE_RUN_OUTPUT", "HEAPSCOPE_RUN_OPTIONS"]
@@ -262,7 +267,7 @@ struct RunPlan {
             env.append(("PYTHONMALLOC", "malloc"))
         }
         env.append(("HEAPSCOPE_RUN_OUTPUT", absoluteOutput))
-        env.append(("HEAPSCOPE_RUN_OPTIONS", bootstrapOptions(userPythonPath: userPythonPath)))
+        env.append(("HEAPSCOPE_RUN_OPTIONS", bootstrapOptions(userPythonPath: userPythonPath, readyFD: readyFD)))
         return env.map { "\($0.0)=\($0.1)" }
     }
 }

@@ -16,7 +16,14 @@ enum ChildStatus {
 extension RunPlan {
     func execute(quiet: Bool) throws -> ChildStatus {
         let argv = childArgv()
-        let envp = childEnvironment()
+        // The bootstrap's "I ran" pipe: only its write end is inherited.
+        var ready: [Int32] = [-1, -1]
+        guard pipe2(&ready, O_CLOEXEC | O_NONBLOCK) == 0 else {
+            throw commandFail("cannot create a pipe: \(String(cString: strerror(errno)))")
+        }
+        defer { close(ready[0]) }
+        _ = fcntl(ready[1], F_SETFD, 0)
+        let envp = childEnvironment(readyFD: ready[1])
 
         // The terminal sends SIGINT/SIGQUIT to the whole foreground group: the
         // child handles them; we only wait. Signals that were ignored when we
@@ -50,6 +57,7 @@ extension RunPlan {
                 return posix_spawnp(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
             }
         }
+        close(ready[1])
         if rc != 0 {
             throw commandFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
         }
@@ -62,11 +70,18 @@ extension RunPlan {
         }
         let elapsed = monotonicSeconds() - start
 
-        let result: ChildStatus
+        var result: ChildStatus
         if (status & 0x7f) == 0 {
             result = .exited((status >> 8) & 0xff)
         } else {
             result = .signaled(status & 0x7f)
+        }
+        var byte: UInt8 = 0
+        if read(ready[0], &byte, 1) != 1 {
+            writeStderr("heapscope: error: the program ran untracked: \(python) did not run heapscope's bootstrap "
+                + "(an interpreter that ignores PYTHONPATH, e.g. one started with -E, -I or -S, cannot be profiled by heapscope run)\n")
+            if case .exited(0) = result { result = .exited(2) }
+            return result
         }
 
         let path = pidInOutput ? displayOutput.replacing("{pid}", with: String(pid)) : displayOutput

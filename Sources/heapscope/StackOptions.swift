@@ -63,7 +63,7 @@ extension StackOptions {
 /// could not be symbolicated, on the terminal too.
 func printReportWarnings(_ context: ReportContext) {
     // The "cut short" note is already in the line saying what was written.
-    for warning in context.warnings where warning != StatsReport.cutShortNote { printWarning(warning) }
+    for warning in context.warnings where !warning.hasPrefix("Note: the capture was cut short") { printWarning(warning) }
     if let resolver = context.resolver { printSymbolWarnings(resolver) }
 }
 

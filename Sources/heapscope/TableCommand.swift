@@ -1,5 +1,6 @@
 import ArgumentParser
 import HeapscopeAnalysis
+import HeapscopeFormat
 import HeapscopeReports
 
 struct TableCommand: ParsableCommand {
@@ -44,7 +45,7 @@ struct TableCommand: ParsableCommand {
         try writeOutput(report.html(), to: path)
         if path != "-" {
             var note = "Wrote \(path): \(options.description) table, \(Formatting.count(report.rows.count)) sites"
-            if analysis.isTruncated { note += " (the capture was cut short)" }
+            if analysis.isTruncated { note += " (the capture was cut short\(cutShortBecause(analysis.stopCause)))" }
             printError(note)
         }
         printReportWarnings(context)

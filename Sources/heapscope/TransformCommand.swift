@@ -1,5 +1,6 @@
 import ArgumentParser
 import HeapscopeAnalysis
+import HeapscopeFormat
 import HeapscopeReports
 
 extension TransformFormat: ExpressibleByArgument {}
@@ -43,10 +44,10 @@ struct TransformCommand: ParsableCommand {
         try writeOutput(report.output(format), to: path)
         if path != "-" {
             var note = "Wrote \(path): \(format.rawValue), \(options.description), \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.allocations(analysis.total.count))"
-            if analysis.isTruncated { note += " (the capture was cut short)" }
+            if analysis.isTruncated { note += " (the capture was cut short\(cutShortBecause(analysis.stopCause)))" }
             printError(note)
         } else if analysis.isTruncated {
-            printError("heapscope: note: \(capture) was cut short; the figures cover it up to its last complete record")
+            printError("heapscope: note: \(capture) was cut short\(cutShortBecause(analysis.stopCause)); the figures cover it up to its last complete record")
         }
         printReportWarnings(context)
     }

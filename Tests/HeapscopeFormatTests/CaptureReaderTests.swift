@@ -204,13 +204,46 @@ func sampleCapture(end: Bool = true) -> (bytes: [UInt8], frame: FrameID) {
             let bytes = round % 2 == 0 ? header + noise : noise
             if let (_, reader) = try? readAll(bytes) { #expect(reader.isFinished) }
         }
-        // Flipped bytes in a real capture.
+    }
+
+    /// A byte flipped anywhere after the header: the records wholly before it
+    /// read unchanged, and the reader either reads on to the end (a changed
+    /// value) or stops with `corrupt` at a record at or after the first one the
+    /// flip touched (a changed length can misalign what follows); nothing else.
+    @Test func flippedBytesGiveCorruptOrChangedRecords() throws {
         let (sample, _) = sampleCapture()
-        for index in header.count..<sample.count {
+        var original = try CaptureReader(bytes: sample)
+        var records: [Record] = []
+        var ends: [Int] = []   // where each record ends
+        while let record = try original.next() {
+            if !records.isEmpty { ends.append(original.recordOffset) }
+            records.append(record)
+        }
+        ends.append(sample.count)
+        let headerSize = original.header.size
+        var corruptCount = 0
+        for index in headerSize..<sample.count {
             var damaged = sample
             damaged[index] ^= 0xA5
-            _ = try? readAll(damaged)
+            var reader = try CaptureReader(bytes: damaged)
+            var read: [Record] = []
+            do {
+                while let record = try reader.next() { read.append(record) }
+                #expect(reader.isFinished, "byte \(index)")
+            } catch {
+                guard case .corrupt(let offset, let reason) = error else {
+                    Issue.record("byte \(index): \(error)")
+                    continue
+                }
+                corruptCount += 1
+                let firstTouched = ends.last { $0 <= index } ?? headerSize
+                #expect(offset >= firstTouched && offset < damaged.count && !reason.isEmpty, "byte \(index): \(error)")
+            }
+            let intact = ends.prefix { $0 <= index }.count
+            #expect(Array(read.prefix(intact)) == Array(records.prefix(intact)), "byte \(index)")
         }
+        // Most flips land on a tag or an id and must be caught.
+        #expect(corruptCount > 0)
     }
 
     @Test func compressedCaptures() throws {

@@ -9,8 +9,8 @@
 #   HEAPSCOPE_RUN_OUTPUT   the capture path ("{pid}" is replaced by this
 #                          process's pid when options["pid_in_output"])
 #   HEAPSCOPE_RUN_OPTIONS  JSON: native, trace_python_allocators, follow_fork,
-#                          compress, overwrite, memory_interval_ms, command_line,
-#                          module (for -m), package_dir, bootstrap_dir,
+#                          compress, overwrite, memory_interval_ms,
+#                          module (for -m), ready_fd (a pipe to write one byte to), package_dir, bootstrap_dir,
 #                          pythonpath (the user's PYTHONPATH, or null),
 #                          leaks_mode, pythonmalloc_set_by_heapscope,
 #                          user_pythonmalloc, referrers (write <capture>.refs)
@@ -27,6 +27,21 @@ def _heapscope_fail(message, code=2):
         sys.stderr.flush()
     finally:
         os._exit(code)
+
+
+def _heapscope_tell_ready(fd):
+    """Tells heapscope run the bootstrap runs (a byte on its pipe), and closes
+    the pipe so the program does not inherit it."""
+    if fd is None:
+        return
+    try:
+        os.write(fd, b"1")
+    except OSError:
+        pass
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _heapscope_same_dir(a, b):
@@ -49,6 +64,7 @@ def _heapscope_bootstrap():
             options = json.loads(raw_options)
         except ValueError:
             _heapscope_fail("bad HEAPSCOPE_RUN_OPTIONS from heapscope run")
+        _heapscope_tell_ready(options.get("ready_fd"))
         bootstrap_dir = options.get("bootstrap_dir") or here
         # Restore the user's PYTHONPATH for the program and its subprocesses.
         original = options.get("pythonpath")
@@ -176,6 +192,7 @@ def _heapscope_pass_to_children(output, options):
 
     child = dict(options, child=True, pid_in_output=True, overwrite=False)
     child.pop("module", None)
+    child.pop("ready_fd", None)   # heapscope run's pipe is ours alone: the fd means nothing in a child
     pythonpath = options.get("bootstrap_dir") or os.path.dirname(os.path.abspath(__file__))
     if options.get("pythonpath"):
         pythonpath += os.pathsep + options["pythonpath"]

@@ -49,8 +49,14 @@ record churn-system-raw    --no-trace-python-allocators --no-compress "$root/exa
 cd "$work"
 "$binary" -max_total_time="$seconds" -max_len=$max_len -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=128 \
   -print_final_stats=1 -artifact_prefix="$work/findings/" \
-  corpus seeds "$root/fuzz/seeds" 2>&1 | tee "$work/last-run.log" | grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|Done|stat::|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written)' || true
-status=${PIPESTATUS[0]}
+  corpus seeds "$root/fuzz/seeds" >"$work/last-run.log" 2>&1
+status=$?
+grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|Done|stat::|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written|No such file)' "$work/last-run.log" || true
+# A run that never reached its end (no final stats) fuzzed nothing.
+if [ "$status" = 0 ] && ! grep -q '^stat::number_of_executed_units' "$work/last-run.log"; then
+  echo "fuzz: the fuzzer did not run (full log: $work/last-run.log)" >&2
+  exit 1
+fi
 if [ "$status" != 0 ]; then
   echo "fuzz: finding(s) in $work/findings/ (full log: $work/last-run.log)" >&2
   exit 1

@@ -110,7 +110,8 @@ def test_delta_at_the_line_is_exact(hsm, work, runs):
     assert result["view"] == "peak"
     assert result["base"]["bytes"] == result["base"]["peak_bytes"]
     assert result["delta_bytes"] == result["new"]["bytes"] - result["base"]["bytes"]
-    assert result["delta_bytes"] >= 5 * OBJECT_BYTES
+    # The peaks differ by the five objects and the interpreter's own few bytes.
+    assert abs(result["delta_bytes"] - 5 * OBJECT_BYTES) < 4096, result["delta_bytes"]
     for entry in result["sites"]:
         assert entry["delta_bytes"] == entry["new_bytes"] - entry["base_bytes"]
         assert entry["delta_count"] == entry["new_count"] - entry["base_count"]
@@ -137,14 +138,15 @@ def test_fail_over_below_and_above_the_growth(hsm, runs):
     growth = 5 * OBJECT_BYTES
     base, new = str(runs["three"]), str(runs["eight"])
     total = diff_json(hsm, base, new)["delta_bytes"]
-    # Just under the site's growth: the site and the total are named.
-    proc = hsm("diff", "--summary", "--fail-over", str(growth - 1), base, new)
+    # Just under both growths (the total also carries the interpreter's own
+    # few bytes of difference, either way): the site and the total are named.
+    proc = hsm("diff", "--summary", "--fail-over", str(min(growth, total) - 1), base, new)
     assert proc.returncode == 3
     err = proc.stderr.decode()
     assert "keep at " in err and f"keep.py:{KEEP_LINE} grew by" in err
     assert "the total grew by" in err
-    # Above the total's growth: passes, in decimal units too.
-    proc = hsm("diff", "--summary", "--fail-over", str(total), base, new)
+    # Above both growths: passes, in decimal units too.
+    proc = hsm("diff", "--summary", "--fail-over", str(max(growth, total)), base, new)
     assert proc.returncode == 0, proc.stderr
     proc = hsm("diff", "--json", "--fail-over", "1 MB", base, new)
     assert proc.returncode == 0 and b"grew" not in proc.stderr

@@ -202,6 +202,7 @@ class Tracker:
         self._command_line: Optional[list[str]] = None
         self._extra_metadata: Optional[dict[str, Any]] = None
         self._parent_pid = 0   # `run --follow-fork`: an exec'd child's parent
+        self._live_fd = -1   # `run --live`: the socket the tracker also streams the records to
         self._started = False
 
     def __repr__(self) -> str:
@@ -272,6 +273,7 @@ class Tracker:
                 metadata=metadata,
                 memory_limit=self.memory_limit or 0,
                 parent_pid=self._parent_pid,
+                live_fd=self._live_fd,
             )
             self._started = True
             _active_tracker = self
@@ -355,6 +357,8 @@ def _run_bootstrap_tracker(path, options):
     tracker = _tracker_from_options(path, options)
     tracker._source = "run"
     tracker._command_line = _interpreter_arguments()
+    if options.get("live_fd") is not None:
+        tracker._live_fd = int(options["live_fd"])
     if options.get("leaks_mode"):
         tracker._extra_metadata = {
             "leaks_mode": True,

@@ -185,15 +185,15 @@ void hs_remove_python_hooks(void) {
 static PyObject *hs_py_start(PyObject *self, PyObject *args, PyObject *kwargs) {
     (void)self;
     static char *keywords[] = {"path", "native", "trace_python_allocators", "follow_fork", "overwrite",
-                               "memory_interval_ms", "compress", "metadata", "memory_limit", "parent_pid", NULL};
+                               "memory_interval_ms", "compress", "metadata", "memory_limit", "parent_pid", "live_fd", NULL};
     PyObject *path = NULL;
-    hs_start_options options = {.trace_python_allocators = 1, .compress = 1, .memory_interval_ms = 10};
+    hs_start_options options = {.trace_python_allocators = 1, .compress = 1, .memory_interval_ms = 10, .live_fd = -1};
     const char *metadata = "{}";
     Py_ssize_t metadata_len = 2;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$ppppIps#KI", keywords, PyUnicode_FSConverter, &path,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$ppppIps#KIi", keywords, PyUnicode_FSConverter, &path,
                                      &options.native, &options.trace_python_allocators, &options.follow_fork,
                                      &options.overwrite, &options.memory_interval_ms, &options.compress, &metadata,
-                                     &metadata_len, &options.memory_limit, &options.parent_pid))
+                                     &metadata_len, &options.memory_limit, &options.parent_pid, &options.live_fd))
         return NULL;
     options.path = PyBytes_AS_STRING(path);
     options.metadata = metadata;
@@ -255,7 +255,7 @@ static PyObject *hs_py_allocator_name(PyObject *self, PyObject *unused) {
 static PyMethodDef hs_methods[] = {
     {"start", (PyCFunction)(void (*)(void))hs_py_start, METH_VARARGS | METH_KEYWORDS,
      "start(path, *, native=False, trace_python_allocators=True, follow_fork=False, overwrite=False, "
-     "memory_interval_ms=10, compress=True, metadata='{}', memory_limit=0, parent_pid=0)\nStart recording every allocation into path."},
+     "memory_interval_ms=10, compress=True, metadata='{}', memory_limit=0, parent_pid=0, live_fd=-1)\nStart recording every allocation into path."},
     {"stop", hs_py_stop, METH_NOARGS, "Stop recording and finish the capture."},
     {"is_active", hs_py_is_active, METH_NOARGS, "Whether a capture is being recorded."},
     {"set_thread_name", hs_py_set_thread_name, METH_VARARGS, "set_thread_name(name, native_id)"},

@@ -27,9 +27,14 @@ struct FileSink {
     private var boundaryCount = 0
     /// The recorder's clock origin, for the STOPPED record's time.
     private let startMonotonic = monotonicMicroseconds()
+    /// Live mode: a socket to `heapscope run` that gets every chunk as it is,
+    /// uncompressed, in a frame (docs/FORMAT.md, "The live stream"); -1 when
+    /// none or once the other side is gone (the capture file goes on).
+    private var feed: Int32
 
-    init(fd: Int32, compress: Bool) {
+    init(fd: Int32, compress: Bool, feed: Int32 = -1) {
         self.fd = fd
+        self.feed = feed
         outCapacity = ZSTD_CStreamOutSize()
         out = .allocate(capacity: outCapacity)
         boundaries = .allocate(capacity: Self.boundaryCapacity)
@@ -49,6 +54,7 @@ struct FileSink {
 
     /// Writes one chunk (whole records).
     mutating func write(_ bytes: UnsafeRawBufferPointer) {
+        if feed >= 0 { sendToFeed(bytes) }
         guard let stream else {
             writeAll(bytes)
             if error == 0 { noteBoundary() }
@@ -87,8 +93,21 @@ struct FileSink {
             out.deallocate()
             boundaries.deallocate()
         }
+        if feed >= 0 { close(feed) }
         if close(fd) != 0 && error == 0 { error = errno }
         return error
+    }
+
+    /// One frame to the live feed. Blocking, on the writer thread only: the
+    /// hooks never wait (they queue chunks), and `heapscope run` reads the feed
+    /// into its own store at once, whatever its viewers do.
+    private mutating func sendToFeed(_ bytes: UnsafeRawBufferPointer) {
+        let header = LiveStream.frameHeader(type: LiveStream.recordsFrame, length: bytes.count)
+        let sent = header.withUnsafeBytes { sendAll(feed, $0) } && sendAll(feed, bytes)
+        if !sent {
+            close(feed)
+            feed = -1
+        }
     }
 
     /// One compression step; returns what zstd says is left to flush.
@@ -116,6 +135,19 @@ struct FileSink {
             written += n
             offset += n
         }
+    }
+
+    private func sendAll(_ socket: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let n = send(socket, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            done += n
+        }
+        return true
     }
 
     private mutating func noteBoundary() {

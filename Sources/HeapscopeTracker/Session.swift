@@ -12,6 +12,8 @@ private struct SessionConfig {
     var compress: Bool
     var intervalMS: UInt32
     var memoryLimit: UInt64
+    /// Live mode's feed socket (FileSink), -1 without; a forked child has none.
+    var liveFD: Int32
 }
 
 /// Touched only from start, stop and the fork handler, never from a hook.
@@ -142,11 +144,13 @@ func hs_session_start(_ options: UnsafePointer<hs_start_options>, _ error: Unsaf
     let metadata = Array(UnsafeRawBufferPointer(start: o.metadata, count: o.metadata_len))
     let session = SessionConfig(path: path, metadata: metadata, flags: flags, followFork: o.follow_fork != 0,
                                 compress: o.compress != 0, intervalMS: o.memory_interval_ms,
-                                memoryLimit: o.memory_limit)
+                                memoryLimit: o.memory_limit, liveFD: o.live_fd)
     // Never replace a file unless asked: O_EXCL makes "exists" an error atomically.
     let mode = O_WRONLY | O_CREAT | O_CLOEXEC | (o.overwrite != 0 ? O_TRUNC : O_EXCL)
     let fd = open(path, mode, 0o644)
     guard fd >= 0 else { return errno }
+    // The program's own children must not hold the live feed open.
+    if o.live_fd >= 0 { _ = fcntl(o.live_fd, F_SETFD, FD_CLOEXEC) }
     guard openSession(fd: fd, session: session, parentPID: o.parent_pid, state: state) else {
         return fail("cannot start the writer thread", error, errorCap)
     }
@@ -227,6 +231,7 @@ func hs_after_fork_child() {
     // The parent's file and zstd stream: close our copy of the descriptor;
     // the stream (maybe mid-update when the writer thread vanished) is left.
     if let fd = sink?.fd { close(fd) }
+    if session.liveFD >= 0 { close(session.liveFD) }
     sink = nil
     guard session.followFork else {
         config = nil
@@ -234,6 +239,7 @@ func hs_after_fork_child() {
     }
     var child = session
     child.path = "\(session.path).\(getpid())"
+    child.liveFD = -1
     let fd = open(child.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0, openSession(fd: fd, session: child, parentPID: UInt32(getppid()), state: state) else {
         if fd >= 0 { close(fd) }
@@ -272,7 +278,7 @@ private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, s
     header.append(contentsOf: session.metadata)
     guard let fresh = Recorder(native: session.flags.contains(.native), memoryLimit: session.memoryLimit,
                                countsArenas: !session.flags.contains(.pythonAllocators)) else { return false }
-    sink = FileSink(fd: fd, compress: session.compress)
+    sink = FileSink(fd: fd, compress: session.compress, feed: session.liveFD)
     guard hs_writer_start(session.intervalMS) == 0 else {
         _ = sink?.finish()
         sink = nil

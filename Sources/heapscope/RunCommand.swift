@@ -88,6 +88,21 @@ struct RunCommand: ParsableCommand {
         valueName: "size"))
     var memoryLimit: String?
 
+    @Flag(help: ArgumentHelp(
+        "Show the program's heap live in this terminal while it runs (docs/CLI.md, \"Live mode\"); with -o, also write the capture.",
+        discussion: "The program's output goes to the file --live-output names; q asks, then stops the program."))
+    var live = false
+
+    @Option(help: ArgumentHelp("With --live: the file the program's stdout and stderr go to (default: heapscope-<script>.<pid>.out).", valueName: "file"))
+    var liveOutput: String?
+
+    @Flag(help: ArgumentHelp(
+        "Serve the live view on 127.0.0.1 (--live-port, default a free port, printed): the program starts when a viewer connects with `heapscope live PORT`; with -o, also write the capture."))
+    var liveRemote = false
+
+    @Option(help: ArgumentHelp("With --live-remote: the port to listen on, on 127.0.0.1 only.", valueName: "port"))
+    var livePort: Int?
+
     @Flag(name: .customShort("m"), help: "Run a library module as a script, like python -m: the first argument is the module.")
     var module = false
 
@@ -135,6 +150,10 @@ struct RunPlan {
     var previousOutput: FileIdentity?
     /// --memory-limit, in bytes.
     var memoryLimit: UInt64?
+    /// --live or --live-remote.
+    var live: LiveMode?
+    /// False in live mode without -o: the tracker's capture then goes to /dev/null.
+    var writesCapture = true
 
     static func make(_ cmd: RunCommand) throws -> RunPlan {
         var rest = cmd.program
@@ -170,6 +189,7 @@ struct RunPlan {
             if !cmd.leaks { throw commandFail("--suppressions works with --leaks") }
             if case .failure(let message) = loadSuppressions(file) { throw commandFail(message) }
         }
+        let live = try LiveMode.make(cmd)
         let arguments = Array(rest.dropFirst())
 
         var stem: String
@@ -199,18 +219,21 @@ struct RunPlan {
         let bootstrapDir = packageDir + "/_bootstrap"
 
         // Output: checked before anything starts.
-        let output = try CaptureOutput.check(
-            cmd.output, default: "heapscope-\(stem.replacingSlashes()).{pid}.hsc", force: cmd.force)
+        let writesCapture = live == nil || cmd.output != nil
+        let output = writesCapture
+            ? try CaptureOutput.check(cmd.output, default: "heapscope-\(stem.replacingSlashes()).{pid}.hsc", force: cmd.force)
+            : CaptureOutput(display: "/dev/null", absolute: "/dev/null", previous: nil)
 
         return RunPlan(
             mode: mode, target: first, arguments: arguments, commandLine: commandLine,
             python: python, packageDir: packageDir, bootstrapDir: bootstrapDir,
-            displayOutput: output.display, absoluteOutput: output.absolute, pidInOutput: cmd.output == nil,
-            options: cmd, previousOutput: output.previous, memoryLimit: memoryLimit)
+            displayOutput: output.display, absoluteOutput: output.absolute, pidInOutput: cmd.output == nil && writesCapture,
+            options: cmd, previousOutput: output.previous, memoryLimit: memoryLimit,
+            live: try live.map { try $0.withOutput(stem: stem.replacingSlashes()) }, writesCapture: writesCapture)
     }
 
     /// The JSON object the bootstrap reads from HEAPSCOPE_RUN_OPTIONS.
-    func bootstrapOptions(userPythonPath: String?, readyFD: Int32) -> String {
+    func bootstrapOptions(userPythonPath: String?, readyFD: Int32, liveFD: Int32?) -> String {
         let optionalString = { (text: String?) in text.map(JSONValue.string) ?? .null }
         var fields: [(key: String, value: JSONValue)] = [
             ("native", .bool(options.tracking.native)),
@@ -219,8 +242,8 @@ struct RunPlan {
             ("pythonmalloc_set_by_heapscope", .bool(setsPythonMalloc)),
             ("user_pythonmalloc", optionalString(userPythonMalloc)),
             ("follow_fork", .bool(options.tracking.followFork)),
-            ("compress", .bool(!options.noCompress)),
-            ("overwrite", .bool(options.force)),
+            ("compress", .bool(!options.noCompress && writesCapture)),
+            ("overwrite", .bool(options.force || !writesCapture)),
             ("memory_interval_ms", .int(Int64(options.memoryIntervalMs))),
             ("memory_limit", memoryLimit.map { .int(Int64($0)) } ?? .null),
             ("package_dir", .string(packageDir)),
@@ -231,6 +254,7 @@ struct RunPlan {
             ("ready_fd", .int(Int64(readyFD))),
         ]
         if mode == .module { fields.append(("module", .string(target))) }
+        if let liveFD { fields.append(("live_fd", .int(Int64(liveFD)))) }
         return JSONValue.object(fields).serialized()
     }
 
@@ -248,7 +272,7 @@ struct RunPlan {
         }
     }
 
-    func childEnvironment(readyFD: Int32) -> [String] {
+    func childEnvironment(readyFD: Int32, liveFD: Int32?) -> [String] {
         var env = currentEnvironment()
         // Variables the Python entry point added for us, not the user's.
         var drop: Set<String> = ["HEAPSCOPE_ENTRY_SET", "HEAPSCOPE_RUN_OUTPUT", "HEAPSCOPE_RUN_OPTIONS"]
@@ -267,7 +291,7 @@ struct RunPlan {
             env.append(("PYTHONMALLOC", "malloc"))
         }
         env.append(("HEAPSCOPE_RUN_OUTPUT", absoluteOutput))
-        env.append(("HEAPSCOPE_RUN_OPTIONS", bootstrapOptions(userPythonPath: userPythonPath, readyFD: readyFD)))
+        env.append(("HEAPSCOPE_RUN_OPTIONS", bootstrapOptions(userPythonPath: userPythonPath, readyFD: readyFD, liveFD: liveFD)))
         return env.map { "\($0.0)=\($0.1)" }
     }
 }

@@ -8,7 +8,7 @@ import Glibc
 import Musl
 #endif
 
-enum ChildStatus {
+enum ChildStatus: Equatable {
     case exited(Int32)
     case signaled(Int32)
 }
@@ -23,7 +23,33 @@ extension RunPlan {
         }
         defer { close(ready[0]) }
         _ = fcntl(ready[1], F_SETFD, 0)
-        let envp = childEnvironment(readyFD: ready[1])
+
+        // Live mode: the feed's socket pair (the child's end inherited), the
+        // store, and for --live-remote a first viewer before anything runs.
+        var feed: [Int32] = [-1, -1]
+        var store: LiveStore?
+        var remote: (listener: LiveListener, first: Int32)?
+        var fileActions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fileActions)
+        defer { posix_spawn_file_actions_destroy(&fileActions) }
+        if let live {
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &feed) == 0 else {
+                throw commandFail("cannot create a socket pair: \(String(cString: strerror(errno)))")
+            }
+            _ = fcntl(feed[1], F_SETFD, 0)
+            store = try LiveStore()
+            switch live {
+            case .local(let output):
+                // The view owns the terminal: the program reads nothing from it and writes to the file.
+                let out = try Self.openLiveOutput(output!)
+                posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+                posix_spawn_file_actions_adddup2(&fileActions, out, 1)
+                posix_spawn_file_actions_adddup2(&fileActions, out, 2)
+            case .remote(let port):
+                remote = try waitForFirstViewer(port: port)
+            }
+        }
+        let envp = childEnvironment(readyFD: ready[1], liveFD: live == nil ? nil : feed[1])
 
         // The terminal sends SIGINT/SIGQUIT to the whole foreground group: the
         // child handles them; we only wait. Signals that were ignored when we
@@ -52,30 +78,25 @@ extension RunPlan {
         let rc = withCStrings(argv) { cArgv in
             withCStrings(envp) { cEnv in
                 if argv[0].contains("/") {
-                    return posix_spawn(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
+                    return posix_spawn(&pid, cArgv[0]!, &fileActions, &attr, cArgv, cEnv)
                 }
-                return posix_spawnp(&pid, cArgv[0]!, nil, &attr, cArgv, cEnv)
+                return posix_spawnp(&pid, cArgv[0]!, &fileActions, &attr, cArgv, cEnv)
             }
         }
         close(ready[1])
+        if feed[1] >= 0 { close(feed[1]) }
         if rc != 0 {
             throw commandFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
         }
 
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR {
-                throw commandFail("waiting for the program failed: \(String(cString: strerror(errno)))")
-            }
+        var result: ChildStatus
+        switch live {
+        case .local(let output)?: result = showLive(feed: feed[0], pid: pid, store: store!, output: output!)
+        case .remote?: result = serveLive(feed: feed[0], pid: pid, store: store!, listener: remote!.listener, first: remote!.first)
+        case nil: result = waitForChild(pid)
         }
         let elapsed = monotonicSeconds() - start
 
-        var result: ChildStatus
-        if (status & 0x7f) == 0 {
-            result = .exited((status >> 8) & 0xff)
-        } else {
-            result = .signaled(status & 0x7f)
-        }
         var byte: UInt8 = 0
         if read(ready[0], &byte, 1) != 1 {
             writeStderr("heapscope: error: the program ran untracked: \(python) did not run heapscope's bootstrap "
@@ -84,6 +105,7 @@ extension RunPlan {
             return result
         }
 
+        guard writesCapture else { return result }
         let path = pidInOutput ? displayOutput.replacing("{pid}", with: String(pid)) : displayOutput
         let absolutePath = pidInOutput ? absoluteOutput.replacing("{pid}", with: String(pid)) : absoluteOutput
         guard captureWritten(at: absolutePath, replacing: previousOutput) else { return result }
@@ -98,6 +120,18 @@ extension RunPlan {
         return result
     }
 
+}
+
+/// Waits for the program to end; its status is heapscope's.
+func waitForChild(_ pid: pid_t) -> ChildStatus {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        if errno != EINTR {
+            writeStderr("heapscope: error: waiting for the program failed: \(String(cString: strerror(errno)))\n")
+            return .exited(2)
+        }
+    }
+    return (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
 }
 
 private func isIgnored(_ handler: __sighandler_t?) -> Bool {

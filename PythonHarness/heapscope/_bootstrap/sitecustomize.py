@@ -10,7 +10,8 @@
 #                          process's pid when options["pid_in_output"])
 #   HEAPSCOPE_RUN_OPTIONS  JSON: native, trace_python_allocators, follow_fork,
 #                          compress, overwrite, memory_interval_ms,
-#                          module (for -m), ready_fd (a pipe to write one byte to), package_dir, bootstrap_dir,
+#                          module (for -m), ready_fd (a pipe to write one byte to),
+#                          live_fd (run --live: the socket for the live stream), package_dir, bootstrap_dir,
 #                          pythonpath (the user's PYTHONPATH, or null),
 #                          leaks_mode, pythonmalloc_set_by_heapscope,
 #                          user_pythonmalloc, referrers (write <capture>.refs)
@@ -193,6 +194,7 @@ def _heapscope_pass_to_children(output, options):
     child = dict(options, child=True, pid_in_output=True, overwrite=False)
     child.pop("module", None)
     child.pop("ready_fd", None)   # heapscope run's pipe is ours alone: the fd means nothing in a child
+    child.pop("live_fd", None)   # likewise the live feed
     pythonpath = options.get("bootstrap_dir") or os.path.dirname(os.path.abspath(__file__))
     if options.get("pythonpath"):
         pythonpath += os.pathsep + options["pythonpath"]

@@ -1,0 +1,109 @@
+// The live view's loop, the same for `run --live` and `heapscope live`: about
+// ten times a second the stream stored so far is replayed into a `LiveView`
+// (when it grew) and drawn; keys change the state. A replay slower than that
+// only makes refreshes rarer: the store keeps every event.
+
+import HeapscopeAnalysis
+import HeapscopeFormat
+import HeapscopeReports
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+struct LiveViewer {
+    let store: LiveStore
+    /// `run --live`: stops the program (q asks first); nil for a remote viewer,
+    /// whose q only closes the view.
+    var stopProgram: (() -> Void)?
+    /// What the view says about the program's output.
+    var note: String
+    /// Said when the stream ends without saying how the program ended.
+    var lostText: String
+
+    private static let refreshSeconds = 0.1
+
+    /// Runs until the user quits (or, after q stopped the program, until it ended).
+    func run() {
+        let terminal = LiveTerminal()
+        defer { terminal.restore() }
+        var state = LiveScreenState()
+        state.note = note
+        var view: LiveView?
+        var replayedLength = 0
+        var lastReplay = 0.0
+        var previous: (bytes: UInt64, micros: UInt64)?
+        var stopping = false
+        var lastSize = (width: 0, height: 0)
+        var dirty = true
+        while true {
+            let stored = store.snapshot()
+            let now = monotonicSeconds()
+            if stored.length > replayedLength && now - lastReplay >= Self.refreshSeconds
+                || stored.ended && stored.length != replayedLength {
+                if let fresh = try? LiveView.read(path: store.path) {
+                    if let previous, fresh.timeMicros > previous.micros {
+                        state.allocationRate = Double(fresh.allocated.bytes &- previous.bytes) * 1e6 / Double(fresh.timeMicros - previous.micros)
+                    }
+                    previous = (fresh.allocated.bytes, fresh.timeMicros)
+                    view = fresh
+                }
+                replayedLength = stored.length
+                lastReplay = now
+                dirty = true
+            }
+            let status = stored.ended ? (stored.exit?.description ?? lostText) : (view == nil ? "starting" : "running")
+            if status != state.status {
+                state.status = status
+                dirty = true
+            }
+            if stopping && stored.ended { return }
+            let size = terminal.size
+            if dirty || size != lastSize {
+                let visible = LiveScreen.tableHeight(height: size.height)
+                let rowCount = view.map { LiveScreen.sites($0, thread: state.thread, hideInternal: state.hideInternal, sort: state.sort).count } ?? 0
+                state.scroll = min(state.scroll, max(0, rowCount - visible))
+                terminal.draw(LiveScreen.render(view, state, width: size.width, height: size.height))
+                lastSize = size
+                dirty = false
+            }
+            for key in terminal.keys(waiting: 100) {
+                dirty = true
+                if state.prompt != nil {
+                    state.prompt = nil
+                    if key == .character("y") || key == .character("Y") {
+                        stopping = true
+                        state.note = "stopping the program (SIGINT sent; SIGKILL if it has not ended in 3 s)"
+                        stopProgram?()
+                    }
+                    continue
+                }
+                let page = max(1, LiveScreen.tableHeight(height: size.height) - 1)
+                switch key {
+                case .character("q"), .character("Q"), .interrupt:
+                    if stopProgram == nil || stored.ended { return }
+                    if !stopping { state.prompt = "Stop the program? It gets SIGINT, then SIGKILL if it does not end. (y/n)" }
+                case .character("o"): state.sort = .own
+                case .character("t"): state.sort = .total
+                case .character("n"): state.sort = .count
+                case .character("i"): state.hideInternal.toggle()
+                case .down, .character("j"): state.scroll += 1
+                case .up, .character("k"): state.scroll = max(0, state.scroll - 1)
+                case .pageDown, .character(" "): state.scroll += page
+                case .pageUp: state.scroll = max(0, state.scroll - page)
+                case .home: state.scroll = 0
+                case .end: state.scroll = Int.max / 2
+                case .left, .right:
+                    let choices = LiveScreen.threadChoices(view)
+                    let index = choices.firstIndex(of: state.thread) ?? 0
+                    let step = key == .right ? 1 : choices.count - 1
+                    state.thread = choices[(index + step) % choices.count]
+                    state.scroll = 0
+                default: dirty = false
+                }
+            }
+        }
+    }
+}

@@ -15,6 +15,8 @@ Modes:
   hs-nopy     heapscope run -f -q --no-trace-python-allocators -o OUT W.py
   memray      memray run -f -q -o OUT W.py                                   (memray default)
   memray-py   memray run -f -q --trace-python-allocators -o OUT W.py
+  hs-live     heapscope run -f -q --live-remote --live-port P -o OUT W.py   (opt-in: live mode with a viewer that
+              keeps up, a thread of this script reading the whole stream; compare with hs)
 
 heapscope runs with the interpreter it is installed in (the one running this
 script); memray runs from a venv of the same CPython version at
@@ -30,10 +32,12 @@ import math
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -75,9 +79,14 @@ MODES = {
     "hs-native-nopy": ("heapscope", ["--native", "--no-trace-python-allocators"], ".hsc", "memray-native"),
     "memray-native": ("memray", ["--native"], ".bin", "hs-native-nopy"),
     "memray-py-native": ("memray", ["--native", "--trace-python-allocators"], ".bin", "hs-native"),
+    # Live mode (issue 13), opt-in: --modes hs,hs-live
+    "hs-live": ("heapscope", ["--live-remote"], ".hsc", "memray-py"),
 }
 MODE_ORDER = ["hs", "hs-nopy", "memray", "memray-py"]
 NATIVE_MODES = ["hs-native", "hs-native-nopy", "memray-native", "memray-py-native"]
+LIVE_MODES = ["hs-live"]
+# A live run's overhead within 10% of a normal run's (issue 13): hs-live / hs.
+LIVE_TARGET = 1.10
 
 TARGETS = {"hs": 1.6, "hs-nopy": 1.10, "hs-native": 3.0, "hs-native-nopy": 1.2}
 SIZE_TARGET = 0.7
@@ -194,6 +203,32 @@ def run_measured(argv, env=None, cwd=None, stdout_path=None, timeout=RUN_TIMEOUT
         err.close()
         if rss_file:
             os.unlink(rss_file)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def drain_live(port):
+    """A live viewer that keeps up: connects once heapscope listens and reads the stream to its end."""
+    def run():
+        end = time.monotonic() + 60
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port))
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    return
+                time.sleep(0.005)
+        with conn:
+            while conn.recv(1 << 20):
+                pass
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 
 def run_plain(argv, env=None, timeout=RUN_TIMEOUT, check=True):
@@ -336,8 +371,10 @@ class Tools:
         py = self.venv_py if tool == "memray" else self.py
         return [py, script]
 
-    def tracked(self, mode, script, capture):
+    def tracked(self, mode, script, capture, live_port=None):
         tool, extra, _, _ = MODES[mode]
+        if live_port is not None:
+            extra = extra + ["--live-port", str(live_port)]
         if tool == "heapscope":
             return self.heapscope + ["run", "-f", "-q"] + extra + ["-o", capture, script]
         return self.memray + ["run", "-f", "-q"] + extra + ["-o", capture, script]
@@ -469,7 +506,11 @@ def measure_workload(tools, name, script, modes, reps):
                 if which == "base":
                     pair["base"] = run_measured(tools.untracked(mode, script), env=tools.env, cwd=CAPTURE_DIR)
                 else:
-                    pair["tracked"] = run_measured(tools.tracked(mode, script, cap), env=tools.env, cwd=CAPTURE_DIR)
+                    port = free_port() if mode in LIVE_MODES else None
+                    viewer = drain_live(port) if port else None
+                    pair["tracked"] = run_measured(tools.tracked(mode, script, cap, port), env=tools.env, cwd=CAPTURE_DIR)
+                    if viewer:
+                        viewer.join(10)
             b, t = pair["base"], pair["tracked"]
             kind = "venv" if MODES[mode][0] == "memray" else "system"
             if b["rc"] != 0:
@@ -610,7 +651,7 @@ def main():
     modes = [m for m in args.modes.split(",") if m]
     for m in modes:
         if m not in MODES:
-            ap.error(f"unknown mode {m!r} (choose from {', '.join(MODE_ORDER + NATIVE_MODES)})")
+            ap.error(f"unknown mode {m!r} (choose from {', '.join(MODE_ORDER + NATIVE_MODES + LIVE_MODES)})")
     if args.no_memray:
         modes = [m for m in modes if MODES[m][0] != "memray"]
 
@@ -793,6 +834,12 @@ def bench(args, tools, reps, fixture_n, modes, selected):
         if g is not None:
             verdict = "PASS" if g <= target else f"MISS by {g - target:.2f}x ({(g / target - 1) * 100:.0f}% over)"
             log(f"target {m}: geomean {g:.2f}x <= {target:.2f}x: {verdict}")
+    live, normal = summary["geomean_ratio"].get("hs-live"), summary["geomean_ratio"].get("hs")
+    if live is not None and normal is not None:
+        ratio = live / normal
+        verdict = "PASS" if ratio <= LIVE_TARGET else f"MISS ({(ratio - 1) * 100:.0f}% over a normal run)"
+        log(f"target live: hs-live / hs geomean {ratio:.3f} <= {LIVE_TARGET:.2f}: {verdict}")
+        summary["live_over_normal"] = ratio
     for m, g in summary["size_ratio_geomean"].items():
         if g is not None:
             peer = MODES[m][3]

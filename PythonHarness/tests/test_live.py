@@ -347,7 +347,8 @@ class StreamClient:
 
 def test_stream_figures_match_the_script(hs, tmp_path):
     write(tmp_path / "grow.py", GROW)
-    proc, port = start_remote(tmp_path, "-o", "run.hsc")
+    # Uncompressed: the stream is then the records themselves, for this client to read.
+    proc, port = start_remote(tmp_path, "--no-compress", "-o", "run.hsc")
     client = StreamClient(port)
     # Up to marker(): after grow's twenty blocks, before anything is freed.
     while not (client.records and StreamModel(client.records).blocks("marker", 54321)):

@@ -54,7 +54,7 @@ public struct LiveView: Sendable {
         heapBytes = heap
     }
 
-    /// Replays the raw capture stream at `path` (the live store) as far as it goes.
+    /// Replays the capture at `path` (the live store) as far as it goes.
     public static func read(path: String) throws(CaptureError) -> LiveView {
         LiveView(analysis: try CaptureAnalysis.analyze(path: path))
     }

@@ -14,16 +14,18 @@ public enum CaptureFile {
     public static let zstdMagic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
 }
 
-/// The live stream (docs/FORMAT.md, "The live stream"): the capture's records,
-/// uncompressed, in frames; from the tracker to `heapscope run` over a socket
-/// pair, and from `run --live-remote` to `heapscope live` over loopback TCP.
+/// The live stream (docs/FORMAT.md, "The live stream"): the capture's bytes as
+/// the tracker writes its file, in frames; from the tracker to `heapscope run`
+/// over a socket pair, and from `run --live-remote` to `heapscope live` over
+/// loopback TCP.
 public enum LiveStream {
     /// What a live port sends first: a viewer tells heapscope from anything else by it.
     public static let greeting: [UInt8] = Array("HEAPSCOPE-LIVE 1\n".utf8)
     /// A frame is a type byte, a u32 little-endian payload length, then the payload.
     public static let frameHeaderSize = 5
-    /// Whole records of the capture stream; the stream's first frame starts with its header.
-    public static let recordsFrame: UInt8 = 1
+    /// The next bytes of the capture (zstd-compressed unless `--no-compress`),
+    /// from its first byte on; frames need not end between records.
+    public static let captureFrame: UInt8 = 1
     /// The program ended (the stream's last frame): i32 LE how (0: exited, 1: killed by a signal), i32 LE status or signal.
     public static let exitFrame: UInt8 = 2
 

@@ -27,9 +27,10 @@ struct FileSink {
     private var boundaryCount = 0
     /// The recorder's clock origin, for the STOPPED record's time.
     private let startMonotonic = monotonicMicroseconds()
-    /// Live mode: a socket to `heapscope run` that gets every chunk as it is,
-    /// uncompressed, in a frame (docs/FORMAT.md, "The live stream"); -1 when
-    /// none or once the other side is gone (the capture file goes on).
+    /// Live mode: a socket to `heapscope run` that gets a copy of every byte
+    /// written to the file, compressed as it is, in frames (docs/FORMAT.md,
+    /// "The live stream"); -1 when none or once the other side is gone (the
+    /// capture file goes on).
     private var feed: Int32
 
     init(fd: Int32, compress: Bool, feed: Int32 = -1) {
@@ -54,7 +55,6 @@ struct FileSink {
 
     /// Writes one chunk (whole records).
     mutating func write(_ bytes: UnsafeRawBufferPointer) {
-        if feed >= 0 { sendToFeed(bytes) }
         guard let stream else {
             writeAll(bytes)
             if error == 0 { noteBoundary() }
@@ -100,9 +100,10 @@ struct FileSink {
 
     /// One frame to the live feed. Blocking, on the writer thread only: the
     /// hooks never wait (they queue chunks), and `heapscope run` reads the feed
-    /// into its own store at once, whatever its viewers do.
+    /// into its own store at once, whatever its viewers do. Compressed, the
+    /// feed costs a tenth of the records' size.
     private mutating func sendToFeed(_ bytes: UnsafeRawBufferPointer) {
-        let header = LiveStream.frameHeader(type: LiveStream.recordsFrame, length: bytes.count)
+        let header = LiveStream.frameHeader(type: LiveStream.captureFrame, length: bytes.count)
         let sent = header.withUnsafeBytes { sendAll(feed, $0) } && sendAll(feed, bytes)
         if !sent {
             close(feed)
@@ -135,6 +136,7 @@ struct FileSink {
             written += n
             offset += n
         }
+        if feed >= 0 && error == 0 { sendToFeed(bytes) }
     }
 
     private func sendAll(_ socket: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {

@@ -83,9 +83,8 @@ final class LiveViewers: @unchecked Sendable {
                 let stored = store.wait(beyond: offset, milliseconds: 200)
                 if stored.length > offset {
                     let payload = store.read(at: offset, count: min(stored.length - offset, 1 << 20))
-                    // The store grows by whole frames: any prefix up to its length ends between records.
                     guard !payload.isEmpty,
-                          sendAll(socket, LiveStream.frameHeader(type: LiveStream.recordsFrame, length: payload.count) + payload)
+                          sendAll(socket, LiveStream.frameHeader(type: LiveStream.captureFrame, length: payload.count) + payload)
                     else { return }
                     offset += payload.count
                 } else if stored.ended {

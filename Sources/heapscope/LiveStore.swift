@@ -1,6 +1,7 @@
-// Live mode's copy of the record stream (docs/FORMAT.md, "The live stream"):
-// every frame received is appended, uncompressed, to a temporary file, so the
-// figures always come from the whole stream. A viewer (or the replay behind
+// Live mode's copy of the capture stream (docs/FORMAT.md, "The live stream"):
+// every frame received is appended to a temporary file, which reads as a
+// capture cut short where the stream is now, so the figures always come from
+// the whole stream. A viewer (or the replay behind
 // the screen) reads it at its own pace: a slow one shows older figures or
 // skips screen refreshes, and no event is ever dropped; a viewer connecting
 // later is sent the file from its first byte, its tables included.
@@ -34,7 +35,7 @@ extension ChildStatus {
 }
 
 final class LiveStore: @unchecked Sendable {
-    /// The raw capture stream so far (a capture `CaptureReader(path:)` reads).
+    /// The capture so far (`CaptureReader(path:)` reads it as one cut short).
     let path: String
     private let fd: Int32
     private var mutex = pthread_mutex_t()
@@ -128,7 +129,7 @@ final class LiveStore: @unchecked Sendable {
             let count = Int(header[1]) | Int(header[2]) << 8 | Int(header[3]) << 16 | Int(header[4]) << 24
             guard let payload = readExactly(socket, count) else { return nil }
             switch header[0] {
-            case LiveStream.recordsFrame:
+            case LiveStream.captureFrame:
                 guard append(payload) else { return nil }
             case LiveStream.exitFrame where count == 8:
                 let how = payload.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: Int32.self)) }

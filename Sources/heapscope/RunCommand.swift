@@ -242,7 +242,7 @@ struct RunPlan {
             ("pythonmalloc_set_by_heapscope", .bool(setsPythonMalloc)),
             ("user_pythonmalloc", optionalString(userPythonMalloc)),
             ("follow_fork", .bool(options.tracking.followFork)),
-            ("compress", .bool(!options.noCompress && writesCapture)),
+            ("compress", .bool(!options.noCompress)),
             ("overwrite", .bool(options.force || !writesCapture)),
             ("memory_interval_ms", .int(Int64(options.memoryIntervalMs))),
             ("memory_limit", memoryLimit.map { .int(Int64($0)) } ?? .null),

@@ -33,7 +33,7 @@ APT_PACKAGES := python3-dev libunwind-dev libdw-dev libzstd-dev pkg-config
 # a headless browser for the HTML reports, protobuf/jsonschema to validate the
 # exports, numpy for the native-allocation scenario, xdist/asyncio/nbclient for
 # the pytest plugin and Jupyter tests, gdb for `heapscope attach` (test_attach.py),
-# node to check the pages' scripts.
+# node to check the pages' scripts, tmux for the live views (test_live.py).
 TEST_APT_PACKAGES := chromium chromium-driver gdb nodejs tmux
 # The Python packages are the `test` extra of PythonHarness/pyproject.toml (one list).
 TEST_PIP_PACKAGES := $(shell sed -n '/^test = \[/,/^\]/p' PythonHarness/pyproject.toml | grep -o '"[^"]*"' | tr -d '"')

@@ -150,7 +150,8 @@ def test_run_live_in_a_terminal(tmux, tmp_path):
     assert "program output: out.txt" in screen
     assert "threads: [all]" in screen and "worker" in screen
     # Sorted by own bytes: grow first, the callers (own 0) far below; by
-    # total: the line of <module> that called grow right after it.
+    # total: grow and the line of <module> that called it (which holds a
+    # little more on 3.10, whose frame objects are allocated) at the top.
     owns = [size(row[0]) for row in table_rows(screen)]
     assert functions(screen)[0] == "grow" and owns == sorted(owns, reverse=True) and "<module>" not in functions(screen)[:3]
     tmux.keys("live", "t")
@@ -158,7 +159,9 @@ def test_run_live_in_a_terminal(tmux, tmp_path):
     rows = table_rows(screen)
     totals = [size(row[1]) for row in rows]
     assert totals == sorted(totals, reverse=True)
-    assert rows[0][3] == "grow" and rows[1][3] == "<module>" and rows[1][0] == "0 B" and rows[1][1] == rows[0][1]
+    top = {row[3]: row for row in rows[:2]}
+    assert set(top) == {"grow", "<module>"}
+    assert size(top["<module>"][1]) >= size(top["grow"][1]) and size(top["<module>"][0]) < MIB
     tmux.keys("live", "n")
     screen = tmux.wait_screen("live", lambda s: "count*" in s and s, "the count sort")
     counts = [int(row[2].replace(",", "")) for row in table_rows(screen)]

@@ -7,10 +7,12 @@ import HeapscopeFormat
 struct MappedRanges {
     struct Mapping {
         var address: UInt64
+        /// Serial of its ALLOC: names the mapping among the pieces.
         var serial: UInt64
-        var frame: FrameID
-        var thread: ThreadNumber
-        var kind: AllocatorKind
+        /// `SiteTable` id.
+        var site: UInt32
+        /// As `LiveHeap` tags a block.
+        var tag: UInt64
         /// Bytes of the mapping still mapped, over all its pieces.
         var liveBytes: UInt64
     }

@@ -181,30 +181,8 @@ public struct PymallocAnalysis: Sendable {
                                    blocksTraced: reader.header.flags.contains(.pythonAllocators),
                                    pymallocActive: metadata.pymallocActive,
                                    keepOtherBlocks: referrers != nil)
-        var endTime: UInt64?
-        let events = UnsafeMutableBufferPointer<Event>.allocate(capacity: 128)
-        defer { events.deallocate() }
-        while true {
-            let count = reader.nextEvents(into: events)
-            if count > 0 {
-                for event in events[0..<count] {
-                    if event.isFree {
-                        model.free(event.kind, address: event.address)
-                    } else {
-                        model.alloc(event.kind, address: event.address, size: event.size, frame: event.frame)
-                    }
-                }
-                continue
-            }
-            guard let record = try reader.next() else { break }
-            switch record {
-            case .alloc(let a): model.alloc(a.kind, address: a.address, size: a.size, frame: a.frame)
-            case .free(let kind, let address, _): model.free(kind, address: address)
-            case .snapshot(let time, _): model.snapshot(time: time)
-            case .end(let time): endTime = time
-            default: break
-            }
-        }
+        try Replay.run(&reader, into: &model)
+        let endTime = model.endTime
 
         header = reader.header
         tables = reader.tables
@@ -240,7 +218,7 @@ public struct PymallocAnalysis: Sendable {
         var pinningAddresses: [(address: UInt64, size: UInt64)] = []
         model.blocks.forEach { block in
             guard let arena = model.arenaIndex(ofBlock: block.address), pinnedSet.contains(arena) else { return }
-            byFrame[block.frame, default: Totals()].add(block.size)
+            byFrame[block.site, default: Totals()].add(block.size)
             pinning.add(block.size)
             if referrers != nil { pinningAddresses.append((block.address, block.size)) }
         }
@@ -267,8 +245,8 @@ public struct PymallocAnalysis: Sendable {
             for block in pinningAddresses {
                 if let holder = referrers.holders[block.address] { wanted[holder] = .some(nil) }
             }
-            let resolve: (LiveBlock) -> Void = { block in
-                if wanted[block.address] != nil { wanted[block.address] = (block.frame, block.kind) }
+            let resolve: (LiveHeap.Block) -> Void = { block in
+                if wanted[block.address] != nil { wanted[block.address] = (block.site, PymallocReplay.kind(ofTag: block.tag)) }
             }
             model.blocks.forEach(resolve)
             model.others.forEach(resolve)
@@ -330,8 +308,8 @@ struct ModelPool {
     var arena: Int
 }
 
-/// The replay behind `PymallocAnalysis`.
-struct PymallocReplay {
+/// The replay engine's consumer behind `PymallocAnalysis`.
+struct PymallocReplay: ReplayConsumer {
     let geometry: PymallocGeometry
     let blocksTraced: Bool
     let pymallocActive: Bool
@@ -340,8 +318,10 @@ struct PymallocReplay {
 
     /// Live pymalloc blocks by the address the program got; `size` is the
     /// request as pymalloc saw it (with the debug hooks' extra bytes).
-    let blocks = AddressTable()
-    let others = AddressTable()
+    /// `site` holds the allocating frame id; the tag the allocator kind (high
+    /// half) and the size class the block really has, plus one (low half).
+    let blocks = LiveHeap(tagged: true)
+    let others = LiveHeap(tagged: true)
     var pools: [UInt64: ModelPool] = [:]
     var arenas: [ModelArena] = []
     /// Live arenas by `address / arenaSize` (at most one starts in each such chunk).
@@ -362,7 +342,7 @@ struct PymallocReplay {
     var lastSnapshotTime: UInt64?
     var peakArenas = 0
     var peakState: PymallocState?
-    var serial: UInt64 = 0
+    var endTime: UInt64?
 
     init(geometry: PymallocGeometry, blocksTraced: Bool, pymallocActive: Bool, keepOtherBlocks: Bool) {
         self.geometry = geometry
@@ -379,7 +359,6 @@ struct PymallocReplay {
     }
 
     mutating func alloc(_ kind: AllocatorKind, address: UInt64, size: UInt64, frame: FrameID) {
-        serial &+= 1
         if kind == .pymallocArena {
             arenaAlloc(address)
             return
@@ -390,12 +369,12 @@ struct PymallocReplay {
             if let replaced = blocks.remove(address) { release(replaced) }
             let sizeClass = place(address: address, request: request)
             // `thread` holds the size class the block really has, plus one.
-            _ = blocks.insert(LiveBlock(address: address, size: request, serial: serial, frame: frame,
-                                        thread: ThreadNumber(sizeClass + 1), kind: kind))
+            _ = blocks.insert(address: address, size: request, site: frame,
+                              tag: UInt64(kind.rawValue) << 32 | UInt64(sizeClass + 1))
             blocksAllocated.add(request)
         } else if keepOtherBlocks && kind != .mmap {
             if let replaced = blocks.remove(address) { release(replaced) }
-            _ = others.insert(LiveBlock(address: address, size: size, serial: serial, frame: frame, thread: 0, kind: kind))
+            _ = others.insert(address: address, size: size, site: frame, tag: UInt64(kind.rawValue) << 32)
         }
     }
 
@@ -410,6 +389,28 @@ struct PymallocReplay {
             _ = others.remove(address)
         }
     }
+
+    mutating func events(_ batch: UnsafeMutableBufferPointer<Event>, thread: ThreadNumber) {
+        for event in batch {
+            if event.isFree {
+                free(event.kind, address: event.address)
+            } else {
+                alloc(event.kind, address: event.address, size: event.size, frame: event.frame)
+            }
+        }
+    }
+
+    mutating func record(_ record: Record, tables: CaptureTables) {
+        switch record {
+        case .alloc(let a): alloc(a.kind, address: a.address, size: a.size, frame: a.frame)
+        case .free(let kind, let address, _): free(kind, address: address)
+        case .snapshot(let time, _): snapshot(time: time)
+        case .end(let time): endTime = time
+        default: break
+        }
+    }
+
+    static func kind(ofTag tag: UInt64) -> AllocatorKind { AllocatorKind(rawValue: UInt8(truncatingIfNeeded: tag >> 32)) ?? .malloc }
 
     mutating func snapshot(time: UInt64) {
         lastSnapshotTime = time
@@ -528,8 +529,9 @@ struct PymallocReplay {
         return sizeClass
     }
 
-    private mutating func release(_ block: LiveBlock) {
-        let sizeClass = block.thread > 0 ? Int(block.thread) - 1 : geometry.sizeClass(ofRequest: block.size)
+    private mutating func release(_ block: LiveHeap.Block) {
+        let classTag = Int(truncatingIfNeeded: block.tag & 0xFFFF_FFFF)
+        let sizeClass = classTag > 0 ? classTag - 1 : geometry.sizeClass(ofRequest: block.size)
         let poolAddress = geometry.pool(ofBlock: block.address &- geometry.debugOffset)
         // No pool: its arena (obtained before tracking) was returned.
         guard var pool = pools[poolAddress], pool.liveBlocks > 0 else { return }

@@ -11,6 +11,8 @@ public struct StackTotals: Equatable, Sendable {
         byFrame = [Totals](repeating: .zero, count: frameCount + 1)
     }
 
+    init(byFrame: [Totals]) { self.byFrame = byFrame }
+
     public subscript(frame: FrameID) -> Totals { byFrame[Int(frame)] }
 
     public var total: Totals { byFrame.reduce(.zero, +) }

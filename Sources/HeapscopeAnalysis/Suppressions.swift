@@ -147,6 +147,18 @@ public struct Suppressions: Sendable, Equatable {
         }
         return (kept, hidden)
     }
+
+    /// The same for figures per Python stack (`CaptureAnalysis.viewByStack`).
+    public func filter(byStack: StackTotals, tables: CaptureTables) -> (kept: StackTotals, hidden: Totals) {
+        guard !patterns.isEmpty else { return (byStack, Totals()) }
+        var kept = byStack
+        var hidden = Totals()
+        for frame in byStack.frames where match(stack: tables.stack(ofFrame: frame)) != nil {
+            hidden = hidden + byStack[frame]
+            kept.byFrame[Int(frame)] = .zero
+        }
+        return (kept, hidden)
+    }
 }
 
 /// `*` matches any run of characters (slashes included), `?` one character;

@@ -32,46 +32,31 @@ public struct TemporalEntry: Equatable, Sendable {
 struct TemporalBuilder {
     static let maxBuckets = 240
 
-    /// Serial of the last ALLOC before each snapshot.
-    private var serialAtSnapshot: [UInt64] = []
+    /// Snapshots so far: the epoch of an allocation made now.
+    private(set) var epoch: UInt32 = 0
     /// Bucket of a snapshot epoch = epoch >> shift.
-    private var shift = 0
-    /// Allocations with a serial above this one are in the current bucket.
-    private var currentBucketStartSerial: UInt64 = 0
+    private var shift: UInt32 = 0
+    /// Keyed by (site id, alloc bucket << 16 | free bucket).
     private var table = PairKeyedTotals()
 
-    private var currentBucket: Int { serialAtSnapshot.count >> shift }
+    private var currentBucket: UInt32 { epoch >> shift }
 
-    mutating func snapshot(serial: UInt64) {
-        serialAtSnapshot.append(serial)
+    mutating func snapshot() {
+        epoch += 1
         while currentBucket >= Self.maxBuckets { coarsen() }
-        if serialAtSnapshot.count & ((1 << shift) - 1) == 0 { currentBucketStartSerial = serial }
     }
 
-    /// Epoch of an allocation: how many snapshots came before it.
+    /// A block allocated at snapshot epoch `epoch` is freed now.
     @inline(__always)
-    private func epoch(ofSerial serial: UInt64) -> Int {
-        var low = 0
-        var high = serialAtSnapshot.count
-        while low < high {
-            let middle = (low + high) / 2
-            if serialAtSnapshot[middle] < serial { low = middle + 1 } else { high = middle }
-        }
-        return low
-    }
-
-    @inline(__always)
-    mutating func release(serial: UInt64, key: UInt64, bytes: UInt64, count: Int) {
-        if serial > currentBucketStartSerial { return }
-        let allocBucket = epoch(ofSerial: serial) >> shift
+    mutating func release(epoch allocEpoch: UInt32, site: UInt32, bytes: UInt64, count: Int) {
+        let allocBucket = allocEpoch >> shift
         let freeBucket = currentBucket
         if allocBucket == freeBucket { return }
-        table.add(key, UInt32(allocBucket) << 16 | UInt32(freeBucket), bytes: bytes, count: count)
+        table.add(UInt64(site), allocBucket << 16 | freeBucket, bytes: bytes, count: count)
     }
 
-    mutating func leak(serial: UInt64, key: UInt64, bytes: UInt64, count: Int) {
-        let allocBucket = epoch(ofSerial: serial) >> shift
-        table.add(key, UInt32(allocBucket) << 16 | UInt32(TemporalAggregate.never), bytes: bytes, count: count)
+    mutating func leak(epoch allocEpoch: UInt32, site: UInt32, bytes: UInt64, count: Int) {
+        table.add(UInt64(site), (allocEpoch >> shift) << 16 | UInt32(TemporalAggregate.never), bytes: bytes, count: count)
     }
 
     /// Halves the number of buckets: merges each pair of neighbours.
@@ -86,16 +71,16 @@ struct TemporalBuilder {
             merged.add(key, allocBucket << 16 | freeBucket, bytes: totals.bytes, count: totals.count)
         }
         table = merged
-        let start = currentBucket << shift
-        currentBucketStartSerial = start > 0 ? serialAtSnapshot[start - 1] : 0
     }
 
-    func finish(snapshotTimes: [UInt64], endTime: UInt64, stacks: StackKeyTable = StackKeyTable(nativeStacks: false)) -> TemporalAggregate {
-        let snapshots = serialAtSnapshot.count
-        let bucketCount = (snapshots >> shift) + 1
+    /// `site` names a site id's stack, thread and allocator.
+    func finish(snapshotTimes: [UInt64], endTime: UInt64,
+                site: (UInt32) -> (StackKey, ThreadNumber, AllocatorKind)) -> TemporalAggregate {
+        let snapshots = Int(epoch)
+        let bucketCount = (snapshots >> Int(shift)) + 1
         var ends: [UInt64] = []
         for bucket in 0..<bucketCount {
-            let lastSnapshot = ((bucket + 1) << shift) - 1
+            let lastSnapshot = ((bucket + 1) << Int(shift)) - 1
             if lastSnapshot < snapshots && lastSnapshot < snapshotTimes.count {
                 ends.append(snapshotTimes[lastSnapshot])
             } else {
@@ -105,9 +90,8 @@ struct TemporalBuilder {
         var entries: [TemporalEntry] = []
         entries.reserveCapacity(table.count)
         table.forEach { key, buckets, totals in
-            let site = site(ofKey: key)
-            let stack = stacks.key(site.frame)
-            entries.append(TemporalEntry(frame: stack.frame, nativeFrame: stack.nativeFrame, thread: site.thread, kind: site.kind,
+            let (stack, thread, kind) = site(UInt32(truncatingIfNeeded: key))
+            entries.append(TemporalEntry(frame: stack.frame, nativeFrame: stack.nativeFrame, thread: thread, kind: kind,
                                          allocBucket: UInt16(truncatingIfNeeded: buckets >> 16),
                                          freeBucket: UInt16(truncatingIfNeeded: buckets), totals: totals))
         }

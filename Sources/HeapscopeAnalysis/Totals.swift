@@ -63,7 +63,7 @@ public struct SparseSizeHistogram: Equatable, Sendable {
         add(bucket: UInt64(SizeHistogram.bucket(ofSize: size)), count: UInt64(count))
     }
 
-    private mutating func add(bucket: UInt64, count: UInt64) {
+    mutating func add(bucket: UInt64, count: UInt64) {
         let key = bucket << 56
         var index = 0
         while index < entries.count && entries[index] & ~Self.countMask < key { index += 1 }

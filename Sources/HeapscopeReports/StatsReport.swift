@@ -15,6 +15,9 @@ public struct StatsReport {
         self.topCount = topCount
     }
 
+    /// The top lists' view (the analysis's): for the peak view, what allocated the most.
+    private var view: ReportView { analysis.view }
+
     public static func cutShortNote(_ cause: StopCause?) -> String {
         "Note: the capture was cut short\(cutShortBecause(cause)) (no END record); the figures cover it up to its last complete record."
     }
@@ -25,6 +28,7 @@ public struct StatsReport {
         let metadata = analysis.header.metadata
         var lines: [String] = []
         lines.append("Capture: \(capturePath)")
+        if view != .peak { lines.append("View: \(view.explanation) (top lists)") }
         if analysis.isTruncated { lines.append(Self.cutShortNote(analysis.stopCause)) }
         let commandLine = metadata.commandLine.joined(separator: " ")
         lines.append("Command line: \(commandLine.isEmpty ? "(not recorded)" : commandLine)")
@@ -56,10 +60,10 @@ public struct StatsReport {
         lines.append(contentsOf: histogramLines())
 
         lines.append("")
-        lines.append("Top \(topCount) locations by memory allocated:")
+        lines.append("Top \(topCount) locations by memory\(view == .peak ? " allocated" : ", \(view.name) view"):")
         lines.append(contentsOf: topLines(analysis.topLocations(by: .bytes, limit: topCount)))
         lines.append("")
-        lines.append("Top \(topCount) locations by number of allocations:")
+        lines.append("Top \(topCount) locations by number of allocations\(view == .peak ? "" : ", \(view.name) view"):")
         lines.append(contentsOf: topLines(analysis.topLocations(by: .count, limit: topCount)))
 
         lines.append("")

@@ -9,14 +9,33 @@ public struct SummaryReport {
     }
 
     public var rows: [FunctionTotals]
+    /// The view's total bytes (the peak's for the peak view).
     public var peakBytes: UInt64
+    public var view: ReportView
     public var capturePath: String
     public var isTruncated: Bool
     public var stopCause: StopCause?
 
-    /// The functions sorted by `column`, at most `limit` of them.
+    /// The functions sorted by `column`, at most `limit` of them, in the
+    /// analysis's view (`viewByStack`).
     public init(analysis: CaptureAnalysis, capturePath: String, sortedBy column: Column = .total, limit: Int = 10) {
-        let functions = analysis.peak.live.byFunction(analysis.tables)
+        self.init(byStack: analysis.viewByStack, view: analysis.view,
+                  totalBytes: analysis.view == .peak ? analysis.peak.bytes : analysis.viewByStack.total.bytes,
+                  tables: analysis.tables, capturePath: capturePath, isTruncated: analysis.isTruncated,
+                  stopCause: analysis.stopCause, sortedBy: column, limit: limit)
+    }
+
+    /// The same from a view's replay (the one a flame graph of it was made from).
+    public init(analysis: ViewAnalysis, capturePath: String, sortedBy column: Column = .total, limit: Int = 10) {
+        self.init(byStack: analysis.byStack, view: analysis.view,
+                  totalBytes: analysis.view == .peak ? analysis.peakBytes : analysis.total.bytes,
+                  tables: analysis.tables, capturePath: capturePath, isTruncated: analysis.isTruncated,
+                  stopCause: analysis.stopCause, sortedBy: column, limit: limit)
+    }
+
+    private init(byStack: StackTotals, view: ReportView, totalBytes: UInt64, tables: CaptureTables, capturePath: String,
+                 isTruncated: Bool, stopCause: StopCause?, sortedBy column: Column, limit: Int) {
+        let functions = byStack.byFunction(tables)
         func key(_ row: FunctionTotals) -> (UInt64, UInt64) {
             switch column {
             case .total: return (row.total.bytes, row.own.bytes)
@@ -27,14 +46,15 @@ public struct SummaryReport {
         rows = Array(functions.sorted { a, b in
             key(a) != key(b) ? key(a) > key(b) : a.function < b.function
         }.prefix(limit))
-        peakBytes = analysis.peak.bytes
+        self.view = view
+        peakBytes = totalBytes
         self.capturePath = capturePath
-        isTruncated = analysis.isTruncated
-        stopCause = analysis.stopCause
+        self.isTruncated = isTruncated
+        self.stopCause = stopCause
     }
 
     public func text() -> String {
-        var lines = ["\(capturePath): memory live at the peak (\(Formatting.bytes(peakBytes))); sizes in B, KiB, MiB, GiB"]
+        var lines = ["\(capturePath): \(view == .peak ? "memory live at the peak" : view.explanation) (\(Formatting.bytes(peakBytes))); sizes in B, KiB, MiB, GiB"]
         if isTruncated { lines.append(StatsReport.cutShortNote(stopCause)) }
         lines.append("")
         guard !rows.isEmpty else { return (lines + ["No memory was live at the peak."]).joined(separator: "\n") + "\n" }
@@ -50,7 +70,7 @@ public struct SummaryReport {
         lines.append(table.render())
         lines.append("")
         lines.append("Total: the function and its callees; Own: allocated in the function itself; "
-                     + "Allocations: live at the peak, callees included. Location: where the function is defined.")
+                     + "Allocations: \(view == .peak ? "live at the peak" : "in the \(view.name) view"), callees included. Location: where the function is defined.")
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -40,8 +40,9 @@ func memoryLimitReport(capture path: String, limit: UInt64, rows: Int = 5) -> [S
             try writeReport(FlameGraphReport(context: context).html(), to: page)
             lines.append("  flame graph:       \(page) (what was live at that moment)")
         }
-        // By own bytes: the allocating functions first, not their callers.
-        let summary = SummaryReport(analysis: try analyzeCapture(at: path), capturePath: path, sortedBy: .own, limit: rows)
+        // By own bytes: the allocating functions first, not their callers (from the
+        // flame graph's replay: the capture is read once).
+        let summary = SummaryReport(analysis: analysis, capturePath: path, sortedBy: .own, limit: rows)
         lines.append("")
         lines += summary.text().split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { "  " + $0 }
     } catch {

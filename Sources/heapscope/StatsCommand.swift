@@ -31,25 +31,27 @@ struct StatsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let analysis = try viewOptions.apply(to: analyzeCapture(at: capture), capture: capture, forSummary: false)
+        let analysis = try viewOptions.captureAnalysis(capture)
         let report = StatsReport(analysis: analysis, capturePath: capture, topCount: n)
         if json {
             print(report.json().serialized(indent: 2))
         } else {
-            print(viewText(report.text(), view: viewOptions.view), terminator: "")
+            print(report.text(), terminator: "")
         }
     }
 }
 
 // Shared by the commands that read a capture.
 
-/// Replays the capture, with a progress bar on a terminal, turning a read
-/// failure into the one-line CLI error.
-func analyzeCapture(at path: String) throws -> CaptureAnalysis {
+/// Replays the capture once for `view`, with a progress bar on a terminal,
+/// turning a read failure into the one-line CLI error.
+func analyzeCapture(at path: String, view: ReportView = .peak) throws -> CaptureAnalysis {
     let bar = ProgressBar(label: "Reading \(path)")
     defer { bar.finish() }
     do {
-        return try CaptureAnalysis.analyze(path: path) { done, total in bar.update(done: done, total: total) }
+        return try CaptureAnalysis.analyze(path: path, view: view, keepsLiveAllocations: false) { done, total in
+            bar.update(done: done, total: total)
+        }
     } catch {
         bar.finish()
         throw captureFailure(path, error)

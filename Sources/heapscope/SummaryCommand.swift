@@ -30,8 +30,8 @@ struct SummaryCommand: ParsableCommand {
     }
 
     func run() throws {
-        let analysis = try viewOptions.apply(to: analyzeCapture(at: capture), capture: capture, forSummary: true)
+        let analysis = try viewOptions.captureAnalysis(capture)
         let report = SummaryReport(analysis: analysis, capturePath: capture, sortedBy: sortColumn, limit: rows)
-        print(viewText(report.text(), view: viewOptions.view), terminator: "")
+        print(report.text(), terminator: "")
     }
 }

@@ -98,61 +98,52 @@ func writeOutput(_ bytes: [UInt8], to path: String) throws {
     }
 }
 
-// MARK: summary and stats with a view
+// MARK: Replays for a view
 //
 // `summary` and `stats` keep their own reports (SummaryReport, StatsReport); with
-// --leaks or --temporary-allocations their per-location figures come from the
-// view instead (the JSON keeps the same keys), and the text says which view.
+// --leaks or --temporary-allocations their per-location figures are the view's
+// (the JSON keeps the same keys) and their text says which view. Every command
+// replays its capture once.
 
 extension ViewOptions {
     /// Replays the capture for the chosen view. A leak view drops the sites the
     /// suppressions file matches, and says on the terminal how much it hid.
     func analyze(_ capture: String, temporal: Bool = false, sizes: Bool = false) throws -> ViewAnalysis {
         var analysis = try analyzeView(at: capture, view: view, temporal: temporal, sizes: sizes)
-        guard let file = suppressions else { return analysis }
+        guard let rules = try loadedSuppressions() else { return analysis }
+        let (kept, hidden) = rules.filter(sites: analysis.sites, tables: analysis.tables)
+        analysis.sites = kept
+        analysis.total = kept.reduce(.zero) { $0 + $1.totals }
+        noteHidden(hidden)
+        return analysis
+    }
+
+    /// One replay for `summary` and `stats`: their figures, and the view's per
+    /// stack. A leak view warns when leaks mislead and drops the stacks the
+    /// suppressions file matches.
+    func captureAnalysis(_ capture: String) throws -> CaptureAnalysis {
+        var analysis = try analyzeCapture(at: capture, view: view)
+        if view == .leaks && analysis.leaksMislead { printWarning(AllocatorNotes.leaksWarning) }
+        guard let rules = try loadedSuppressions() else { return analysis }
+        let (kept, hidden) = rules.filter(byStack: analysis.viewByStack, tables: analysis.tables)
+        analysis.viewByStack = kept
+        noteHidden(hidden)
+        return analysis
+    }
+
+    /// The suppressions file's rules, if one was given; a bad file is the one-line error.
+    private func loadedSuppressions() throws -> Suppressions? {
+        guard let file = suppressions else { return nil }
         switch loadSuppressions(file) {
         case .failure(let message):
             printError("heapscope: error: \(message)")
             throw ExitCode.failure
         case .success(let rules):
-            let (kept, hidden) = rules.filter(sites: analysis.sites, tables: analysis.tables)
-            analysis.sites = kept
-            analysis.total = kept.reduce(.zero) { $0 + $1.totals }
-            printError("heapscope: suppressions in \(file) hid \(Formatting.bytes(hidden.bytes)) in \(Formatting.allocations(hidden.count))")
+            return rules
         }
-        return analysis
     }
 
-    /// The analysis with its per-stack figures replaced by the view's: for
-    /// `summary` the "peak" figures, for `stats` the top lists.
-    func apply(to analysis: CaptureAnalysis, capture: String, forSummary: Bool) throws -> CaptureAnalysis {
-        guard view != .peak else { return analysis }
-        let figures = try analyze(capture)
-        if view == .leaks && figures.leaksMislead { printWarning(AllocatorNotes.leaksWarning) }
-        var adjusted = analysis
-        if forSummary {
-            adjusted.peak.live = figures.byStack
-            adjusted.peak.bytes = figures.total.bytes
-        } else {
-            adjusted.allocatedByStack = figures.byStack
-        }
-        return adjusted
+    private func noteHidden(_ hidden: Totals) {
+        printError("heapscope: suppressions in \(suppressions ?? "") hid \(Formatting.bytes(hidden.bytes)) in \(Formatting.allocations(hidden.count))")
     }
-}
-
-/// The report's text with its wording switched to the view.
-func viewText(_ text: String, view: ReportView) -> String {
-    guard view != .peak else { return text }
-    var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-    for index in lines.indices {
-        lines[index] = lines[index]
-            .replacing("memory live at the peak (", with: "\(view.explanation) (")
-            .replacing("locations by memory allocated:", with: "locations by memory, \(view.name) view:")
-            .replacing("locations by number of allocations:", with: "locations by number of allocations, \(view.name) view:")
-            .replacing("live at the peak, callees included", with: "in the \(view.name) view, callees included")
-    }
-    if let capture = lines.firstIndex(where: { $0.hasPrefix("Capture: ") }) {
-        lines.insert("View: \(view.explanation) (top lists)", at: capture + 1)
-    }
-    return lines.joined(separator: "\n")
 }

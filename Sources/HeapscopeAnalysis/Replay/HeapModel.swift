@@ -1,0 +1,307 @@
+import HeapscopeFormat
+
+/// The heap as the capture tells it, replayed: every live block with its site,
+/// the live bytes, the peak, and per site what is live now and what was live at
+/// the peak (docs/FORMAT.md, "What the figures mean"). The consumer behind
+/// every report of the heap: the peak and leaks views, the live view
+/// (`LiveSites`), and, when asked for, the stats counters, the temporary and
+/// allocated views, size histograms per site and the temporal aggregate.
+///
+/// Memory is bounded by what is live (a 16-byte slot per block, 24 with tags)
+/// and by the number of sites, never by the number of events.
+///
+/// What was live at the peak, per site, without a log of the blocks freed
+/// after it: `atPeak` holds the per-site figures at the last peak and
+/// `sincePeak` the change since; when a new peak is reached, the sites changed
+/// since the last one (`dirty`) are folded in. Each event dirties at most one
+/// site and each dirty site is folded once, so this costs O(1) per event.
+struct HeapModel: ReplayConsumer {
+    struct Features {
+        /// Totals by allocator, by Python stack, by thread, and the size histogram (`stats`).
+        var counters = false
+        /// Gather the temporary (freed on the allocating thread with at most
+        /// `threshold` allocations there in between) or allocated view.
+        var gather: Gather = .none
+        /// Keep blocks apart by size bucket (the `SiteTotals.sizes` histograms).
+        var sizes = false
+        var temporal = false
+    }
+
+    enum Gather: Equatable {
+        case none
+        case temporary(threshold: Int)
+        case allocated
+    }
+
+    let features: Features
+    let countsArenas: Bool
+    let heap: LiveHeap
+    var mapped = MappedRanges()
+    var stacks: StackKeyTable
+    var sites = SiteTable()
+    /// Per site id.
+    var atPeak: [Totals] = []
+    var sincePeak: [Totals] = []
+    private var isDirty: [Bool] = []
+    private var dirty: [UInt32] = []
+    /// The temporary or allocated view, per site id.
+    var gathered: [Totals] = []
+
+    var liveBytes: UInt64 = 0
+    /// ALLOC records so far, arenas not counted included.
+    var serial: UInt64 = 0
+    var peakBytes: UInt64 = 0
+    /// Serial of the allocation that reached the peak (0: the heap never grew).
+    var peakSerial: UInt64 = 0
+    var peakTime: UInt64?
+    var lastSnapshotTime: UInt64?
+    var samples: [MemorySample] = []
+    var endTime: UInt64?
+    /// Every counted allocation.
+    var allocated = Totals()
+    /// Counted allocations freed (or replaced, or unmapped whole).
+    var freed = Totals()
+
+    // Counters (features.counters).
+    /// Every allocation by kind, arenas included even when not counted.
+    var byAllocator = [Totals](repeating: .zero, count: AllocatorKind.allCases.count)
+    /// Index = Python frame id.
+    var allocatedByFrame: [Totals]
+    var histogram = SizeHistogram()
+    /// Index = thread number.
+    var threadTotals: [Totals]
+
+    /// Per thread: counted allocations made there (temporary view).
+    private var threadAllocations: [UInt32] = []
+    private let threshold: UInt32
+    private var temporal: TemporalBuilder?
+
+    init(header: CaptureHeader, tables: CaptureTables, features: Features = Features()) {
+        self.features = features
+        countsArenas = !header.flags.contains(.pythonAllocators)
+        stacks = StackKeyTable(header: header)
+        if case .temporary(let threshold) = features.gather {
+            self.threshold = UInt32(clamping: max(0, threshold))
+        } else {
+            threshold = 0
+        }
+        var temporary = false
+        if case .temporary = features.gather { temporary = true }
+        heap = LiveHeap(tagged: features.temporal || temporary)
+        temporal = features.temporal ? TemporalBuilder() : nil
+        allocatedByFrame = [Totals](repeating: .zero, count: features.counters ? tables.frameCount + 1 : 0)
+        threadTotals = [Totals](repeating: .zero, count: tables.threadCount + 1)
+    }
+
+    // MARK: Feeding
+
+    @inline(__always)
+    mutating func events(_ batch: UnsafeMutableBufferPointer<Event>, thread: ThreadNumber) {
+        heap.warm(batch)
+        for event in batch {
+            if event.isFree {
+                free(event.kind, address: event.address, thread: thread)
+            } else {
+                alloc(event.kind, address: event.address, size: event.size, frame: event.frame,
+                      nativeFrame: event.nativeFrame, thread: thread)
+            }
+        }
+    }
+
+    mutating func record(_ record: Record, tables: CaptureTables) {
+        switch record {
+        case .alloc(let a):
+            alloc(a.kind, address: a.address, size: a.size, frame: a.frame, nativeFrame: a.nativeFrame, thread: a.thread)
+        case .free(let kind, let address, let thread): free(kind, address: address, thread: thread)
+        case .munmap(let address, let length):
+            for part in mapped.unmap(address, length: length) { release(part) }
+        case .frame:
+            if features.counters { allocatedByFrame.append(.zero) }
+        case .thread(let number), .threadInfo(let number):
+            while Int(number) >= threadTotals.count { threadTotals.append(.zero) }
+        case .snapshot(let time, let rss):
+            lastSnapshotTime = time
+            samples.append(MemorySample(timeMicros: time, rssBytes: rss, heapBytes: liveBytes))
+            temporal?.snapshot()
+        case .end(let time): endTime = time
+        case .string, .code, .nativeFrame, .mappings, .stopped: break
+        }
+    }
+
+    @inline(__always)
+    mutating func alloc(_ kind: AllocatorKind, address: UInt64, size: UInt64, frame: FrameID,
+                        nativeFrame: NativeFrameID, thread: ThreadNumber) {
+        serial &+= 1
+        if features.counters { byAllocator[Int(kind.rawValue)].add(size) }
+        if kind == .pymallocArena && !countsArenas { return }
+        allocated.add(size)
+        if features.counters {
+            allocatedByFrame[Int(frame)].add(size)
+            histogram.add(size: size)
+            while Int(thread) >= threadTotals.count { threadTotals.append(.zero) }
+            threadTotals[Int(thread)].add(size)
+        }
+        let stack = stacks.id(frame: frame, nativeFrame: nativeFrame)
+        let site = siteID(SiteTable.key(stack: stack, thread: thread, kind: kind,
+                                        bucket: features.sizes ? SizeHistogram.bucket(ofSize: size) : 0))
+        var tag: UInt64 = 0
+        if let temporal { tag = UInt64(temporal.epoch) }
+        if case .temporary = features.gather {
+            while Int(thread) >= threadAllocations.count { threadAllocations.append(0) }
+            threadAllocations[Int(thread)] &+= 1
+            tag |= UInt64(threadAllocations[Int(thread)]) << 32
+        } else if features.gather == .allocated {
+            gathered[Int(site)].add(size)
+        }
+
+        if kind == .mmap {
+            let mapping = MappedRanges.Mapping(address: address, serial: serial, site: site, tag: tag, liveBytes: 0)
+            for part in mapped.map(mapping, length: size) { release(part) }
+        } else if let replaced = heap.insert(address: address, size: size, site: site, tag: tag) {
+            release(replaced, freeingThread: nil)  // its FREE was not in the capture
+        }
+        change(site, bytes: size, count: 1)
+        liveBytes &+= size
+        if liveBytes > peakBytes {
+            peakBytes = liveBytes
+            peakSerial = serial
+            peakTime = lastSnapshotTime
+            foldIntoPeak()
+        }
+    }
+
+    @inline(__always)
+    mutating func free(_ kind: AllocatorKind, address: UInt64, thread: ThreadNumber) {
+        if kind == .pymallocArena && !countsArenas { return }
+        if let block = heap.remove(address) { release(block, freeingThread: thread) }
+    }
+
+    @inline(__always)
+    private mutating func siteID(_ key: UInt64) -> UInt32 {
+        let id = sites.id(key)
+        if Int(id) == atPeak.count {
+            atPeak.append(.zero)
+            sincePeak.append(.zero)
+            isDirty.append(false)
+            if features.gather != .none { gathered.append(.zero) }
+        }
+        return id
+    }
+
+    @inline(__always)
+    private mutating func change(_ site: UInt32, bytes: UInt64, count: Int) {
+        sincePeak[Int(site)].add(bytes, count: count)
+        if !isDirty[Int(site)] {
+            isDirty[Int(site)] = true
+            dirty.append(site)
+        }
+    }
+
+    private mutating func foldIntoPeak() {
+        for site in dirty {
+            atPeak[Int(site)] = atPeak[Int(site)] + sincePeak[Int(site)]
+            sincePeak[Int(site)] = .zero
+            isDirty[Int(site)] = false
+        }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    @inline(__always)
+    private mutating func release(_ block: LiveHeap.Block, freeingThread: ThreadNumber?) {
+        liveBytes &-= block.size
+        freed.add(block.size)
+        change(block.site, bytes: 0 &- block.size, count: -1)
+        if case .temporary = features.gather, let freeingThread, freeingThread == sites.thread(block.site),
+           Int(freeingThread) < threadAllocations.count,
+           threadAllocations[Int(freeingThread)] &- UInt32(truncatingIfNeeded: block.tag >> 32) <= threshold {
+            gathered[Int(block.site)].add(block.size)
+        }
+        temporal?.release(epoch: UInt32(truncatingIfNeeded: block.tag), site: block.site, bytes: block.size, count: 1)
+    }
+
+    private mutating func release(_ part: MappedRanges.Released) {
+        liveBytes &-= part.bytes
+        let count = part.isWhole ? 1 : 0
+        freed.add(part.bytes, count: count)
+        change(part.mapping.site, bytes: 0 &- part.bytes, count: -count)
+        temporal?.release(epoch: UInt32(truncatingIfNeeded: part.mapping.tag), site: part.mapping.site,
+                          bytes: part.bytes, count: count)
+    }
+
+    // MARK: Results
+
+    /// Live now, per site id.
+    func live(_ site: Int) -> Totals { atPeak[site] + sincePeak[site] }
+
+    var liveTotals: Totals { Totals(count: heap.count + mapped.mappings.count, bytes: liveBytes) }
+
+    enum Figures {
+        case peak, live, gathered
+    }
+
+    /// Per-site figures of a view, merged over size buckets (with their
+    /// histogram when sizes were kept apart); sites with nothing are left out.
+    func siteTotals(_ figures: Figures) -> [SiteTotals] {
+        var result: [SiteTotals] = []
+        // Sites that differ only by size bucket merge into one row.
+        var rowOfSite: [UInt64: Int] = [:]
+        for site in 0..<sites.count {
+            let totals: Totals
+            switch figures {
+            case .peak: totals = atPeak[site]
+            case .live: totals = live(site)
+            case .gathered: totals = gathered[site]
+            }
+            guard totals.count != 0 || totals.bytes != 0 else { continue }
+            let id = UInt32(site)
+            var sizes = SparseSizeHistogram()
+            if features.sizes && totals.count > 0 { sizes.add(bucket: UInt64(sites.bucket(id)), count: UInt64(totals.count)) }
+            let merged = sites.keys[site] & ~0x7F
+            if features.sizes, let row = rowOfSite[merged] {
+                result[row].totals = result[row].totals + totals
+                result[row].sizes = result[row].sizes + sizes
+                continue
+            }
+            rowOfSite[merged] = result.count
+            let stack = stacks.key(sites.stack(id))
+            result.append(SiteTotals(frame: stack.frame, nativeFrame: stack.nativeFrame, thread: sites.thread(id),
+                                     kind: sites.kind(id), totals: totals, sizes: sizes))
+        }
+        return result
+    }
+
+    /// The figures of `siteTotals` per Python stack (index = frame id).
+    func byFrame(_ figures: Figures, frameCount: Int) -> StackTotals {
+        var totals = StackTotals(frameCount: frameCount)
+        for site in siteTotals(figures) { totals.add(frame: site.frame, bytes: site.totals.bytes, count: site.totals.count) }
+        return totals
+    }
+
+    /// Every block live now, with its address, sorted by address.
+    func liveAllocations() -> [LiveAllocation] {
+        var result: [LiveAllocation] = []
+        result.reserveCapacity(heap.count + mapped.mappings.count)
+        func add(address: UInt64, size: UInt64, site: UInt32) {
+            result.append(LiveAllocation(kind: sites.kind(site), address: address, size: size,
+                                         frame: stacks.key(sites.stack(site)).frame, thread: sites.thread(site)))
+        }
+        heap.forEach { add(address: $0.address, size: $0.size, site: $0.site) }
+        for mapping in mapped.mappings.values { add(address: mapping.address, size: mapping.liveBytes, site: mapping.site) }
+        return result.sorted { ($0.address, $0.size) < ($1.address, $1.size) }
+    }
+
+    /// The temporal aggregate (features.temporal): what is still live was never freed.
+    func temporalAggregate() -> TemporalAggregate? {
+        guard var builder = temporal else { return nil }
+        heap.forEach { block in
+            builder.leak(epoch: UInt32(truncatingIfNeeded: block.tag), site: block.site, bytes: block.size, count: 1)
+        }
+        for mapping in mapped.mappings.values {
+            builder.leak(epoch: UInt32(truncatingIfNeeded: mapping.tag), site: mapping.site, bytes: mapping.liveBytes, count: 1)
+        }
+        return builder.finish(snapshotTimes: samples.map(\.timeMicros), endTime: endTime ?? samples.last?.timeMicros ?? 0) { site in
+            let stack = stacks.key(sites.stack(site))
+            return (stack, sites.thread(site), sites.kind(site))
+        }
+    }
+}

@@ -2,9 +2,9 @@ import HeapscopeFormat
 
 /// The live view's model at one moment of a live stream (docs/FORMAT.md, "The
 /// live stream"): what is live now, by innermost Python frame and thread, the
-/// peak so far and the totals, as the replay of the stream so far finds them.
-/// The screens (`LiveScreen`) group it by site; they compute no figure of
-/// their own.
+/// peak so far and the totals, as the replay engine's live consumer
+/// (`LiveSites`) finds them. The screens (`LiveScreen`) group it by site; they
+/// compute no figure of their own.
 public struct LiveView: Sendable {
     public var header: CaptureHeader
     public var tables: CaptureTables
@@ -19,9 +19,7 @@ public struct LiveView: Sendable {
     public var timeMicros: UInt64
     /// The heap at every SNAPSHOT so far.
     public var samples: [MemorySample]
-    /// Tracking ended (END) or stopped (STOPPED): nothing more will come.
-    public var isFinished: Bool
-    /// What is live now, by (innermost frame, thread).
+    /// What is live now, by (innermost frame, thread): allocator kinds and native frames merged.
     public var live: [LiveKey: Totals]
 
     public struct LiveKey: Hashable, Sendable {
@@ -34,28 +32,58 @@ public struct LiveView: Sendable {
         }
     }
 
-    /// The view of a replay of the stream up to now.
-    public init(analysis: CaptureAnalysis) {
-        header = analysis.header
-        tables = analysis.tables
-        peakBytes = analysis.peak.bytes
-        allocated = analysis.allocated
-        rssBytes = analysis.memoryOverTime.last?.rssBytes ?? 0
-        timeMicros = analysis.durationMicros ?? 0
-        samples = analysis.memoryOverTime
-        isFinished = analysis.endTimeMicros != nil || analysis.stopCause != nil
+    /// The view of what `sites` was fed, with the reader's tables.
+    public init(header: CaptureHeader, tables: CaptureTables, sites: LiveSites) {
+        let now = sites.snapshot()
+        self.header = header
+        self.tables = tables
+        heapBytes = now.liveTotals.bytes
+        peakBytes = now.peakBytes
+        allocated = now.allocated
+        rssBytes = now.lastSnapshot?.rssBytes ?? 0
+        samples = sites.samples
+        timeMicros = sites.endTimeMicros ?? now.lastSnapshot?.timeMicros ?? 0
         var live: [LiveKey: Totals] = [:]
-        var heap: UInt64 = 0
-        for block in analysis.liveAtEnd {
-            live[LiveKey(frame: block.frame, thread: block.thread), default: .zero].add(block.size)
-            heap &+= block.size
+        for site in now.live {
+            let key = LiveKey(frame: site.frame, thread: site.thread)
+            live[key] = live[key, default: .zero] + site.totals
         }
         self.live = live
-        heapBytes = heap
+    }
+}
+
+/// The live view's model as the stream arrives: the capture's bytes go in
+/// (`append`, compressed or not), and `view` says what they show so far. Each
+/// byte is decoded and replayed once, by the engine's live consumer, so a
+/// refresh costs what arrived since the one before.
+public struct LiveFeed {
+    private let decoder = CaptureStreamDecoder()
+    /// Uncompressed bytes before the header is complete.
+    private var pending: [UInt8] = []
+    private var reader: CaptureReader?
+    private var sites: LiveSites?
+
+    public init() {}
+
+    /// Reads and replays the bytes that follow those appended before.
+    public mutating func append(_ bytes: [UInt8]) throws(CaptureError) {
+        let decoded = try decoder.decode(bytes)
+        if reader != nil {
+            reader!.resume(appending: decoded)
+        } else {
+            pending += decoded
+            // The header (its metadata can be long) may take a few pieces to arrive.
+            guard let first = try? CaptureReader(bytes: pending) else { return }
+            reader = first
+            sites = LiveSites(header: first.header)
+            pending = []
+        }
+        try Replay.run(&reader!, into: &sites!)
     }
 
-    /// Replays the capture at `path` (the live store) as far as it goes.
-    public static func read(path: String) throws(CaptureError) -> LiveView {
-        LiveView(analysis: try CaptureAnalysis.analyze(path: path))
+    /// The figures so far; nil until the header has arrived.
+    public var view: LiveView? {
+        guard let reader, let sites else { return nil }
+        return LiveView(header: reader.header, tables: reader.tables, sites: sites)
     }
 }

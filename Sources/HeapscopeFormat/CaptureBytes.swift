@@ -85,6 +85,15 @@ final class CaptureBytes {
         return CaptureBytes(start: copy, count: bytes.count, wasCompressed: false, cutShort: false, release: .free)
     }
 
+    /// `head` then `tail`, as they are (no zstd detection): the unread rest of
+    /// a live stream and what followed it.
+    static func joining(_ head: UnsafeBufferPointer<UInt8>, _ tail: [UInt8]) -> CaptureBytes {
+        let copy = malloc(max(1, head.count + tail.count))!.assumingMemoryBound(to: UInt8.self)
+        if let start = head.baseAddress { copy.initialize(from: start, count: head.count) }
+        (copy + head.count).initialize(from: tail, count: tail.count)
+        return CaptureBytes(start: copy, count: head.count + tail.count, wasCompressed: false, cutShort: false, release: .free)
+    }
+
     private var isZstd: Bool { buffer.starts(with: CaptureFile.zstdMagic) }
 
     /// Streams every zstd frame in `input` into one growing buffer.

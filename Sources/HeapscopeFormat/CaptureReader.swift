@@ -94,12 +94,16 @@ public struct CaptureReader {
     /// Records returned so far.
     public private(set) var recordCount = 0
     /// Length of the (decompressed) stream.
-    public var streamLength: Int { end }
+    public var streamLength: Int { windowStart + end }
 
-    private let bytes: CaptureBytes
-    private let base: UnsafePointer<UInt8>
-    private let end: Int
+    private var bytes: CaptureBytes
+    private var base: UnsafePointer<UInt8>
+    private var end: Int
     private var position: Int
+    /// Where `bytes` starts in the stream: 0 unless `resume(appending:)` moved on.
+    private var windowStart = 0
+    /// `next()` stopped at the end of the bytes so far, inside or before a record.
+    private var ranOut = false
     private var previousAddress: UInt64 = 0
     /// The stacks of the last ALLOC, which an ALLOC_SAME_STACK repeats.
     private var previousFrame: UInt64 = 0
@@ -142,7 +146,7 @@ public struct CaptureReader {
         var cursor = Cursor(base: base, position: position, end: end)
         do throws(DecodeFailure) {
             let record = try decode(&cursor)
-            recordOffset = position
+            recordOffset = windowStart + position
             position = cursor.position
             recordCount += 1
             switch record {
@@ -161,11 +165,29 @@ public struct CaptureReader {
             switch error {
             case .truncated:
                 isTruncated = true
+                ranOut = true
                 return nil
             case .corrupt(let reason):
-                throw .corrupt(offset: position, reason: reason)
+                throw .corrupt(offset: windowStart + position, reason: reason)
             }
         }
+    }
+
+    /// A stream that is still being written goes on (live mode, docs/FORMAT.md
+    /// "The live stream"): `more` are the uncompressed bytes that follow those
+    /// given so far. Reading goes on where `next()` ran out, the tables and
+    /// the decoding state kept. Nothing changes once the stream ended (END,
+    /// STOPPED) or was found corrupt.
+    public mutating func resume(appending more: [UInt8]) {
+        guard !isFinished || ranOut else { return }
+        bytes = CaptureBytes.joining(UnsafeBufferPointer(start: base + position, count: end - position), more)
+        base = bytes.start
+        windowStart += position
+        end = bytes.count
+        position = 0
+        isFinished = false
+        isTruncated = false
+        ranOut = false
     }
 
     /// Decodes the ALLOC and FREE records that come next, up to `buffer.count`,
@@ -179,7 +201,7 @@ public struct CaptureReader {
         var previousAddress = self.previousAddress
         var previousFrame = self.previousFrame
         var previousNativeFrame = self.previousNativeFrame
-        var lastStart = recordOffset
+        var lastStart = recordOffset - windowStart
         var count = 0
         let frameCount = UInt64(tables.frames.count)
         let nativeFrameCount = UInt64(tables.nativeFrames.count)
@@ -233,7 +255,7 @@ public struct CaptureReader {
         self.previousAddress = previousAddress
         self.previousFrame = previousFrame
         self.previousNativeFrame = previousNativeFrame
-        recordOffset = lastStart
+        recordOffset = windowStart + lastStart
         recordCount += count
         return count
     }

@@ -35,8 +35,8 @@ extension ChildStatus {
 }
 
 final class LiveStore: @unchecked Sendable {
-    /// The capture so far (`CaptureReader(path:)` reads it as one cut short).
-    let path: String
+    /// The capture so far (a capture cut short, should anyone look).
+    private let path: String
     private let fd: Int32
     private var mutex = pthread_mutex_t()
     private var grown = pthread_cond_t()

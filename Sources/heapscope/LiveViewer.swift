@@ -1,7 +1,8 @@
-// The live view's loop, the same for `run --live` and `heapscope live`: about
-// ten times a second the stream stored so far is replayed into a `LiveView`
-// (when it grew) and drawn; keys change the state. A replay slower than that
-// only makes refreshes rarer: the store keeps every event.
+// The live view's loop, the same for `run --live` and `heapscope live`: what
+// the store gained is replayed (`LiveFeed`, a megabyte at a time between
+// looks at the keys) and, about ten times a second, drawn; keys change the
+// state. A viewer behind the stream shows older figures until it catches up:
+// the store keeps every event.
 
 import HeapscopeAnalysis
 import HeapscopeFormat
@@ -24,52 +25,62 @@ struct LiveViewer {
     var lostText: String
 
     private static let refreshSeconds = 0.1
+    /// Stream bytes replayed between looks at the keyboard, when behind.
+    private static let bytesPerStep = 1 << 20
 
-    /// Runs until the user quits (or, after q stopped the program, until it ended).
+    /// Runs until the user quits (or, after q stopped it, until the program ended).
     func run() {
         let terminal = LiveTerminal()
         defer { terminal.restore() }
         var state = LiveScreenState()
         state.note = note
+        var feed = LiveFeed()
+        var fed = 0
+        var failure: String?
         var view: LiveView?
-        var replayedLength = 0
-        var lastReplay = 0.0
+        var lastDraw = 0.0
         var previous: (bytes: UInt64, micros: UInt64)?
         var stopping = false
         var lastSize = (width: 0, height: 0)
         var dirty = true
         while true {
             let stored = store.snapshot()
-            let now = monotonicSeconds()
-            if stored.length > replayedLength && now - lastReplay >= Self.refreshSeconds
-                || stored.ended && stored.length != replayedLength {
-                if let fresh = try? LiveView.read(path: store.path) {
-                    if let previous, fresh.timeMicros > previous.micros {
-                        state.allocationRate = Double(fresh.allocated.bytes &- previous.bytes) * 1e6 / Double(fresh.timeMicros - previous.micros)
-                    }
-                    previous = (fresh.allocated.bytes, fresh.timeMicros)
-                    view = fresh
+            if stored.length > fed && failure == nil {
+                let count = min(stored.length - fed, Self.bytesPerStep)
+                do throws(CaptureError) {
+                    try feed.append(store.read(at: fed, count: count))
+                } catch {
+                    failure = "the stream cannot be read: \(error)"
                 }
-                replayedLength = stored.length
-                lastReplay = now
-                dirty = true
+                fed += count
             }
-            let status = stored.ended ? (stored.exit?.description ?? lostText) : (view == nil ? "starting" : "running")
+            let behind = stored.length > fed && failure == nil
+            let now = monotonicSeconds()
+            let status = failure ?? (stored.ended && !behind ? (stored.exit?.description ?? lostText)
+                                                            : (view == nil ? "starting" : "running"))
             if status != state.status {
                 state.status = status
                 dirty = true
             }
             if stopping && stored.ended { return }
             let size = terminal.size
-            if dirty || size != lastSize {
+            if dirty || size != lastSize || now - lastDraw >= Self.refreshSeconds {
+                if let fresh = feed.view {
+                    if let previous, fresh.timeMicros > previous.micros {
+                        state.allocationRate = Double(fresh.allocated.bytes &- previous.bytes) * 1e6 / Double(fresh.timeMicros - previous.micros)
+                    }
+                    if previous == nil || fresh.timeMicros > previous!.micros { previous = (fresh.allocated.bytes, fresh.timeMicros) }
+                    view = fresh
+                }
                 let visible = LiveScreen.tableHeight(height: size.height)
                 let rowCount = view.map { LiveScreen.sites($0, thread: state.thread, hideInternal: state.hideInternal, sort: state.sort).count } ?? 0
                 state.scroll = min(state.scroll, max(0, rowCount - visible))
                 terminal.draw(LiveScreen.render(view, state, width: size.width, height: size.height))
                 lastSize = size
+                lastDraw = now
                 dirty = false
             }
-            for key in terminal.keys(waiting: 100) {
+            for key in terminal.keys(waiting: behind ? 0 : 100) {
                 dirty = true
                 if state.prompt != nil {
                     state.prompt = nil

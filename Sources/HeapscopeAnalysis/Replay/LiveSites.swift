@@ -54,6 +54,10 @@ public struct LiveSites: ReplayConsumer {
     public var liveBytes: UInt64 { model.liveBytes }
     /// The peak so far, without building a snapshot.
     public var peakBytes: UInt64 { model.peakBytes }
+    /// Every SNAPSHOT so far, with the heap then (the live view's chart).
+    public var samples: [MemorySample] { model.samples }
+    /// The END record's time, once read.
+    public var endTimeMicros: UInt64? { model.endTime }
 }
 
 /// What `LiveSites.snapshot()` returns.

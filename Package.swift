@@ -57,7 +57,8 @@ let package = Package(
         .testTarget(name: "HeapscopeAnalysisTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports"]),
         // Hybrid stacks: synthetic native captures over objects compiled in the test, and a real capture.
         .testTarget(name: "HybridStacksTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeSymbols"]),
-        .testTarget(name: "HeapscopeReportsTests", dependencies: ["HeapscopeReports", "HeapscopeAnalysis", "HeapscopeFormat"]),
+        // CZstd: live mode's tests compress a stream to feed it in pieces.
+        .testTarget(name: "HeapscopeReportsTests", dependencies: ["HeapscopeReports", "HeapscopeAnalysis", "HeapscopeFormat", "CZstd"]),
         .testTarget(name: "HeapscopePymallocTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports"]),
     ]
 )

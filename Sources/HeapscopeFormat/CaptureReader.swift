@@ -144,6 +144,9 @@ public struct CaptureReader {
     public mutating func next() throws(CaptureError) -> Record? {
         if isFinished { return nil }
         var cursor = Cursor(base: base, position: position, end: end)
+        // A record cut off may have moved these before it ran out: a resumed
+        // stream (`resume(appending:)`) decodes it again from the start.
+        let saved = (previousAddress, previousFrame, previousNativeFrame)
         do throws(DecodeFailure) {
             let record = try decode(&cursor)
             recordOffset = windowStart + position
@@ -164,6 +167,7 @@ public struct CaptureReader {
             isFinished = true
             switch error {
             case .truncated:
+                (previousAddress, previousFrame, previousNativeFrame) = saved
                 isTruncated = true
                 ranOut = true
                 return nil

@@ -397,6 +397,25 @@ def test_stream_figures_match_the_script(hs, tmp_path):
     assert stats["peak_bytes"] >= 21 * MIB
 
 
+def test_a_viewer_that_reads_nothing_holds_up_nothing(tmp_path):
+    # Three million allocations, uncompressed: megabytes more than a socket holds.
+    write(tmp_path / "busy.py", "keep = [str(i) for i in range(3_000_000)]\nprint('done', flush=True)\n")
+    proc = subprocess.Popen(heapscope_command() + ["run", "--live-remote", "--no-compress", "-o", "run.hsc", "busy.py"], cwd=tmp_path,
+                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    port = int(re.search(r"heapscope live (\d+)`", proc.stderr.readline().decode()).group(1))
+    stuck = StreamClient(port)   # the first viewer: greeted, then never reads again
+    reader = StreamClient(port)
+    while reader.frame() != 2:
+        pass
+    out, _ = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 0 and out == b"done\n"
+    # The whole run reached the viewer that reads (the capture, byte for
+    # byte), while the other one blocked its own sender only.
+    capture = (tmp_path / "run.hsc").read_bytes()
+    assert reader.exit == (0, 0) and reader.records == capture and len(capture) > 8_000_000
+    stuck.sock.close()
+
+
 # ---- Bad input ------------------------------------------------------------------
 
 def one_error_line(proc, text):

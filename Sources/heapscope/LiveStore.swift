@@ -1,10 +1,9 @@
 // Live mode's copy of the capture stream (docs/FORMAT.md, "The live stream"):
-// every frame received is appended to a temporary file, which reads as a
-// capture cut short where the stream is now, so the figures always come from
-// the whole stream. A viewer (or the replay behind
-// the screen) reads it at its own pace: a slow one shows older figures or
-// skips screen refreshes, and no event is ever dropped; a viewer connecting
-// later is sent the file from its first byte, its tables included.
+// every frame received is appended to a temporary file, so the figures
+// always come from the whole stream. A viewer (or the replay behind the
+// screen) reads it at its own pace: a slow one shows older figures or skips
+// screen refreshes, and no event is ever dropped; a viewer connecting later
+// is sent the file from its first byte, its tables included.
 
 import HeapscopeFormat
 
@@ -35,8 +34,7 @@ extension ChildStatus {
 }
 
 final class LiveStore: @unchecked Sendable {
-    /// The capture so far (a capture cut short, should anyone look).
-    private let path: String
+    /// The capture so far, in a file unlinked at once: nothing is left behind, however heapscope ends.
     private let fd: Int32
     private var mutex = pthread_mutex_t()
     private var grown = pthread_cond_t()
@@ -52,15 +50,12 @@ final class LiveStore: @unchecked Sendable {
             throw commandFail("cannot create the live view's file in \(directory): \(String(cString: strerror(errno)))")
         }
         self.fd = fd
-        path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&grown, nil)
     }
 
-    deinit {
-        close(fd)
-        unlink(path)
-    }
+    deinit { close(fd) }
 
     /// The state now: bytes stored, whether the stream ended, how the program ended.
     func snapshot() -> (length: Int, ended: Bool, exit: ChildStatus?) {

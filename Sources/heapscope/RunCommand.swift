@@ -45,7 +45,9 @@ struct RunCommand: ParsableCommand {
 
             The program's exit status is heapscope's exit status; a program killed by \
             a signal kills heapscope with the same signal (SIGTERM and SIGINT leave a \
-            complete capture); a program stopped at --memory-limit makes it exit with 120.
+            complete capture); a program stopped at --memory-limit or its memory floor \
+            makes it exit with 120. A program killed by SIGKILL (the OOM killer's \
+            signal) gets the flame graph of its capture's peak next to the capture.
             """
     )
 
@@ -84,7 +86,7 @@ struct RunCommand: ParsableCommand {
     var memoryIntervalMs: Int = 10
 
     @Option(help: ArgumentHelp(
-        "Stop the program when its traced heap exceeds SIZE (e.g. 500MB, 2GiB): the capture ends there, a flame graph of that moment is written next to it, and heapscope exits with status 120.",
+        "Stop the program when its traced heap exceeds SIZE (e.g. 500MB, 2GiB), or when the memory it can still get (MemAvailable, its cgroup's limit) falls under 100 MiB or 2% of the total, whichever is more: the capture ends there, a flame graph of that moment is written next to it, and heapscope exits with status 120.",
         valueName: "size"))
     var memoryLimit: String?
 

@@ -72,7 +72,7 @@ extension RunPlan {
     func followFeed(_ feed: Int32, pid: pid_t, store: LiveStore) -> ChildStatus {
         _ = store.receive(from: feed)
         close(feed)
-        let status = waitForChild(pid)
+        let status = waitForChild(pid).status
         store.end(exit: status)
         return status
     }
@@ -93,7 +93,7 @@ extension RunPlan {
                    lostText: "the program's stream ended").run()
         writeStderr("heapscope: the program's output is in \(output)\n")
         // The view only ends once the program has (q asks to stop it first).
-        return store.snapshot().exit ?? waitForChild(pid)
+        return store.snapshot().exit ?? waitForChild(pid).status
     }
 
     /// `run --live-remote`: serves viewers while the program runs, then lets

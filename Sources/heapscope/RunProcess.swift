@@ -2,6 +2,8 @@
 // bootstrap's environment and waited for; its end (exit status or signal) is
 // heapscope's own.
 
+import HeapscopeFormat
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -91,11 +93,16 @@ extension RunPlan {
             throw commandFail("cannot run the Python interpreter \(python): \(String(cString: strerror(rc)))")
         }
 
+        let cgroups = MemoryCgroups()
+        let oomKillsBefore = cgroups.oomKills()
         var result: ChildStatus
+        // The memory floor is watched while heapscope only waits; the live
+        // views wait in their own loops and leave it to the tracker's limit.
+        var floorReached: MemoryRoom?
         switch live {
         case .local(let output)?: result = showLive(feed: feed[0], pid: pid, store: store!, output: output!)
         case .remote?: result = serveLive(feed: feed[0], pid: pid, store: store!, listener: remote!.listener, first: remote!.first)
-        case nil: result = waitForChild(pid)
+        case nil: (result, floorReached) = waitForChild(pid, floorIn: memoryLimit == nil ? nil : cgroups)
         }
         let elapsed = monotonicSeconds() - start
 
@@ -112,8 +119,16 @@ extension RunPlan {
         let absolutePath = pidInOutput ? absoluteOutput.replacing("{pid}", with: String(pid)) : absoluteOutput
         guard captureWritten(at: absolutePath, replacing: previousOutput) else { return result }
         let totals = captureTotals(path: absolutePath)
-        let atLimit = stoppedAtMemoryLimit(result, limit: memoryLimit, totals: totals)
-        let limitLines = atLimit ? memoryLimitReport(capture: path, limit: memoryLimit!) : []
+        var atLimit = stoppedAtMemoryLimit(result, limit: memoryLimit, totals: totals)
+        var limitLines = atLimit ? memoryLimitReport(capture: path, limit: memoryLimit!) : []
+        if let room = floorReached {
+            // Whatever the program did on SIGTERM, heapscope stopped it.
+            atLimit = true
+            result = .exited(CaptureFile.memoryLimitExitStatus)
+            limitLines = memoryFloorReport(capture: path, room: room)
+        } else if case .signaled(SIGKILL) = result {
+            limitLines = killedReport(capture: path, byOOMKiller: cgroups.oomKills() > oomKillsBefore)
+        }
         if !quiet {
             let children = options.tracking.followFork ? childCaptures(of: path, since: wallStart) : []
             reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, totals: totals, atLimit: atLimit,
@@ -124,16 +139,34 @@ extension RunPlan {
 
 }
 
-/// Waits for the program to end; its status is heapscope's.
-func waitForChild(_ pid: pid_t) -> ChildStatus {
+/// Waits for the program to end; its status is heapscope's. With `floorIn`,
+/// reads the memory it can still get every 10 ms meanwhile, and below the
+/// floor stops it as a supervisor would: SIGTERM (the tracker then ends the
+/// capture at once), and SIGKILL if it is still running 10 s later; `floor`
+/// is then the room it had.
+func waitForChild(_ pid: pid_t, floorIn cgroups: MemoryCgroups? = nil) -> (status: ChildStatus, floor: MemoryRoom?) {
     var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 {
-        if errno != EINTR {
+    var reached: MemoryRoom?
+    var killAfter = Double.infinity
+    while true {
+        let rc = waitpid(pid, &status, cgroups == nil ? 0 : WNOHANG)
+        if rc == pid { break }
+        if rc < 0 && errno != EINTR {
             writeStderr("heapscope: error: waiting for the program failed: \(String(cString: strerror(errno)))\n")
-            return .exited(2)
+            return (.exited(2), reached)
         }
+        guard let cgroups, rc == 0 else { continue }
+        if reached == nil, let room = cgroups.room(), room.isBelowFloor {
+            reached = room
+            kill(pid, SIGTERM)
+            killAfter = monotonicSeconds() + 10
+        } else if monotonicSeconds() > killAfter {
+            kill(pid, SIGKILL)
+            killAfter = .infinity
+        }
+        usleep(10_000)
     }
-    return (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
+    return ((status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f), reached)
 }
 
 private func isIgnored(_ handler: __sighandler_t?) -> Bool {

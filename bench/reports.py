@@ -153,7 +153,7 @@ def main():
         "## Report timings (bench/reports.py)",
         "",
         f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, load average up to "
-        f"{load:.1f} around the run; `python3 bench/reports.py {' '.join(sys.argv[1:])}`; "
+        f"{load:.1f} around the run; `python3 bench/reports.py {' '.join(os.path.relpath(a, ROOT) if a.startswith('/') else a for a in sys.argv[1:])}`; "
         f"{args.reps} runs of each report, in turns. memray: its own capture of the same script "
         "(`memray run --trace-python-allocators`).",
         "",

@@ -5,8 +5,8 @@ internal import Glibc
 /// a raw capture (a read-only mapping), or the next few MiB of a zstd one,
 /// decompressed as the reader gets there. Memory stays flat however long the
 /// capture is: the compressed file is read in 1 MiB chunks, the window holds
-/// 4 MiB (more only while one record is larger), and the pages of a mapping
-/// the reader has passed are given back.
+/// 4 MiB (256 KiB for a capture under 256 KiB; more only while one record is
+/// larger), and the pages of a mapping the reader has passed are given back.
 final class CaptureBytes {
     /// The window: stream bytes `offset ..< offset + count`.
     private(set) var start: UnsafePointer<UInt8>
@@ -66,10 +66,11 @@ final class CaptureBytes {
         wasCompressed = true
         isComplete = false
         release = .free
-        windowCapacity = Self.windowSize
+        // A small capture gets a small window (it widens for a long record).
+        windowCapacity = length < Self.windowSize / 16 ? Self.windowSize / 16 : Self.windowSize
         start = UnsafePointer(malloc(windowCapacity)!.assumingMemoryBound(to: UInt8.self))
         count = 0
-        inputChunk = malloc(Self.inputChunkSize)!.assumingMemoryBound(to: UInt8.self)
+        inputChunk = malloc(min(Self.inputChunkSize, length))!.assumingMemoryBound(to: UInt8.self)
         refill(keepingFrom: 0, wanting: windowCapacity)
         if let failure, count == 0 { throw failure }
     }
@@ -184,7 +185,7 @@ final class CaptureBytes {
         switch source {
         case .file(let fd):
             while true {
-                let got = read(fd, chunk, Self.inputChunkSize)
+                let got = read(fd, chunk, min(Self.inputChunkSize, inputLength))
                 if got < 0 && errno == EINTR { continue }
                 guard got > 0 else {
                     if got < 0 { failure = .unreadable(reason: errorText(errno)) }
@@ -196,7 +197,7 @@ final class CaptureBytes {
             }
         case .memory(let bytes, let position):
             guard position < bytes.count else { return false }
-            let length = min(Self.inputChunkSize, bytes.count - position)
+            let length = min(Self.inputChunkSize, inputLength, bytes.count - position)
             bytes.withUnsafeBufferPointer { chunk.initialize(from: $0.baseAddress! + position, count: length) }
             input = .memory(bytes, position: position + length)
             inputConsumed += length

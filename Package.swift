@@ -35,7 +35,9 @@ let package = Package(
         // Report-side symbolication; never loaded into the profiled process.
         .target(name: "HeapscopeSymbols", dependencies: ["CDwarf"]),
         // HeapscopeSymbols: hybrid stacks (HybridStacks.swift) symbolicate native frames.
-        .target(name: "HeapscopeAnalysis", dependencies: ["HeapscopeFormat", "HeapscopeSymbols"]),
+        // The replay engine runs per event: no overflow, bounds or exclusivity checks there.
+        .target(name: "HeapscopeAnalysis", dependencies: ["HeapscopeFormat", "HeapscopeSymbols"],
+                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked", "-Ounchecked"])]),
         // The HTML pages' CSS and JS, embedded in the binary (Pages/README.md).
         .target(
             name: "HeapscopeReports", dependencies: ["HeapscopeFormat", "HeapscopeAnalysis"],
@@ -51,6 +53,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // bench/reports.py: writes synthetic captures of any number of events through CaptureWriter.
+        .executableTarget(name: "heapscope-bench-capture", dependencies: ["HeapscopeFormat", "CZstd"],
+                          path: "bench/CaptureGenerator"),
         // Fixtures/ holds CPython line tables and the script that dumps them.
         .testTarget(name: "HeapscopeFormatTests", dependencies: ["HeapscopeFormat", "CZstd"], exclude: ["Fixtures"]),
         .testTarget(name: "HeapscopeSymbolsTests", dependencies: ["HeapscopeSymbols"]),

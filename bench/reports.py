@@ -1,24 +1,33 @@
 #!/usr/bin/env python3
-"""Report timings: flamegraph, table and stats of a 20-million-event capture.
+"""Report timings: stats, summary, tree and flamegraph of 20-million-event captures.
 
-Records bench/workloads/alloc_20m.py (10 million allocations and 10 million
-frees, Python allocators traced) once, then times each report REPS times
-(wall clock and peak RSS of the report process) and prints the medians. With
---memray, also times `memray flamegraph` of a memray capture of the same
-workload (memray from bench/.venv, as bench/run.py sets it up).
+Records each fixture once with heapscope (default mode: Python allocators
+traced) and, with --memray, once with memray (--trace-python-allocators, its
+equivalent) of the same script, then times each report REPS times, in turns
+(wall clock and peak RSS of the report process) and prints the medians:
+
+- bench/workloads/live_10m.py: 10 million objects live at the peak
+  (issue 10's capture: ~20M events);
+- bench/workloads/alloc_20m.py: ~20M events, a few thousand live at a time.
+
+--synthetic 1e8,1e9 also writes synthetic captures of that many events with
+heapscope-bench-capture (bench/CaptureGenerator, through CaptureWriter) and
+times stats and flamegraph of each once: time should grow with the events
+and memory not at all.
 
 Writes the figures into bench/RESULTS.md between the markers
 <!-- reports:begin --> and <!-- reports:end --> (the rest of the file is kept).
 
-    python3 bench/reports.py [--reps 3] [--heapscope PATH] [--memray]
+    python3 bench/reports.py [--reps 3] [--heapscope PATH] [--memray] [--synthetic 1e8,1e9]
 
-Targets (issue 3): flamegraph at most 0.5 s and 200 MB peak RSS.
+Targets (issue 10): stats, summary, tree and flamegraph each at most 0.6 s and
+250 MB on the live_10m capture.
 """
 import argparse
 import datetime
+import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -27,23 +36,23 @@ import tempfile
 import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
-WORKLOAD = os.path.join(BENCH, "workloads", "alloc_20m.py")
+ROOT = os.path.dirname(BENCH)
+FIXTURES = ["live_10m", "alloc_20m"]
 RESULTS = os.path.join(BENCH, "RESULTS.md")
 BEGIN, END = "<!-- reports:begin -->", "<!-- reports:end -->"
+GENERATOR = os.path.join(ROOT, ".build", "release", "heapscope-bench-capture")
+MEMRAY = os.path.join(BENCH, ".venv-py%d%d" % sys.version_info[:2], "bin", "memray")
 
 
-def timed(argv):
-    """Wall time and peak RSS (bytes) of one child process."""
-    start = time.perf_counter()
+def run_quiet(argv):
     proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(argv)}\n{proc.stderr.decode(errors='replace')}")
-    return wall
 
 
 def measure(argv):
-    """Runs argv under a tiny wrapper that reports the child's own max RSS."""
+    """Wall time and peak RSS (bytes) of one child, from a tiny wrapper
+    process whose RUSAGE_CHILDREN holds only that child."""
     code = ("import resource, subprocess, sys, time;"
             "t = time.perf_counter(); r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL);"
             "w = time.perf_counter() - t;"
@@ -55,69 +64,122 @@ def measure(argv):
     return wall, rss_kb * 1024
 
 
+def heapscope_reports(hs, capture, work):
+    return [
+        ("stats", hs + ["stats", capture]),
+        ("summary", hs + ["summary", capture]),
+        ("tree", hs + ["tree", capture]),
+        ("flamegraph", hs + ["flamegraph", "-f", "-o", os.path.join(work, "fg.html"), capture]),
+    ]
+
+
+def time_all(reports, reps):
+    """Each report REPS times, in turns (a slow spell of the machine hits all)."""
+    samples = {name: ([], []) for name, _ in reports}
+    for _ in range(reps):
+        for name, argv in reports:
+            wall, rss = measure(argv)
+            samples[name][0].append(wall)
+            samples[name][1].append(rss)
+    rows = []
+    for name, _ in reports:
+        walls, rsss = samples[name]
+        rows.append((name, statistics.median(walls), min(walls), max(rsss)))
+        print(f"  {name:20s} median {statistics.median(walls):6.2f} s  best {min(walls):6.2f} s  "
+              f"peak RSS {max(rsss) / 1e6:7.1f} MB", flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--heapscope", default=shutil.which("heapscope") or "heapscope")
-    parser.add_argument("--memray", action="store_true", help="also time memray flamegraph (bench/.venv)")
-    parser.add_argument("--keep", help="directory for the captures (default: a temporary one)")
+    parser.add_argument("--memray", action="store_true", help=f"also memray stats/flamegraph ({MEMRAY})")
+    parser.add_argument("--synthetic", default="", help="event counts of synthetic captures, e.g. 1e8,1e9")
+    parser.add_argument("--generator", default=GENERATOR)
+    parser.add_argument("--keep", help="directory for the captures (default: a temporary one, removed)")
     args = parser.parse_args()
     hs = args.heapscope.split()
+    use_memray = args.memray and os.path.exists(MEMRAY)
+    if args.memray and not use_memray:
+        raise SystemExit(f"no memray at {MEMRAY} (python3 -m venv {os.path.dirname(os.path.dirname(MEMRAY))} && "
+                         "... pip install memray)")
 
     work = args.keep or tempfile.mkdtemp(prefix="heapscope-bench-reports-")
     os.makedirs(work, exist_ok=True)
-    capture = os.path.join(work, "alloc_20m.hsc")
-    if not os.path.exists(capture):
-        print(f"recording {capture} ...", flush=True)
-        timed(hs + ["run", "-q", "-f", "-o", capture, WORKLOAD])
-    stats = subprocess.run(hs + ["stats", "--json", capture], stdout=subprocess.PIPE, check=True).stdout
-    import json
-    info = json.loads(stats)
-    events = info.get("records")
-    print(f"capture: {os.path.getsize(capture) / 1e6:.1f} MB, {info['total_allocations']:,} allocations, {events:,} records")
+    load_before = os.getloadavg()[0]
+    sections = []
+    for fixture in FIXTURES:
+        script = os.path.join(BENCH, "workloads", fixture + ".py")
+        capture = os.path.join(work, fixture + ".hsc")
+        if not os.path.exists(capture):
+            print(f"recording {capture} ...", flush=True)
+            run_quiet(hs + ["run", "-q", "-f", "-o", capture, script])
+        info = json.loads(subprocess.run(hs + ["stats", "--json", capture], stdout=subprocess.PIPE, check=True).stdout)
+        print(f"{fixture}: {os.path.getsize(capture) / 1e6:.1f} MB, {info['total_allocations']:,} allocations, "
+              f"{info['records']:,} records, peak {info['peak_allocations']:,} allocations live", flush=True)
+        reports = heapscope_reports(hs, capture, work)
+        if use_memray:
+            mcap = os.path.join(work, fixture + ".bin")
+            if not os.path.exists(mcap):
+                print(f"recording {mcap} ...", flush=True)
+                run_quiet([MEMRAY, "run", "-q", "-f", "--trace-python-allocators", "-o", mcap, script])
+            reports += [
+                ("memray stats", [MEMRAY, "stats", "--json", "-o", os.path.join(work, "memray-stats.json"), "-f", mcap]),
+                ("memray flamegraph", [MEMRAY, "flamegraph", "-f", "-o", os.path.join(work, "memray.html"), mcap]),
+            ]
+        rows = time_all(reports, args.reps)
+        sections.append((fixture, info, os.path.getsize(capture), rows))
 
-    reports = [
-        ("flamegraph", hs + ["flamegraph", "-f", "-o", os.path.join(work, "fg.html"), capture]),
-        ("table", hs + ["table", "-f", "-o", os.path.join(work, "table.html"), capture]),
-        ("stats", hs + ["stats", capture]),
-        ("stats --json", hs + ["stats", "--json", capture]),
-        ("flamegraph --leaks", hs + ["flamegraph", "--leaks", "-f", "-o", os.path.join(work, "fgl.html"), capture]),
-        ("flamegraph --temporal", hs + ["flamegraph", "--temporal", "-f", "-o", os.path.join(work, "fgt.html"), capture]),
-    ]
-    memray = os.path.join(BENCH, ".venv", "bin", "memray")
-    if args.memray and os.path.exists(memray):
-        mcap = os.path.join(work, "alloc_20m.bin")
-        if not os.path.exists(mcap):
-            print("recording the memray capture ...", flush=True)
-            timed([memray, "run", "-q", "-f", "--trace-python-allocators", "-o", mcap, WORKLOAD])
-        reports.append(("memray flamegraph", [memray, "flamegraph", "-f", "-o", os.path.join(work, "memray.html"), mcap]))
-
-    rows = []
-    for name, argv in reports:
-        walls, rsss = [], []
-        for rep in range(args.reps):
+    scaling = []
+    for text in [t for t in args.synthetic.split(",") if t]:
+        events = int(float(text))
+        capture = os.path.join(work, f"synthetic-{text}.hsc")
+        if not os.path.exists(capture):
+            print(f"writing {capture} ...", flush=True)
+            start = time.perf_counter()
+            run_quiet([args.generator, str(events), capture])
+            print(f"  {time.perf_counter() - start:.1f} s", flush=True)
+        for name, argv in [("stats", hs + ["stats", capture]),
+                           ("flamegraph", hs + ["flamegraph", "-f", "-o", os.path.join(work, "syn.html"), capture])]:
             wall, rss = measure(argv)
-            walls.append(wall)
-            rsss.append(rss)
-        rows.append((name, statistics.median(walls), min(walls), max(rsss)))
-        print(f"{name:24s} median {statistics.median(walls):6.2f} s  best {min(walls):6.2f} s  peak RSS {max(rsss) / 1e6:7.1f} MB", flush=True)
+            scaling.append((events, os.path.getsize(capture), name, wall, rss))
+            print(f"  {text} events {name:10s} {wall:7.2f} s  {wall / events * 1e9:5.1f} ns/event  "
+                  f"peak RSS {rss / 1e6:6.1f} MB", flush=True)
 
-    load = os.getloadavg()
+    load = max(load_before, os.getloadavg()[0])
     lines = [
         BEGIN,
         "## Report timings (bench/reports.py)",
         "",
-        f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, load average "
-        f"{load[0]:.1f} during the run; capture of bench/workloads/alloc_20m.py "
-        f"({info['total_allocations']:,} allocations, {events:,} records, {os.path.getsize(capture) / 1e6:.1f} MB compressed); "
-        f"{args.reps} runs each.",
+        f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, load average up to "
+        f"{load:.1f} around the run; `python3 bench/reports.py {' '.join(os.path.relpath(a, ROOT) if a.startswith('/') else a for a in sys.argv[1:])}`; "
+        f"{args.reps} runs of each report, in turns. memray: its own capture of the same script "
+        "(`memray run --trace-python-allocators`).",
         "",
-        "| report | median wall | best wall | peak RSS |",
-        "|---|---|---|---|",
     ]
-    for name, median, best, rss in rows:
-        lines.append(f"| {name} | {median:.2f} s | {best:.2f} s | {rss / 1e6:.0f} MB |")
-    lines += ["", "Targets: flamegraph at most 0.5 s and 200 MB (memray on the same kind of capture: 9.8 s and 1.08 GB).", END]
+    for fixture, info, size, rows in sections:
+        lines += [
+            f"**{fixture}.py**: {info['total_allocations']:,} allocations, {info['records']:,} records, "
+            f"{info['peak_allocations']:,} allocations live at the peak, {size / 1e6:.1f} MB compressed.",
+            "",
+            "| report | median wall | best wall | peak RSS |",
+            "|---|---|---|---|",
+        ]
+        for name, median, best, rss in rows:
+            lines.append(f"| {name} | {median:.2f} s | {best:.2f} s | {rss / 1e6:.0f} MB |")
+        lines.append("")
+    if scaling:
+        lines += [
+            "**Synthetic captures** (heapscope-bench-capture: 65,536 blocks live at any time, 64 stacks), one run each:",
+            "",
+            "| events | capture | report | wall | ns/event | peak RSS |",
+            "|---|---|---|---|---|---|",
+        ]
+        for events, size, name, wall, rss in scaling:
+            lines.append(f"| {events:.0e} | {size / 1e6:.0f} MB | {name} | {wall:.2f} s | {wall / events * 1e9:.1f} | {rss / 1e6:.0f} MB |")
+        lines.append("")
+    lines += ["Targets (issue 10): stats, summary, tree and flamegraph each at most 0.6 s and 250 MB on live_10m.", END]
     section = "\n".join(lines) + "\n"
     text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n\n"
     if BEGIN in text and END in text:
@@ -127,6 +189,8 @@ def main():
     with open(RESULTS, "w") as f:
         f.write(text)
     print(f"wrote {RESULTS}")
+    if not args.keep:
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":

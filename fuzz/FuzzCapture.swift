@@ -8,9 +8,9 @@ internal import CZstd
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCapture(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let input = UnsafeBufferPointer(start: data, count: size)
-    // The reader holds the decompressed stream in memory: an input that really
-    // decompresses to more (zstd's RLE blocks make 128 KiB of 4 bytes) is big,
-    // not damaged. Claimed sizes are what the allocation limit is for.
+    // An input that really decompresses to more (zstd's RLE blocks make 128 KiB
+    // of 4 bytes) is long to read, not damaged. Claimed sizes are what the
+    // allocation limit is for.
     if input.starts(with: CaptureFile.zstdMagic) && decompressesBeyond(input, limit: 32 << 20) { return -1 }
     let bytes = Array(input)
     guard var reader = try? CaptureReader(bytes: bytes) else { return 0 }

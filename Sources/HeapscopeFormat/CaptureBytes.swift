@@ -1,28 +1,78 @@
 internal import CZstd
 internal import Glibc
 
-/// The uncompressed capture stream in memory: a read-only mapping of a raw
-/// capture, or the decompressed bytes of a zstd one. Owns the memory.
+/// The uncompressed capture stream, as a window the reader moves along: all of
+/// a raw capture (a read-only mapping), or the next few MiB of a zstd one,
+/// decompressed as the reader gets there. Memory stays flat however long the
+/// capture is: the compressed file is read in 1 MiB chunks, the window holds
+/// 4 MiB (256 KiB for a capture under 256 KiB; more only while one record is
+/// larger), and the pages of a mapping the reader has passed are given back.
 final class CaptureBytes {
-    let start: UnsafePointer<UInt8>
-    let count: Int
+    /// The window: stream bytes `offset ..< offset + count`.
+    private(set) var start: UnsafePointer<UInt8>
+    private(set) var count: Int
+    private(set) var offset = 0
     let wasCompressed: Bool
-    /// The zstd frame ended early: the bytes hold what could be decompressed.
-    let compressedFrameCutShort: Bool
-    private let release: Release
+    /// No bytes will follow the window's.
+    private(set) var isComplete: Bool
+    /// The zstd frame ended early: the stream holds what could be decompressed.
+    private(set) var compressedFrameCutShort = false
+    /// Decompressing failed after the bytes in the window (the stream ends there).
+    private(set) var failure: CaptureError?
+    /// Compressed bytes consumed, and the compressed length (0 when not known).
+    private(set) var inputConsumed = 0
+    let inputLength: Int
 
-    /// How the memory goes back.
+    private let release: Release
+    /// zstd state (compressed captures only).
+    private var context: OpaquePointer?
+    private var input: Input?
+    private var inputChunk: UnsafeMutablePointer<UInt8>?
+    private var inputBuffer = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
+    private var windowCapacity = 0
+    /// Last result of ZSTD_decompressStream: 0 at the end of a frame.
+    private var frameRemaining = 0
+    /// Raw mappings: bytes before this offset were given back to the kernel.
+    private var discardedUpTo = 0
+
     private enum Release {
         case unmapFile(length: Int)
         case free
     }
 
-    private init(start: UnsafePointer<UInt8>, count: Int, wasCompressed: Bool, cutShort: Bool, release: Release) {
+    /// Where compressed bytes come from.
+    private enum Input {
+        case file(fd: Int32)
+        case memory([UInt8], position: Int)
+    }
+
+    static let windowSize = 4 << 20
+    static let inputChunkSize = 1 << 20
+
+    private init(start: UnsafePointer<UInt8>, count: Int, release: Release) {
         self.start = start
         self.count = count
-        self.wasCompressed = wasCompressed
-        self.compressedFrameCutShort = cutShort
+        wasCompressed = false
+        isComplete = true
+        inputLength = count
         self.release = release
+    }
+
+    private init(compressed input: Input, length: Int) throws(CaptureError) {
+        guard let context = ZSTD_createDCtx() else { throw .unreadable(reason: "out of memory") }
+        self.context = context
+        self.input = input
+        inputLength = length
+        wasCompressed = true
+        isComplete = false
+        release = .free
+        // A small capture gets a small window (it widens for a long record).
+        windowCapacity = length < Self.windowSize / 16 ? Self.windowSize / 16 : Self.windowSize
+        start = UnsafePointer(malloc(windowCapacity)!.assumingMemoryBound(to: UInt8.self))
+        count = 0
+        inputChunk = malloc(min(Self.inputChunkSize, length))!.assumingMemoryBound(to: UInt8.self)
+        refill(keepingFrom: 0, wanting: windowCapacity)
+        if let failure, count == 0 { throw failure }
     }
 
     deinit {
@@ -31,18 +81,22 @@ final class CaptureBytes {
         case .unmapFile(let length): munmap(memory, length)
         case .free: Glibc.free(memory)
         }
+        if let context { ZSTD_freeDCtx(context) }
+        Glibc.free(inputChunk)
+        if case .file(let fd) = input { close(fd) }
     }
 
     var buffer: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: start, count: count) }
 
-    /// Maps (or reads) the file at `path`, decompressing it if it is zstd.
+    /// Maps the file at `path`, or opens it for decompression if it is zstd.
     static func load(path: String) throws(CaptureError) -> CaptureBytes {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
             throw code == ENOENT ? .fileNotFound : .unreadable(reason: errorText(code))
         }
-        defer { close(fd) }
+        var keepOpen = false
+        defer { if !keepOpen { close(fd) } }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw .unreadable(reason: errorText(errno)) }
         if (info.st_mode & S_IFMT) == S_IFDIR { throw .unreadable(reason: "it is a directory") }
@@ -50,14 +104,20 @@ final class CaptureBytes {
         if (info.st_mode & S_IFMT) == S_IFREG {
             let length = Int(info.st_size)
             guard length > 0 else { throw .emptyFile }
+            var magic = [UInt8](repeating: 0, count: 4)
+            let got = pread(fd, &magic, 4, 0)
+            if got == 4 && magic == CaptureFile.zstdMagic {
+                posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+                keepOpen = true
+                return try CaptureBytes(compressed: .file(fd: fd), length: length)
+            }
             guard let mapping = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), mapping != MAP_FAILED else {
                 throw .unreadable(reason: errorText(errno))
             }
             // Sequential scan: let the kernel read ahead generously.
             madvise(mapping, length, MADV_SEQUENTIAL)
-            let raw = CaptureBytes(start: mapping.assumingMemoryBound(to: UInt8.self), count: length,
-                                   wasCompressed: false, cutShort: false, release: .unmapFile(length: length))
-            return try raw.isZstd ? decompress(raw.buffer) : raw
+            return CaptureBytes(start: mapping.assumingMemoryBound(to: UInt8.self), count: length,
+                                release: .unmapFile(length: length))
         }
         // A pipe or a device: read it to the end.
         var bytes: [UInt8] = []
@@ -74,71 +134,95 @@ final class CaptureBytes {
         return try load(bytes: bytes)
     }
 
-    /// A copy of `bytes`, decompressed if they are zstd.
-    static func load(bytes: [UInt8]) throws(CaptureError) -> CaptureBytes {
-        guard !bytes.isEmpty else { throw .emptyFile }
-        if bytes.starts(with: CaptureFile.zstdMagic) {
-            return try bytes.withUnsafeBufferPointer { (input) throws(CaptureError) in try decompress(input) }
-        }
-        let copy = malloc(bytes.count)!.assumingMemoryBound(to: UInt8.self)
-        copy.initialize(from: bytes, count: bytes.count)
-        return CaptureBytes(start: copy, count: bytes.count, wasCompressed: false, cutShort: false, release: .free)
-    }
-
-    /// `head` then `tail`, as they are (no zstd detection): the unread rest of
-    /// a live stream and what followed it.
+    /// `head` then `tail`, as they are (no zstd detection), complete: the
+    /// unread rest of a live stream and what followed it.
     static func joining(_ head: UnsafeBufferPointer<UInt8>, _ tail: [UInt8]) -> CaptureBytes {
         let copy = malloc(max(1, head.count + tail.count))!.assumingMemoryBound(to: UInt8.self)
         if let start = head.baseAddress { copy.initialize(from: start, count: head.count) }
         (copy + head.count).initialize(from: tail, count: tail.count)
-        return CaptureBytes(start: copy, count: head.count + tail.count, wasCompressed: false, cutShort: false, release: .free)
+        return CaptureBytes(start: copy, count: head.count + tail.count, release: .free)
     }
 
-    private var isZstd: Bool { buffer.starts(with: CaptureFile.zstdMagic) }
+    /// `bytes`, decompressed as read if they are zstd, else a copy.
+    static func load(bytes: [UInt8]) throws(CaptureError) -> CaptureBytes {
+        guard !bytes.isEmpty else { throw .emptyFile }
+        if bytes.starts(with: CaptureFile.zstdMagic) {
+            return try CaptureBytes(compressed: .memory(bytes, position: 0), length: bytes.count)
+        }
+        let copy = malloc(bytes.count)!.assumingMemoryBound(to: UInt8.self)
+        copy.initialize(from: bytes, count: bytes.count)
+        return CaptureBytes(start: copy, count: bytes.count, release: .free)
+    }
 
-    /// Streams every zstd frame in `input` into one growing buffer.
-    private static func decompress(_ input: UnsafeBufferPointer<UInt8>) throws(CaptureError) -> CaptureBytes {
-        guard let context = ZSTD_createDCtx() else { throw .unreadable(reason: "out of memory") }
-        defer { ZSTD_freeDCtx(context) }
-
-        // A damaged header may claim any size: the declared size is trusted only up to
-        // a bound set by the input's own length (which also excludes zstd's "unknown"
-        // and "error" markers). Beyond it the buffer grows with what really decompresses.
-        let bound = max(input.count &* 32, 1 << 20)
-        var capacity = bound
-        let declared = ZSTD_getFrameContentSize(input.baseAddress, input.count)
-        if declared <= UInt64(bound) { capacity = max(Int(declared), 1) }
-        guard var output = malloc(capacity) else { throw .unreadable(reason: "out of memory decompressing the capture") }
-        var produced = 0
-        var source = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
-        var cutShort = false
-        while true {
-            if produced == capacity {
-                capacity *= 2
-                guard let grown = realloc(output, capacity) else {
-                    Glibc.free(output)
-                    throw .unreadable(reason: "out of memory decompressing the capture")
-                }
-                output = grown
-            }
-            var target = ZSTD_outBuffer(dst: output + produced, size: capacity - produced, pos: 0)
-            let result = ZSTD_decompressStream(context, &target, &source)
-            if ZSTD_isError(result) != 0 {
-                Glibc.free(output)
-                throw .damagedCompression(String(cString: ZSTD_getErrorName(result)))
-            }
-            produced += target.pos
-            let inputDone = source.pos == source.size
-            if inputDone && result == 0 { break }
-            // All input consumed and room left in the output: the decoder has given
-            // everything it can, and wants more input than the file holds.
-            if inputDone && target.pos < target.size {
-                cutShort = true
+    /// Moves the window so that it starts at window position `keep` (the bytes
+    /// from there on are kept) and fills it with what follows; it grows to
+    /// `wanting` bytes first if smaller (a record larger than the window).
+    func refill(keepingFrom keep: Int, wanting: Int) {
+        guard !isComplete, let context else { return }
+        let kept = count - keep
+        if wanting > windowCapacity {
+            windowCapacity = max(wanting, windowCapacity * 2)
+            start = UnsafePointer(realloc(UnsafeMutableRawPointer(mutating: start), windowCapacity)!
+                .assumingMemoryBound(to: UInt8.self))
+        }
+        let window = UnsafeMutablePointer(mutating: start)
+        if keep > 0 && kept > 0 { memmove(window, window + keep, kept) }
+        offset += keep
+        count = kept
+        while count < windowCapacity {
+            if inputBuffer.pos == inputBuffer.size && !readInput() {
+                // All input consumed: a frame still open was cut short.
+                compressedFrameCutShort = frameRemaining != 0
+                isComplete = true
                 break
             }
+            var target = ZSTD_outBuffer(dst: window + count, size: windowCapacity - count, pos: 0)
+            let result = ZSTD_decompressStream(context, &target, &inputBuffer)
+            if ZSTD_isError(result) != 0 {
+                failure = .damagedCompression(String(cString: ZSTD_getErrorName(result)))
+                isComplete = true
+                break
+            }
+            frameRemaining = result
+            count += target.pos
         }
-        return CaptureBytes(start: UnsafePointer(output.assumingMemoryBound(to: UInt8.self)), count: produced,
-                            wasCompressed: true, cutShort: cutShort, release: .free)
+    }
+
+    /// Reads the next chunk of compressed input; false at its end.
+    private func readInput() -> Bool {
+        guard let chunk = inputChunk, let source = input else { return false }
+        switch source {
+        case .file(let fd):
+            while true {
+                let got = read(fd, chunk, min(Self.inputChunkSize, inputLength))
+                if got < 0 && errno == EINTR { continue }
+                guard got > 0 else {
+                    if got < 0 { failure = .unreadable(reason: errorText(errno)) }
+                    return false
+                }
+                inputConsumed += got
+                inputBuffer = ZSTD_inBuffer(src: chunk, size: got, pos: 0)
+                return true
+            }
+        case .memory(let bytes, let position):
+            guard position < bytes.count else { return false }
+            let length = min(Self.inputChunkSize, inputLength, bytes.count - position)
+            bytes.withUnsafeBufferPointer { chunk.initialize(from: $0.baseAddress! + position, count: length) }
+            input = .memory(bytes, position: position + length)
+            inputConsumed += length
+            inputBuffer = ZSTD_inBuffer(src: chunk, size: length, pos: 0)
+            return true
+        }
+    }
+
+    /// A raw mapping: gives back the pages before `position` (the reader has
+    /// passed them), so a long capture does not stay resident.
+    func discard(before position: Int) {
+        guard case .unmapFile = release, position - discardedUpTo >= 64 << 20 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let end = position / page * page
+        madvise(UnsafeMutableRawPointer(mutating: start) + discardedUpTo, end - discardedUpTo, MADV_DONTNEED)
+        discardedUpTo = end
     }
 }
 

@@ -89,21 +89,28 @@ public struct CaptureReader {
     public private(set) var stopCause: StopCause?
     /// `next()` returned nil: END was read or the stream ran out.
     public private(set) var isFinished = false
-    /// Byte offset of the record `next()` returned last.
+    /// Byte offset in the (decompressed) stream of the record `next()` returned last.
     public private(set) var recordOffset = 0
     /// Records returned so far.
     public private(set) var recordCount = 0
-    /// Length of the (decompressed) stream.
-    public var streamLength: Int { windowStart + end }
+    /// Length of the (decompressed) stream: of what has been decompressed so
+    /// far until a compressed capture has been read to its end.
+    public var streamLength: Int { windowOffset + end }
+    /// How far reading has got, and out of how much: stream bytes of a raw
+    /// capture, file bytes of a compressed one.
+    public var progress: (done: Int, total: Int) {
+        isCompressed ? (bytes.inputConsumed, bytes.inputLength) : (recordOffset, end)
+    }
 
     private var bytes: CaptureBytes
+    /// The window of the stream in memory (`CaptureBytes`): stream offset
+    /// `windowOffset` is at `base[0]`; `position` and `end` are window positions.
     private var base: UnsafePointer<UInt8>
     private var end: Int
-    private var position: Int
-    /// Where `bytes` starts in the stream: 0 unless `resume(appending:)` moved on.
-    private var windowStart = 0
+    private var windowOffset = 0
     /// `next()` stopped at the end of the bytes so far, inside or before a record.
     private var ranOut = false
+    private var position: Int
     private var previousAddress: UInt64 = 0
     /// The stacks of the last ALLOC, which an ALLOC_SAME_STACK repeats.
     private var previousFrame: UInt64 = 0
@@ -123,10 +130,21 @@ public struct CaptureReader {
     }
 
     private init(bytes: CaptureBytes) throws(CaptureError) {
+        // The header (with its metadata) must be in the window at once.
+        var header: CaptureHeader
+        while true {
+            do throws(CaptureError) {
+                header = try CaptureHeader.parse(bytes.buffer)
+                break
+            } catch {
+                guard case .headerCutShort = error, !bytes.isComplete else { throw error }
+                bytes.refill(keepingFrom: 0, wanting: bytes.count * 2)
+            }
+        }
+        self.header = header
         self.bytes = bytes
         self.base = bytes.start
         self.end = bytes.count
-        self.header = try CaptureHeader.parse(bytes.buffer)
         self.isCompressed = bytes.wasCompressed
         self.isTruncated = bytes.compressedFrameCutShort
         self.position = header.size
@@ -143,13 +161,14 @@ public struct CaptureReader {
     /// overlong varint; records before it were valid.
     public mutating func next() throws(CaptureError) -> Record? {
         if isFinished { return nil }
+        ensureWindow()
         var cursor = Cursor(base: base, position: position, end: end)
-        // A record cut off may have moved these before it ran out: a resumed
-        // stream (`resume(appending:)`) decodes it again from the start.
+        // A record cut off may have moved these before it ran out: it is
+        // decoded again from its start (a wider window, a resumed stream).
         let saved = (previousAddress, previousFrame, previousNativeFrame)
         do throws(DecodeFailure) {
             let record = try decode(&cursor)
-            recordOffset = windowStart + position
+            recordOffset = windowOffset + position
             position = cursor.position
             recordCount += 1
             switch record {
@@ -168,11 +187,18 @@ public struct CaptureReader {
             switch error {
             case .truncated:
                 (previousAddress, previousFrame, previousNativeFrame) = saved
+                if !bytes.isComplete {
+                    // A record longer than what the window holds: widen it and read again.
+                    isFinished = false
+                    moveWindow(wanting: 2 * (end - position) + CaptureBytes.windowSize)
+                    return try next()
+                }
+                if let failure = bytes.failure { throw failure }
                 isTruncated = true
                 ranOut = true
                 return nil
             case .corrupt(let reason):
-                throw .corrupt(offset: windowStart + position, reason: reason)
+                throw .corrupt(offset: windowOffset + position, reason: reason)
             }
         }
     }
@@ -186,7 +212,7 @@ public struct CaptureReader {
         guard !isFinished || ranOut else { return }
         bytes = CaptureBytes.joining(UnsafeBufferPointer(start: base + position, count: end - position), more)
         base = bytes.start
-        windowStart += position
+        windowOffset += position
         end = bytes.count
         position = 0
         isFinished = false
@@ -200,12 +226,13 @@ public struct CaptureReader {
     /// (and reports truncation or corruption). The records are counted as read.
     public mutating func nextEvents(into buffer: UnsafeMutableBufferPointer<Event>) -> Int {
         guard !isFinished, let out = buffer.baseAddress else { return 0 }
+        ensureWindow()
         // Local copies: the loop must not write through `self` per record.
         var position = self.position
         var previousAddress = self.previousAddress
         var previousFrame = self.previousFrame
         var previousNativeFrame = self.previousNativeFrame
-        var lastStart = recordOffset - windowStart
+        var lastStart = recordOffset - windowOffset
         var count = 0
         let frameCount = UInt64(tables.frames.count)
         let nativeFrameCount = UInt64(tables.nativeFrames.count)
@@ -259,9 +286,30 @@ public struct CaptureReader {
         self.previousAddress = previousAddress
         self.previousFrame = previousFrame
         self.previousNativeFrame = previousNativeFrame
-        recordOffset = windowStart + lastStart
+        recordOffset = windowOffset + lastStart
         recordCount += count
         return count
+    }
+
+    /// Bytes the window keeps ahead of `position`: a batch of events (at most
+    /// 41 bytes each) and nearly every other record fit.
+    private static let windowMargin = 64 << 10
+
+    /// Moves the window along the stream when the reader nears its end.
+    @inline(__always)
+    private mutating func ensureWindow() {
+        if end - position < Self.windowMargin && !bytes.isComplete { moveWindow(wanting: 0) }
+        if !isCompressed { bytes.discard(before: position) }
+    }
+
+    private mutating func moveWindow(wanting: Int) {
+        let kept = position
+        bytes.refill(keepingFrom: kept, wanting: wanting)
+        windowOffset += kept
+        position = 0
+        base = bytes.start
+        end = bytes.count
+        if bytes.compressedFrameCutShort { isTruncated = true }
     }
 
     /// A varint with no bounds checks (the caller made sure 10 bytes are there);

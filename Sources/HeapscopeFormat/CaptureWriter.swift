@@ -226,6 +226,13 @@ public struct CaptureWriter: Sendable {
         varint(length)
     }
 
+    /// The bytes written so far, which the writer then forgets (it keeps its
+    /// state): a long capture is written out piece by piece in flat memory.
+    public mutating func takeBytes() -> [UInt8] {
+        defer { bytes.removeAll(keepingCapacity: true) }
+        return bytes
+    }
+
     /// Appends bytes as they are, e.g. to damage a capture on purpose.
     public mutating func raw(_ data: [UInt8]) {
         bytes += data

@@ -437,3 +437,61 @@ func sampleCapture(end: Bool = true) -> (bytes: [UInt8], frame: FrameID) {
         }
     }
 }
+
+/// A compressed capture is decompressed into a window that moves along the
+/// stream: records across the window's edges, and one larger than the window,
+/// read as from the raw bytes; cut short, it reads as a prefix.
+@Suite struct CaptureWindowTests {
+    static func longCapture() -> [UInt8] {
+        var writer = CaptureWriter()
+        writer.thread(1)
+        let frame = writer.stack([("main", "app.py", 1)])
+        for index in 0..<400_000 {
+            writer.alloc(.pymemObj, address: 0x1000 + UInt64(index % 1000) * 48, size: UInt64(1 + index % 700), frame: frame)
+            if index == 200_000 { writer.string(String(repeating: "x", count: 6 << 20)) }  // longer than the window
+            writer.free(.pymemObj, address: 0x1000 + UInt64((index + 500) % 1000) * 48)
+        }
+        writer.end(timeMicros: 1)
+        return writer.bytes
+    }
+
+    @Test func compressedCaptureLongerThanTheWindow() throws {
+        let bytes = Self.longCapture()
+        #expect(bytes.count > 2 * (4 << 20))
+        let compressed = zstdCompress(bytes)
+        let path = temporaryPath("window.hsc")
+        defer { unlink(path) }
+        try writeFile(path, compressed)
+
+        let expected = try readAll(bytes).records
+        var fromFile = try CaptureReader(path: path)
+        var records: [Record] = []
+        let events = UnsafeMutableBufferPointer<Event>.allocate(capacity: 100)
+        defer { events.deallocate() }
+        // Bulk and one-by-one reads mixed, as the replay does.
+        while true {
+            let count = fromFile.nextEvents(into: events)
+            if count > 0 {
+                for event in events[0..<count] {
+                    records.append(event.isFree
+                        ? .free(kind: event.kind, address: event.address, thread: fromFile.currentThread)
+                        : .alloc(Allocation(kind: event.kind, address: event.address, size: event.size, frame: event.frame,
+                                            thread: fromFile.currentThread)))
+                }
+                continue
+            }
+            guard let record = try fromFile.next() else { break }
+            records.append(record)
+        }
+        #expect(records == expected)
+        #expect(!fromFile.isTruncated && fromFile.isCompressed)
+        #expect(fromFile.streamLength == bytes.count)
+        #expect(fromFile.progress == (compressed.count, compressed.count))
+        #expect(fromFile.tables.string(StringID(fromFile.tables.stringCount)).count == 6 << 20)
+
+        let (cut, reader) = try readAll(Array(compressed[0..<(compressed.count * 2 / 3)]))
+        #expect(reader.isTruncated)
+        #expect(cut.count > expected.count / 2 && cut.count < expected.count)
+        #expect(Array(expected[0..<cut.count]) == cut)
+    }
+}

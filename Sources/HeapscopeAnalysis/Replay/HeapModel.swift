@@ -39,13 +39,8 @@ struct HeapModel: ReplayConsumer {
     var mapped = MappedRanges()
     var stacks: StackKeyTable
     var sites = SiteTable()
-    /// Per site id.
-    var atPeak: [Totals] = []
-    var sincePeak: [Totals] = []
-    private var isDirty: [Bool] = []
-    private var dirty: [UInt32] = []
-    /// The temporary or allocated view, per site id.
-    var gathered: [Totals] = []
+    /// The figures per site id.
+    private let figures = SiteFigures()
 
     var liveBytes: UInt64 = 0
     /// ALLOC records so far, arenas not counted included.
@@ -75,6 +70,8 @@ struct HeapModel: ReplayConsumer {
     private var threadAllocations: [UInt32] = []
     private let threshold: UInt32
     private var temporal: TemporalBuilder?
+    /// Keeps the prefetching loads of `LiveHeap.warm` alive.
+    private var warmed: UInt64 = 0
 
     init(header: CaptureHeader, tables: CaptureTables, features: Features = Features()) {
         self.features = features
@@ -97,7 +94,7 @@ struct HeapModel: ReplayConsumer {
 
     @inline(__always)
     mutating func events(_ batch: UnsafeMutableBufferPointer<Event>, thread: ThreadNumber) {
-        heap.warm(batch)
+        warmed |= heap.warm(batch)
         for event in batch {
             if event.isFree {
                 free(event.kind, address: event.address, thread: thread)
@@ -151,7 +148,7 @@ struct HeapModel: ReplayConsumer {
             threadAllocations[Int(thread)] &+= 1
             tag |= UInt64(threadAllocations[Int(thread)]) << 32
         } else if features.gather == .allocated {
-            gathered[Int(site)].add(size)
+            figures.gather(site, bytes: size)
         }
 
         if kind == .mmap {
@@ -160,13 +157,13 @@ struct HeapModel: ReplayConsumer {
         } else if let replaced = heap.insert(address: address, size: size, site: site, tag: tag) {
             release(replaced, freeingThread: nil)  // its FREE was not in the capture
         }
-        change(site, bytes: size, count: 1)
+        figures.change(site, bytes: size, count: 1)
         liveBytes &+= size
         if liveBytes > peakBytes {
             peakBytes = liveBytes
             peakSerial = serial
             peakTime = lastSnapshotTime
-            foldIntoPeak()
+            figures.foldIntoPeak()
         }
     }
 
@@ -179,42 +176,19 @@ struct HeapModel: ReplayConsumer {
     @inline(__always)
     private mutating func siteID(_ key: UInt64) -> UInt32 {
         let id = sites.id(key)
-        if Int(id) == atPeak.count {
-            atPeak.append(.zero)
-            sincePeak.append(.zero)
-            isDirty.append(false)
-            if features.gather != .none { gathered.append(.zero) }
-        }
+        if Int(id) == figures.count { figures.append() }
         return id
-    }
-
-    @inline(__always)
-    private mutating func change(_ site: UInt32, bytes: UInt64, count: Int) {
-        sincePeak[Int(site)].add(bytes, count: count)
-        if !isDirty[Int(site)] {
-            isDirty[Int(site)] = true
-            dirty.append(site)
-        }
-    }
-
-    private mutating func foldIntoPeak() {
-        for site in dirty {
-            atPeak[Int(site)] = atPeak[Int(site)] + sincePeak[Int(site)]
-            sincePeak[Int(site)] = .zero
-            isDirty[Int(site)] = false
-        }
-        dirty.removeAll(keepingCapacity: true)
     }
 
     @inline(__always)
     private mutating func release(_ block: LiveHeap.Block, freeingThread: ThreadNumber?) {
         liveBytes &-= block.size
         freed.add(block.size)
-        change(block.site, bytes: 0 &- block.size, count: -1)
+        figures.change(block.site, bytes: 0 &- block.size, count: -1)
         if case .temporary = features.gather, let freeingThread, freeingThread == sites.thread(block.site),
            Int(freeingThread) < threadAllocations.count,
            threadAllocations[Int(freeingThread)] &- UInt32(truncatingIfNeeded: block.tag >> 32) <= threshold {
-            gathered[Int(block.site)].add(block.size)
+            figures.gather(block.site, bytes: block.size)
         }
         temporal?.release(epoch: UInt32(truncatingIfNeeded: block.tag), site: block.site, bytes: block.size, count: 1)
     }
@@ -223,15 +197,13 @@ struct HeapModel: ReplayConsumer {
         liveBytes &-= part.bytes
         let count = part.isWhole ? 1 : 0
         freed.add(part.bytes, count: count)
-        change(part.mapping.site, bytes: 0 &- part.bytes, count: -count)
+        figures.change(part.mapping.site, bytes: 0 &- part.bytes, count: -count)
         temporal?.release(epoch: UInt32(truncatingIfNeeded: part.mapping.tag), site: part.mapping.site,
                           bytes: part.bytes, count: count)
     }
 
     // MARK: Results
 
-    /// Live now, per site id.
-    func live(_ site: Int) -> Totals { atPeak[site] + sincePeak[site] }
 
     var liveTotals: Totals { Totals(count: heap.count + mapped.mappings.count, bytes: liveBytes) }
 
@@ -246,11 +218,12 @@ struct HeapModel: ReplayConsumer {
         // Sites that differ only by size bucket merge into one row.
         var rowOfSite: [UInt64: Int] = [:]
         for site in 0..<sites.count {
+            let cell = self.figures.cells[site]
             let totals: Totals
             switch figures {
-            case .peak: totals = atPeak[site]
-            case .live: totals = live(site)
-            case .gathered: totals = gathered[site]
+            case .peak: totals = cell.atPeak
+            case .live: totals = cell.atPeak + cell.sincePeak
+            case .gathered: totals = cell.gathered
             }
             guard totals.count != 0 || totals.bytes != 0 else { continue }
             let id = UInt32(site)
@@ -303,5 +276,79 @@ struct HeapModel: ReplayConsumer {
             let stack = stacks.key(sites.stack(site))
             return (stack, sites.thread(site), sites.kind(site))
         }
+    }
+}
+
+/// The per-site figures of `HeapModel`, in memory of its own: touched on every
+/// event, so no copy-on-write checks. Grows with the sites, never with events.
+final class SiteFigures {
+    struct Cell {
+        /// At the last peak.
+        var atPeak = Totals()
+        /// The change since; live now = atPeak + sincePeak.
+        var sincePeak = Totals()
+        /// The temporary or allocated view.
+        var gathered = Totals()
+        var isDirty = false
+    }
+
+    private(set) var cells: UnsafeMutablePointer<Cell>
+    /// Sites changed since the last peak: each at most once, so as many as the sites.
+    private var dirty: UnsafeMutablePointer<UInt32>
+    private var dirtyCount = 0
+    private(set) var count = 0
+    private var capacity = 256
+
+    init() {
+        cells = .allocate(capacity: capacity)
+        dirty = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        cells.deinitialize(count: count)
+        cells.deallocate()
+        dirty.deallocate()
+    }
+
+    func append() {
+        if count == capacity {
+            capacity *= 2
+            let grown = UnsafeMutablePointer<Cell>.allocate(capacity: capacity)
+            grown.moveInitialize(from: cells, count: count)
+            cells.deallocate()
+            cells = grown
+            let grownDirty = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+            grownDirty.moveInitialize(from: dirty, count: dirtyCount)
+            dirty.deallocate()
+            dirty = grownDirty
+        }
+        (cells + count).initialize(to: Cell())
+        count += 1
+    }
+
+    @inline(__always)
+    func change(_ site: UInt32, bytes: UInt64, count: Int) {
+        let cell = cells + Int(site)
+        cell.pointee.sincePeak.add(bytes, count: count)
+        if !cell.pointee.isDirty {
+            cell.pointee.isDirty = true
+            dirty[dirtyCount] = site
+            dirtyCount += 1
+        }
+    }
+
+    @inline(__always)
+    func gather(_ site: UInt32, bytes: UInt64) { cells[Int(site)].gathered.add(bytes) }
+
+    /// A new peak: live now is what was live at the peak.
+    @inline(__always)
+    func foldIntoPeak() {
+        for index in 0..<dirtyCount {
+            let cell = cells + Int(dirty[index])
+            cell.pointee.atPeak = cell.pointee.atPeak + cell.pointee.sincePeak
+            cell.pointee.sincePeak = .zero
+            cell.pointee.isDirty = false
+        }
+        dirtyCount = 0
     }
 }

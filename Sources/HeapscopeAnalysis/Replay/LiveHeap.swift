@@ -8,7 +8,7 @@ import HeapscopeFormat
 /// Open addressing with linear probing and backward-shift deletion (no
 /// tombstones, so a long churn of alloc/free pairs keeps probes short), split
 /// into 64 shards by the hash's top bits. Each shard grows on its own by a
-/// quarter (capacities need not be powers of two: the slot is picked by a
+/// fifth (capacities need not be powers of two: the slot is picked by a
 /// multiply-shift), so the table's size follows the live count closely and a
 /// growth never holds two copies of the whole table.
 final class LiveHeap {
@@ -41,12 +41,9 @@ final class LiveHeap {
     private static let initialCapacity = 64
     private let shards: UnsafeMutablePointer<Shard>
     let isTagged: Bool
-    private(set) var count = 0
     private var blockAtZero: Block?
     /// Sizes of 4 GiB and more, by address.
     private var largeSizes: [UInt64: UInt64] = [:]
-    /// Keeps the loads of `warm` from being optimised away.
-    private var warmed: UInt64 = 0
 
     init(tagged: Bool) {
         isTagged = tagged
@@ -85,15 +82,21 @@ final class LiveHeap {
         Int(truncatingIfNeeded: (hash << shardBits).multipliedFullWidth(by: UInt64(capacity)).high)
     }
 
-    /// Loads the home slots of `events` so their cache misses overlap.
-    func warm(_ events: UnsafeMutableBufferPointer<Event>) {
+    /// Blocks live now.
+    var count: Int {
+        (0..<Self.shardCount).reduce(blockAtZero == nil ? 0 : 1) { $0 + shards[$1].count }
+    }
+
+    /// Loads the home slots of `events` so their cache misses overlap; the
+    /// caller keeps the result so the loads are not optimised away.
+    func warm(_ events: UnsafeMutableBufferPointer<Event>) -> UInt64 {
         var combined: UInt64 = 0
         for event in events {
             let hash = Self.hash(event.address)
             let shard = shards[Self.shardIndex(hash)]
             combined |= shard.slots[Self.home(hash, capacity: shard.capacity)].address
         }
-        warmed = combined
+        return combined
     }
 
     /// Adds a block; returns the block it replaced at the same address (whose
@@ -102,14 +105,13 @@ final class LiveHeap {
     func insert(address: UInt64, size: UInt64, site: UInt32, tag: UInt64) -> Block? {
         if address == 0 {
             defer { blockAtZero = Block(address: 0, size: size, site: site, tag: tag) }
-            if blockAtZero == nil { count += 1 }
             return blockAtZero
         }
         let hash = Self.hash(address)
         let shardNumber = Self.shardIndex(hash)
-        // Up to 7/8 full: with backward-shift deletion the probe runs stay short
-        // enough, and the memory per live block stays near 20 bytes.
-        if (shards[shardNumber].count + 1) * 8 > shards[shardNumber].capacity * 7 { grow(shardNumber) }
+        // Up to 85% full, then a fifth more: between 71% and 85% full, the
+        // probe runs stay short and a live block costs 19-23 bytes.
+        if (shards[shardNumber].count + 1) * 20 > shards[shardNumber].capacity * 17 { grow(shardNumber) }
         let shard = shards[shardNumber]
         let stored = Slot(address: address, size: size < UInt64(UInt32.max) ? UInt32(size) : .max, site: site)
         var index = Self.home(hash, capacity: shard.capacity)
@@ -119,7 +121,6 @@ final class LiveHeap {
                 shard.slots[index] = stored
                 shard.tags?[index] = tag
                 shards[shardNumber].count += 1
-                count += 1
                 if stored.size == .max { largeSizes[address] = size }
                 return nil
             }
@@ -146,7 +147,6 @@ final class LiveHeap {
     func remove(_ address: UInt64) -> Block? {
         if address == 0 {
             defer { blockAtZero = nil }
-            if blockAtZero != nil { count -= 1 }
             return blockAtZero
         }
         let hash = Self.hash(address)
@@ -163,7 +163,6 @@ final class LiveHeap {
         }
         let removed = block(shard.slots[index], tag: shard.tags?[index] ?? 0)
         shards[shardNumber].count -= 1
-        count -= 1
         // Pull later blocks of the probe run back into the hole, unless that
         // would move one before its home slot.
         var hole = index
@@ -198,7 +197,7 @@ final class LiveHeap {
 
     private func grow(_ number: Int) {
         let old = shards[number]
-        var grown = Self.emptyShard(capacity: old.capacity + old.capacity / 4, tagged: isTagged)
+        var grown = Self.emptyShard(capacity: old.capacity + old.capacity / 5, tagged: isTagged)
         for index in 0..<old.capacity where old.slots[index].address != 0 {
             var target = Self.home(Self.hash(old.slots[index].address), capacity: grown.capacity)
             while grown.slots[target].address != 0 {

@@ -15,6 +15,8 @@ import HeapscopeFormat
 /// A snapshot costs O(sites); feeding, O(1) per record.
 public struct LiveSites: ReplayConsumer {
     private var model: HeapModel
+    /// What `feed` hands the model: it reads no definitions.
+    private let noTables = CaptureTables()
 
     /// `header`: the capture's; `tables`: the reader's tables when feeding
     /// starts after some records were read (defaults to none read).
@@ -24,7 +26,7 @@ public struct LiveSites: ReplayConsumer {
 
     /// Feeds one record (any kind; only allocations, frees, unmaps, snapshots and END change the figures).
     public mutating func feed(_ record: Record) {
-        model.record(record, tables: CaptureTables())
+        model.record(record, tables: noTables)
     }
 
     /// Feeds ALLOC and FREE records decoded in bulk (`CaptureReader.nextEvents(into:)`), made on `thread`.

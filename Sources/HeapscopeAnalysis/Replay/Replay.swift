@@ -46,7 +46,7 @@ public enum Replay {
     /// `progress` is called now and then with (bytes read, stream length).
     public static func run<Consumer: ReplayConsumer>(_ reader: inout CaptureReader, into consumer: inout Consumer,
                                                      progress: ((Int, Int) -> Void)? = nil) throws(CaptureError) {
-        var report = ProgressReport(progress, streamLength: reader.streamLength)
+        var report = ProgressReport(progress, reader: reader)
         let events = UnsafeMutableBufferPointer<Event>.allocate(capacity: batchSize)
         defer { events.deallocate() }
         while true {
@@ -63,24 +63,25 @@ public enum Replay {
     }
 }
 
-/// Calls a progress callback every 256 Ki records, not on every one.
+/// Calls a progress callback every 256 Ki records, not on every one, with
+/// the reader's `progress`.
 struct ProgressReport {
     private let callback: ((Int, Int) -> Void)?
-    private let streamLength: Int
     private var nextReport = 0
+    private var total: Int
 
-    init(_ callback: ((Int, Int) -> Void)?, streamLength: Int) {
+    init(_ callback: ((Int, Int) -> Void)?, reader: CaptureReader) {
         self.callback = callback
-        self.streamLength = streamLength
-        callback?(0, streamLength)
+        total = reader.progress.total
+        callback?(0, total)
     }
 
     @inline(__always)
     mutating func note(_ reader: CaptureReader) {
         guard let callback, reader.recordCount >= nextReport else { return }
         nextReport = reader.recordCount + 1 << 18
-        callback(reader.recordOffset, streamLength)
+        callback(reader.progress.done, total)
     }
 
-    func finish() { callback?(streamLength, streamLength) }
+    func finish() { callback?(total, total) }
 }

@@ -75,14 +75,16 @@ struct FileSink {
         if error == 0 { noteBoundary() }
     }
 
-    /// Ends the frame and closes the file; returns the first error, 0 if none.
+    /// Ends the frame, appends `trailer` (raw, after the frame) and closes the
+    /// file; returns the first error, 0 if none.
     /// Not `releasing` the buffers: for a process about to die of a signal.
-    mutating func finish(releasing: Bool = true) -> Int32 {
+    mutating func finish(releasing: Bool = true, trailer: [UInt8] = []) -> Int32 {
         if let stream {
             var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
             while error == 0 && compress(stream, &input, ZSTD_e_end) != 0 {}
             if releasing { ZSTD_freeCStream(stream) }
         }
+        if error == 0 && !trailer.isEmpty { trailer.withUnsafeBytes { writeAll($0) } }
         if releasing {
             out.deallocate()
             boundaries.deallocate()

@@ -67,7 +67,7 @@ struct Recorder {
     var isOverLimit: Bool { liveHeap.map { $0.bytes > memoryLimit } ?? false }
 
     mutating func recordAlloc(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt, size: Int) {
-        liveHeap?.alloc(kind: kind, address: address, size: size)
+        liveHeap?.alloc(kind: kind, address: address, size: UInt64(size))
         enter(t, session: session)
         events &+= 1
         let frame = internStack(t)
@@ -98,7 +98,7 @@ struct Recorder {
     }
 
     mutating func recordMunmap(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, address: UInt, length: Int) {
-        liveHeap?.munmap(address: address, length: length)
+        liveHeap?.munmap(address: address, length: UInt64(length))
         enter(t, session: session)
         reserve(1 + 2 * VarInt.maxBytes)
         put(RecordTag.munmap)

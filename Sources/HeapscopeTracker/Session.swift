@@ -20,6 +20,8 @@ nonisolated(unsafe) private var config: SessionConfig?
 nonisolated(unsafe) private var sink: FileSink?
 /// The recorder's event count when it was closed (a write can fail after that).
 nonisolated(unsafe) private var eventsAtClose: UInt64 = 0
+/// The totals of what the sink wrote, like the sink the writer thread's, then stop's.
+nonisolated(unsafe) private var streamTotals: StreamTotals?
 
 @inline(__always)
 private func recorder(_ state: UnsafeMutablePointer<hs_state>) -> UnsafeMutablePointer<Recorder>? {
@@ -93,7 +95,11 @@ func hs_snapshot_tick() {
 
 @_cdecl("hs_write_chunk")
 func hs_write_chunk(_ bytes: UnsafePointer<UInt8>, _ count: Int) {
-    whileWritable { $0.write(UnsafeRawBufferPointer(start: bytes, count: count)) }
+    let chunk = UnsafeRawBufferPointer(start: bytes, count: count)
+    whileWritable { sink in
+        streamTotals?.consume(chunk)
+        sink.write(chunk)
+    }
 }
 
 @_cdecl("hs_write_sync_point")
@@ -183,8 +189,10 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
     writeLastRecords(state, closing: true)
     // A failure already said on stderr (whileWritable) is not an error of stop.
     let reported = (sink?.error ?? 0) != 0
-    let rc = sink?.finish() ?? 0
+    let rc = sink?.finish(trailer: summaryTrailer()) ?? 0
     sink = nil
+    streamTotals?.release()
+    streamTotals = nil
     config = nil
     return reported ? 0 : rc
 }
@@ -196,8 +204,15 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
 @_cdecl("hs_finish_from_writer")
 func hs_finish_from_writer() {
     writeLastRecords(hs_state_ptr()!, closing: false)
-    _ = sink?.finish(releasing: false)
+    _ = sink?.finish(releasing: false, trailer: summaryTrailer())
     sink = nil
+}
+
+/// The summary trailer of a capture that ends with END (none after a write
+/// failure: the file then ends elsewhere).
+private func summaryTrailer() -> [UInt8] {
+    guard let totals = streamTotals, totals.isValid, sink?.error == 0 else { return [] }
+    return totals.summary.bytes
 }
 
 @_cdecl("hs_session_name_thread")
@@ -228,6 +243,7 @@ func hs_after_fork_child() {
     // the stream (maybe mid-update when the writer thread vanished) is left.
     if let fd = sink?.fd { close(fd) }
     sink = nil
+    streamTotals = nil   // its tables are left, like the parent's chunks
     guard session.followFork else {
         config = nil
         return
@@ -273,9 +289,13 @@ private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, s
     guard let fresh = Recorder(native: session.flags.contains(.native), memoryLimit: session.memoryLimit,
                                countsArenas: !session.flags.contains(.pythonAllocators)) else { return false }
     sink = FileSink(fd: fd, compress: session.compress)
+    streamTotals = StreamTotals(native: session.flags.contains(.native),
+                                countsArenas: !session.flags.contains(.pythonAllocators), headerBytes: header.count)
     guard hs_writer_start(session.intervalMS) == 0 else {
         _ = sink?.finish()
         sink = nil
+        streamTotals?.release()
+        streamTotals = nil
         return false
     }
     let r = UnsafeMutablePointer<Recorder>.allocate(capacity: 1)

@@ -1,0 +1,176 @@
+import HeapscopeFormat
+
+/// The capture's totals (allocations, bytes allocated, peak), kept by the
+/// writer thread as it compresses: it decodes each chunk's records before
+/// writing them, so the figures are those of the records in the file, counted
+/// as the analysis counts them (`LiveHeap`). At stop they go into the
+/// capture's summary trailer (docs/FORMAT.md), and `heapscope run` prints them
+/// without replaying the capture. The program's threads pay nothing for this:
+/// it runs on the writer's core.
+///
+/// Records are whole inside a chunk except the payloads of STRING and CODE
+/// (and the header), which `skip` carries across chunks, and a MAPPINGS list,
+/// which may straddle two: its start waits in `carry` for the next chunk.
+struct StreamTotals {
+    private(set) var summary = SummaryTrailer(allocations: 0, allocatedBytes: 0, peakBytes: 0)
+    /// False once a record was not one the recorder writes: no trailer then.
+    private(set) var isValid = true
+    private var heap: LiveHeap
+    private let native: Bool
+    private var lastAddress: UInt64 = 0
+    /// Bytes still to pass over before the next record.
+    private var skip: Int
+    private var carry: UnsafeMutablePointer<UInt8>?
+    private var carryCount = 0
+
+    /// `headerBytes`: the fixed header and metadata that open the stream.
+    init(native: Bool, countsArenas: Bool, headerBytes: Int) {
+        self.native = native
+        heap = LiveHeap(countsArenas: countsArenas)
+        skip = headerBytes
+    }
+
+    func release() {
+        heap.release()
+        carry?.deallocate()
+    }
+
+    /// Reads the records of one chunk, in stream order.
+    mutating func consume(_ chunk: UnsafeRawBufferPointer) {
+        guard isValid, chunk.count > 0 else { return }
+        var rest = UnsafeBufferPointer(start: chunk.baseAddress!.assumingMemoryBound(to: UInt8.self), count: chunk.count)
+        if let carry {
+            // A record began in the last chunk: join its start with this chunk.
+            let joined = UnsafeMutablePointer<UInt8>.allocate(capacity: carryCount + rest.count)
+            joined.update(from: carry, count: carryCount)
+            (joined + carryCount).update(from: rest.baseAddress!, count: rest.count)
+            carry.deallocate()
+            self.carry = nil
+            let count = carryCount + rest.count
+            carryCount = 0
+            consumeRecords(UnsafeBufferPointer(start: joined, count: count))
+            joined.deallocate()
+            return
+        }
+        if skip > 0 {
+            let n = min(skip, rest.count)
+            skip -= n
+            rest = UnsafeBufferPointer(rebasing: rest[n...])
+        }
+        consumeRecords(rest)
+    }
+
+    private mutating func consumeRecords(_ bytes: UnsafeBufferPointer<UInt8>) {
+        var position = 0
+        while position < bytes.count && isValid {
+            var cursor = WireCursor(bytes, at: position)
+            guard decode(&cursor) else {
+                // Cut by the chunk's end: wait for the next chunk.
+                carryCount = bytes.count - position
+                carry = .allocate(capacity: carryCount)
+                carry!.update(from: bytes.baseAddress! + position, count: carryCount)
+                return
+            }
+            if cursor.position > bytes.count {
+                // A STRING or CODE payload goes on in the next chunk(s).
+                skip = cursor.position - bytes.count
+                return
+            }
+            position = cursor.position
+        }
+    }
+
+    /// Decodes one record at the cursor, counting it; false if the bytes end first
+    /// (a payload that runs past the end only moves the cursor past it).
+    private mutating func decode(_ c: inout WireCursor) -> Bool {
+        guard let tag = c.byte() else { return false }
+        switch tag {
+        case RecordTag.string:
+            guard let length = c.varint() else { return false }
+            c.position += Int(length)
+        case RecordTag.code:
+            guard c.varints(4), let length = c.varint() else { return false }
+            c.position += Int(length)
+        case RecordTag.frame, RecordTag.threadInfo:
+            return c.varints(3)
+        case RecordTag.thread, RecordTag.end:
+            return c.varints(1)
+        case RecordTag.snapshot, RecordTag.nativeFrame:
+            return c.varints(2)
+        case RecordTag.munmap:
+            guard let address = c.address(&lastAddress), let length = c.varint() else { return false }
+            heap.munmap(address: UInt(address), length: length)
+        case RecordTag.mappings:
+            return decodeMappings(&c)
+        case RecordTag.allocBase..<RecordTag.allocBase + 0x20, RecordTag.allocSameStackBase..<RecordTag.allocSameStackBase + 0x20:
+            let sameStack = tag >= RecordTag.allocSameStackBase
+            guard let address = c.address(&lastAddress), let size = c.varint() else { return false }
+            if !sameStack { guard c.varints(native ? 2 : 1) else { return false } }
+            let kind = tag & RecordTag.kindMask
+            guard heap.counts(kind: kind) else { return true }
+            heap.alloc(kind: kind, address: UInt(address), size: size)
+            summary.allocations &+= 1
+            summary.allocatedBytes &+= size
+            if heap.bytes > summary.peakBytes { summary.peakBytes = heap.bytes }
+        case RecordTag.freeBase..<RecordTag.freeBase + 0x20:
+            guard let address = c.address(&lastAddress) else { return false }
+            heap.free(kind: tag & RecordTag.kindMask, address: UInt(address))
+        default:
+            isValid = false
+        }
+        return true
+    }
+
+    private func decodeMappings(_ c: inout WireCursor) -> Bool {
+        guard let count = c.varint() else { return false }
+        for _ in 0..<count {
+            guard c.varints(2), let idLength = c.varint() else { return false }
+            c.position += Int(idLength)
+            guard let segments = c.varint(), c.varints(2 * Int(segments)) else { return false }
+        }
+        return true
+    }
+}
+
+/// Reads varints forward over a chunk; nil (or false) where the bytes end.
+private struct WireCursor {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var position: Int
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>, at position: Int) {
+        self.bytes = bytes
+        self.position = position
+    }
+
+    @inline(__always)
+    mutating func byte() -> UInt8? {
+        guard position < bytes.count else { return nil }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    @inline(__always)
+    mutating func varint() -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while let b = byte() {
+            value |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return value }
+            shift += 7
+        }
+        return nil
+    }
+
+    mutating func varints(_ n: Int) -> Bool {
+        for _ in 0..<n { guard varint() != nil else { return false } }
+        return true
+    }
+
+    /// An svarint address delta from `last`, which it advances.
+    @inline(__always)
+    mutating func address(_ last: inout UInt64) -> UInt64? {
+        guard let delta = varint() else { return nil }
+        last = last &+ UInt64(bitPattern: VarInt.unzigzag(delta))
+        return last
+    }
+}

@@ -16,7 +16,7 @@
 __thread unsigned hs_guard __attribute__((tls_model("initial-exec")));
 static __thread hs_thread *hs_thread_state __attribute__((tls_model("initial-exec")));
 
-hs_state hs_global;
+hs_state hs_global __attribute__((aligned(64)));   // the lock's own cache line: heapscope_hooks.h
 static pthread_key_t hs_thread_key;
 static pthread_once_t hs_thread_key_once = PTHREAD_ONCE_INIT;
 

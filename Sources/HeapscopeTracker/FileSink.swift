@@ -56,6 +56,9 @@ struct FileSink {
         }
         var input = ZSTD_inBuffer(src: bytes.baseAddress, size: bytes.count, pos: 0)
         while input.pos < input.size && error == 0 { compress(stream, &input, ZSTD_e_continue) }
+        // The first chunk ends a block: a disk that fills before the first
+        // sync point (the writer behind) still leaves a boundary to cut back to.
+        if boundaryCount == 0 { syncPoint() }
     }
 
     /// Ends the current zstd block, so everything written so far decodes

@@ -1,4 +1,5 @@
 import HeapscopeFormat
+import HeapscopeHooks
 
 /// The bytes live in the traced heap, counted exactly as the analysis counts
 /// the peak (docs/FORMAT.md, "What the figures mean"; HeapscopeAnalysis'
@@ -18,6 +19,8 @@ struct LiveHeap {
     }
     private var slots: UnsafeMutablePointer<Slot>
     private var mask: Int
+    /// 64 - log2(capacity).
+    private var shift: Int
     private var count = 0
     private var blockAtZero: UInt64?
     private var mapped = MappedIntervals()
@@ -30,6 +33,7 @@ struct LiveHeap {
         slots = .allocate(capacity: capacity)
         slots.initialize(repeating: Slot(address: 0, size: 0), count: capacity)
         mask = capacity - 1
+        shift = 64 - capacity.trailingZeroBitCount
     }
 
     func release() {
@@ -55,7 +59,7 @@ struct LiveHeap {
             bytes &+= size
             return
         }
-        if (count + 1) * 2 > mask { grow() }
+        if (count + 1) * 4 > (mask + 1) * 3 { grow() }   // 3/4 full at most, as the analysis' table
         var i = home(address)
         while slots[i].address != 0 && slots[i].address != address { i = (i + 1) & mask }
         if slots[i].address == address {
@@ -83,8 +87,17 @@ struct LiveHeap {
         bytes &-= mapped.unmap(start: UInt64(address), length: length)
     }
 
+    /// Fibonacci hashing: the product's high bits mix every address bit, the
+    /// alignment zeros at the bottom included.
     @inline(__always)
-    private func home(_ address: UInt) -> Int { Int(truncatingIfNeeded: mix(UInt64(address), 0)) & mask }
+    private func home(_ address: UInt) -> Int {
+        Int(truncatingIfNeeded: (UInt64(address) &* 0x9E37_79B9_7F4A_7C15) >> UInt64(shift))
+    }
+
+    /// Starts loading the slot `address` will be looked up in: a batch of
+    /// these first lets the cache misses of a big table overlap.
+    @inline(__always)
+    func prefetch(address: UInt) { hs_prefetch(slots + home(address)) }
 
     private func find(_ address: UInt) -> Int? {
         var i = home(address)
@@ -119,6 +132,7 @@ struct LiveHeap {
         slots = .allocate(capacity: capacity)
         slots.initialize(repeating: Slot(address: 0, size: 0), count: capacity)
         mask = capacity - 1
+        shift -= 1
         for j in 0..<oldCapacity where old[j].address != 0 {
             var i = home(old[j].address)
             while slots[i].address != 0 { i = (i + 1) & mask }

@@ -87,8 +87,10 @@ func hs_record_munmap(_ t: UnsafeMutablePointer<hs_thread>, _ address: UInt, _ l
 /// one interval of records.
 @_cdecl("hs_snapshot_tick")
 func hs_snapshot_tick() {
+    // The recorder outlives the writer thread (stop joins it first): its fd is valid here.
+    let rss = recorder(hs_state_ptr()!).map { residentBytes(statm: $0.pointee.statmFD) } ?? 0
     whileRecording { r, _ in
-        r.pointee.recordSnapshot()
+        r.pointee.recordSnapshot(rss: rss)
         r.pointee.submit()
     }
 }
@@ -211,8 +213,8 @@ func hs_finish_from_writer() {
 /// The summary trailer of a capture that ends with END (none after a write
 /// failure: the file then ends elsewhere).
 private func summaryTrailer() -> [UInt8] {
-    guard let totals = streamTotals, totals.isValid, sink?.error == 0 else { return [] }
-    return totals.summary.bytes
+    guard streamTotals?.isValid == true, sink?.error == 0 else { return [] }
+    return streamTotals!.summary.bytes
 }
 
 @_cdecl("hs_session_name_thread")
@@ -315,7 +317,7 @@ private func writeLastRecords(_ state: UnsafeMutablePointer<hs_state>, closing: 
     hs_lock(state)
     state.pointee.tracking = 0
     if let r = recorder(state) {
-        r.pointee.recordSnapshot()
+        r.pointee.recordSnapshot(rss: residentBytes(statm: r.pointee.statmFD))
         r.pointee.recordEnd()
         r.pointee.submit()
         if closing { closeRecorder(state) }

@@ -12,7 +12,7 @@ import HeapscopeFormat
 /// (and the header), which `skip` carries across chunks, and a MAPPINGS list,
 /// which may straddle two: its start waits in `carry` for the next chunk.
 struct StreamTotals {
-    private(set) var summary = SummaryTrailer(allocations: 0, allocatedBytes: 0, peakBytes: 0)
+    private var counted = SummaryTrailer(allocations: 0, allocatedBytes: 0, peakBytes: 0)
     /// False once a record was not one the recorder writes: no trailer then.
     private(set) var isValid = true
     private var heap: LiveHeap
@@ -22,6 +22,18 @@ struct StreamTotals {
     private var skip: Int
     private var carry: UnsafeMutablePointer<UInt8>?
     private var carryCount = 0
+    /// Heap events decoded but not yet applied: a batch is applied after
+    /// prefetching the table slots of all its addresses (see `flush`).
+    private struct Event {
+        enum Action: UInt8 { case alloc, free, munmap }
+        var action: Action
+        var kind: UInt8
+        var address: UInt
+        var size: UInt64
+    }
+    private let batch = UnsafeMutablePointer<Event>.allocate(capacity: StreamTotals.batchCapacity)
+    private var batchCount = 0
+    private static let batchCapacity = 64
 
     /// `headerBytes`: the fixed header and metadata that open the stream.
     init(native: Bool, countsArenas: Bool, headerBytes: Int) {
@@ -33,6 +45,15 @@ struct StreamTotals {
     func release() {
         heap.release()
         carry?.deallocate()
+        batch.deallocate()
+    }
+
+    /// The totals so far.
+    var summary: SummaryTrailer {
+        mutating get {
+            flush()
+            return counted
+        }
     }
 
     /// Reads the records of one chunk, in stream order.
@@ -50,14 +71,42 @@ struct StreamTotals {
             carryCount = 0
             consumeRecords(UnsafeBufferPointer(start: joined, count: count))
             joined.deallocate()
-            return
+        } else {
+            if skip > 0 {
+                let n = min(skip, rest.count)
+                skip -= n
+                rest = UnsafeBufferPointer(rebasing: rest[n...])
+            }
+            consumeRecords(rest)
         }
-        if skip > 0 {
-            let n = min(skip, rest.count)
-            skip -= n
-            rest = UnsafeBufferPointer(rebasing: rest[n...])
+        flush()
+    }
+
+    @inline(__always)
+    private mutating func add(_ event: Event) {
+        batch[batchCount] = event
+        batchCount += 1
+        if batchCount == Self.batchCapacity { flush() }
+    }
+
+    /// Applies the batched events in order. A table of millions of live blocks
+    /// misses the cache on nearly every lookup: prefetching the whole batch
+    /// first makes those misses overlap instead of queueing one by one.
+    private mutating func flush() {
+        for i in 0..<batchCount where batch[i].action != .munmap { heap.prefetch(address: batch[i].address) }
+        for i in 0..<batchCount {
+            let e = batch[i]
+            switch e.action {
+            case .alloc:
+                heap.alloc(kind: e.kind, address: e.address, size: e.size)
+                if heap.bytes > counted.peakBytes { counted.peakBytes = heap.bytes }
+            case .free:
+                heap.free(kind: e.kind, address: e.address)
+            case .munmap:
+                heap.munmap(address: e.address, length: e.size)
+            }
         }
-        consumeRecords(rest)
+        batchCount = 0
     }
 
     private mutating func consumeRecords(_ bytes: UnsafeBufferPointer<UInt8>) {
@@ -99,7 +148,7 @@ struct StreamTotals {
             return c.varints(2)
         case RecordTag.munmap:
             guard let address = c.address(&lastAddress), let length = c.varint() else { return false }
-            heap.munmap(address: UInt(address), length: length)
+            add(Event(action: .munmap, kind: 0, address: UInt(address), size: length))
         case RecordTag.mappings:
             return decodeMappings(&c)
         case RecordTag.allocBase..<RecordTag.allocBase + 0x20, RecordTag.allocSameStackBase..<RecordTag.allocSameStackBase + 0x20:
@@ -108,13 +157,12 @@ struct StreamTotals {
             if !sameStack { guard c.varints(native ? 2 : 1) else { return false } }
             let kind = tag & RecordTag.kindMask
             guard heap.counts(kind: kind) else { return true }
-            heap.alloc(kind: kind, address: UInt(address), size: size)
-            summary.allocations &+= 1
-            summary.allocatedBytes &+= size
-            if heap.bytes > summary.peakBytes { summary.peakBytes = heap.bytes }
+            counted.allocations &+= 1
+            counted.allocatedBytes &+= size
+            add(Event(action: .alloc, kind: kind, address: UInt(address), size: size))
         case RecordTag.freeBase..<RecordTag.freeBase + 0x20:
             guard let address = c.address(&lastAddress) else { return false }
-            heap.free(kind: tag & RecordTag.kindMask, address: UInt(address))
+            add(Event(action: .free, kind: tag & RecordTag.kindMask, address: UInt(address), size: 0))
         default:
             isValid = false
         }

@@ -56,9 +56,15 @@ typedef struct hs_thread {
 // global initialisers, no exclusivity checks. Everything below `lock` is
 // guarded by it.
 typedef struct hs_state {
+    // Read by every hook, written only at start and stop: their cache line
+    // stays shared in every core's cache. The lock, written by every record,
+    // starts the next line (hs_global is 64-aligned), so taking it does not
+    // evict `tracking` from the other cores.
+    // (Padding, not _Alignas: Swift does not import over-aligned structs.)
     volatile int tracking;     // hooks record only while set
-    volatile int lock;         // spinlock over the writer and the intern tables
     int native;                // walk native stacks too
+    char read_mostly_line[64 - 2 * sizeof(int)];
+    volatile int lock;         // spinlock over the writer and the intern tables
     int pid;                   // the process recording: a vfork child shares this memory
     uint64_t session;          // bumped at every start and in a followed fork child
     void *recorder;            // the Swift recorder (opaque here)
@@ -84,6 +90,9 @@ static inline void hs_lock(hs_state *s) {
 static inline void hs_unlock(hs_state *s) {
     __atomic_store_n(&s->lock, 0, __ATOMIC_RELEASE);
 }
+
+// Swift has no prefetch: the writer thread's live-heap table (LiveHeap.swift).
+static inline void hs_prefetch(const void *p) { __builtin_prefetch(p); }
 
 // ---- Installing the hooks -----------------------------------------------------
 // Patches (install=1) or restores (install=0) the GOT slots of every loaded

@@ -37,7 +37,18 @@ static void hs_utf8(PyObject *s, const char **out, size_t *len) {
     }
 }
 
+// The outermost frame of a stack cut at HS_MAX_FRAMES (heapscope_hooks.h).
+#define HS_STRINGIFY(x) #x
+#define HS_STR(x) HS_STRINGIFY(x)
+static const char hs_cut_name[] = "[outer frames not recorded]";
+static const char hs_cut_file[] = "<heapscope: the stack was deeper than " HS_STR(HS_MAX_FRAMES) " frames>";
+
 void hs_code_describe(const void *p, hs_code_info *out) {
+    if (p == HS_CUT_CODE) {
+        *out = (hs_code_info){hs_cut_name, sizeof hs_cut_name - 1, hs_cut_name, sizeof hs_cut_name - 1,
+                              hs_cut_file, sizeof hs_cut_file - 1, (const uint8_t *)"", 0, 0};
+        return;
+    }
     PyCodeObject *code = (PyCodeObject *)p;
     hs_utf8(code->co_name, &out->name, &out->name_len);
     hs_utf8(hs_code_qualname(code), &out->qualname, &out->qualname_len);
@@ -53,6 +64,7 @@ const char *hs_allocator_name(void) {
 }
 
 uint64_t hs_code_fingerprint(const void *p) {
+    if (p == HS_CUT_CODE) return 0;
     const PyCodeObject *code = (const PyCodeObject *)p;
     // A code object freed and another allocated at its address would also need
     // its line table and name at the same addresses to pass as the old one.

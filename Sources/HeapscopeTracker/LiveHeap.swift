@@ -94,6 +94,9 @@ struct LiveHeap {
         Int(truncatingIfNeeded: (UInt64(address) &* 0x9E37_79B9_7F4A_7C15) >> UInt64(shift))
     }
 
+    /// Up to 2^16 slots (1 MiB): lookups mostly hit the cache, prefetching gains nothing.
+    var fitsInCache: Bool { mask < 1 << 16 }
+
     /// Starts loading the slot `address` will be looked up in: a batch of
     /// these first lets the cache misses of a big table overlap.
     @inline(__always)

@@ -82,11 +82,30 @@ struct StreamTotals {
         flush()
     }
 
+    /// A table that fits in the caches is updated at once; a bigger one in
+    /// prefetched batches (in stream order either way).
     @inline(__always)
     private mutating func add(_ event: Event) {
+        if batchCount == 0 && heap.fitsInCache {
+            apply(event)
+            return
+        }
         batch[batchCount] = event
         batchCount += 1
         if batchCount == Self.batchCapacity { flush() }
+    }
+
+    @inline(__always)
+    private mutating func apply(_ e: Event) {
+        switch e.action {
+        case .alloc:
+            heap.alloc(kind: e.kind, address: e.address, size: e.size)
+            if heap.bytes > counted.peakBytes { counted.peakBytes = heap.bytes }
+        case .free:
+            heap.free(kind: e.kind, address: e.address)
+        case .munmap:
+            heap.munmap(address: e.address, length: e.size)
+        }
     }
 
     /// Applies the batched events in order. A table of millions of live blocks
@@ -94,30 +113,29 @@ struct StreamTotals {
     /// first makes those misses overlap instead of queueing one by one.
     private mutating func flush() {
         for i in 0..<batchCount where batch[i].action != .munmap { heap.prefetch(address: batch[i].address) }
-        for i in 0..<batchCount {
-            let e = batch[i]
-            switch e.action {
-            case .alloc:
-                heap.alloc(kind: e.kind, address: e.address, size: e.size)
-                if heap.bytes > counted.peakBytes { counted.peakBytes = heap.bytes }
-            case .free:
-                heap.free(kind: e.kind, address: e.address)
-            case .munmap:
-                heap.munmap(address: e.address, length: e.size)
-            }
-        }
+        for i in 0..<batchCount { apply(batch[i]) }
         batchCount = 0
     }
 
     private mutating func consumeRecords(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let base = bytes.baseAddress!
         var position = 0
         while position < bytes.count && isValid {
+            let tag = base[position]
+            // Heap events, nearly every record, are read without bounds checks
+            // while the longest one fits before the end.
+            if tag >= RecordTag.allocBase && tag < RecordTag.allocSameStackBase + 0x20
+                && position + Self.longestEvent <= bytes.count {
+                position += 1
+                decodeEvent(tag, base, &position)
+                continue
+            }
             var cursor = WireCursor(bytes, at: position)
             guard decode(&cursor) else {
                 // Cut by the chunk's end: wait for the next chunk.
                 carryCount = bytes.count - position
                 carry = .allocate(capacity: carryCount)
-                carry!.update(from: bytes.baseAddress! + position, count: carryCount)
+                carry!.update(from: base + position, count: carryCount)
                 return
             }
             if cursor.position > bytes.count {
@@ -126,6 +144,42 @@ struct StreamTotals {
                 return
             }
             position = cursor.position
+        }
+    }
+
+    /// An ALLOC, ALLOC_SAME_STACK or FREE after its tag.
+    @inline(__always)
+    private mutating func decodeEvent(_ tag: UInt8, _ base: UnsafePointer<UInt8>, _ position: inout Int) {
+        lastAddress &+= UInt64(bitPattern: VarInt.unzigzag(Self.varint(base, &position)))
+        let kind = tag & RecordTag.kindMask
+        if tag >= RecordTag.freeBase && tag < RecordTag.allocSameStackBase {
+            add(Event(action: .free, kind: kind, address: UInt(lastAddress), size: 0))
+            return
+        }
+        let size = Self.varint(base, &position)
+        if tag < RecordTag.freeBase {
+            _ = Self.varint(base, &position)
+            if native { _ = Self.varint(base, &position) }
+        }
+        guard heap.counts(kind: kind) else { return }
+        counted.allocations &+= 1
+        counted.allocatedBytes &+= size
+        add(Event(action: .alloc, kind: kind, address: UInt(lastAddress), size: size))
+    }
+
+    /// ALLOC: tag, address, size, frame, native frame.
+    private static let longestEvent = 1 + 4 * VarInt.maxBytes
+
+    @inline(__always)
+    private static func varint(_ p: UnsafePointer<UInt8>, _ position: inout Int) -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = p[position]
+            position += 1
+            value |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return value }
+            shift += 7
         }
     }
 
@@ -151,18 +205,13 @@ struct StreamTotals {
             add(Event(action: .munmap, kind: 0, address: UInt(address), size: length))
         case RecordTag.mappings:
             return decodeMappings(&c)
-        case RecordTag.allocBase..<RecordTag.allocBase + 0x20, RecordTag.allocSameStackBase..<RecordTag.allocSameStackBase + 0x20:
-            let sameStack = tag >= RecordTag.allocSameStackBase
-            guard let address = c.address(&lastAddress), let size = c.varint() else { return false }
-            if !sameStack { guard c.varints(native ? 2 : 1) else { return false } }
-            let kind = tag & RecordTag.kindMask
-            guard heap.counts(kind: kind) else { return true }
-            counted.allocations &+= 1
-            counted.allocatedBytes &+= size
-            add(Event(action: .alloc, kind: kind, address: UInt(address), size: size))
-        case RecordTag.freeBase..<RecordTag.freeBase + 0x20:
-            guard let address = c.address(&lastAddress) else { return false }
-            add(Event(action: .free, kind: tag & RecordTag.kindMask, address: UInt(address), size: 0))
+        case RecordTag.allocBase..<RecordTag.allocSameStackBase + 0x20:
+            // Near the chunk's end: checked to be whole, then read as always.
+            let start = c.position
+            let fields = tag < RecordTag.freeBase ? (native ? 4 : 3) : tag < RecordTag.allocSameStackBase ? 1 : 2
+            guard c.varints(fields) else { return false }
+            var position = start
+            decodeEvent(tag, c.bytes.baseAddress!, &position)
         default:
             isValid = false
         }

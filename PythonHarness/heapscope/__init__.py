@@ -20,13 +20,17 @@ pytest loads its plugin; the marker keeps pytest from warning about it.
 from __future__ import annotations
 
 import errno
-import glob
-import json
 import os
 import sys
 import threading
-from types import TracebackType
-from typing import Any, Literal, Optional, Type, Union
+
+# The names below only annotate (postponed evaluation, above): not importing
+# typing at run time keeps `heapscope run`'s start-up short (type checkers
+# read this block as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any, Literal, Optional, Type, Union
 
 __all__ = ["Tracker", "__version__"]
 
@@ -56,7 +60,7 @@ def _explain_import_failure(exc):
     here = "CPython %d.%d (%s)" % (sys.version_info[0], sys.version_info[1], sys.executable)
     if sys.implementation.name != "cpython":
         return "heapscope supports CPython only; this is %s (%s)" % (sys.implementation.name, sys.executable)
-    built = sorted(os.path.basename(p) for p in glob.glob(os.path.join(_PACKAGE_DIR, "_tracker*.so")))
+    built = sorted(n for n in os.listdir(_PACKAGE_DIR) if n.startswith("_tracker") and n.endswith(".so"))
     if not built:
         return (
             "heapscope's tracker extension is not built (no _tracker*.so in %s); "
@@ -260,6 +264,8 @@ class Tracker:
                     "capture file already exists (pass overwrite=True to replace it)",
                     self.path,
                 )
+            import json   # here: the `heapscope` command imports this package only to start the CLI
+
             metadata = json.dumps(self.metadata(mod.allocator_name()))
             mod.start(
                 self.path,

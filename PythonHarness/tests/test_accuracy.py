@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import clean_env, comprehension_frame, write
+from conftest import REPO, clean_env, comprehension_frame, write
 
 HELPER_C = r"""
 #include <stdlib.h>
@@ -120,37 +120,13 @@ def test_native_allocations_exact(hs, tmp_path, helper_lib, mode):
     assert by["calloc"]["bytes"] >= 30 * 7_000
 
 
-DLSYM_SCRIPT = textwrap.dedent(
-    """
-    import ctypes
-    # ctypes resolves these with dlsym: the calls never pass through a GOT slot.
-    libc = ctypes.CDLL("libc.so.6")
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-
-    def grab():
-        out = []
-        for i in range(40):
-            out.append(libc.malloc(1_200_000 + i))
-        return out
-
-    def release(blocks):
-        for p in blocks:
-            libc.free(p)
-
-    release(grab())
-    print("done")
-    """
-)
-
-
 @pytest.mark.parametrize("mode", [[], ["--native"]])
 def test_allocators_resolved_with_dlsym_are_recorded(hs, tmp_path, mode):
-    script = write(tmp_path / "dlsym.py", DLSYM_SCRIPT)
+    # 40 mallocs of 1,200,000 + i bytes in grab(), through ctypes' libc.malloc
+    # (resolved with dlsym: no GOT slot), then freed the same way.
+    script = REPO / "bench" / "workloads" / "dlsym_malloc.py"
     proc = hs("run", "-q", *mode, "-o", "dlsym.hsc", str(script))
     assert proc.returncode == 0, proc.stderr.decode()
-    assert proc.stdout == b"done\n"
     events = parse_records(hs, tmp_path / "dlsym.hsc")
     big = [e for e in events if e[0] == "ALLOC" and 1_200_000 <= e[3] < 1_200_040]
     # Every one, with its exact size, as malloc, in the function that called it

@@ -3,7 +3,6 @@ capture's summary trailer, docs/FORMAT.md), which must be `heapscope stats`'
 figures for the same capture; a capture cut short has no trailer and the
 summary replays it instead."""
 import os
-import re
 import signal
 import struct
 import subprocess
@@ -11,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import clean_env, write
+from conftest import clean_env, summary_numbers, write
 
 # Frees, reallocations, a block replaced at a live address, whole and partial
 # munmaps (ctypes calls libc directly: its mmap is not recorded, so the
@@ -31,15 +30,6 @@ zs = [bytes(i % 700) for i in range(20_000)]
 """
 
 SKIPPABLE_MAGIC = 0x184D2A5E
-
-
-def summary_numbers(stderr):
-    """(allocations, bytes allocated, peak bytes) from the summary lines."""
-    def figure(label):
-        line = re.search(rf"^  {label}:\s+(.*)$", stderr, re.M).group(1)
-        exact = re.search(r"\(([\d,]+) bytes\)", line) or re.match(r"([\d,]+)", line)
-        return int(exact.group(1).replace(",", ""))
-    return figure("total allocations"), figure("total allocated"), figure("peak memory")
 
 
 def trailer(capture):
@@ -75,22 +65,30 @@ def test_summary_is_the_trackers_and_equals_stats(hs, tmp_path, mode):
     assert expected[2] >= (1 << 22) if mode != ["--no-trace-python-allocators"] else expected[2] > 0
 
 
-def test_summary_of_a_killed_program_replays_what_was_written(hs, tmp_path):
-    script = write(tmp_path / "killed.py", """
+SLEEPER = """
 import os, time
 kept = [bytearray(1_000) for i in range(50_000)]
 print(os.getpid(), flush=True)
 time.sleep(60)
-""")
-    proc = subprocess.Popen(hs.command + ["run", "-o", "killed.hsc", str(script)], cwd=tmp_path, env=clean_env(),
+"""
+
+
+def start_sleeper(hs, tmp_path):
+    """`heapscope run` of a program that allocates, then sleeps; and its pid."""
+    script = write(tmp_path / "sleeper.py", SLEEPER)
+    proc = subprocess.Popen(hs.command + ["run", "-o", "sleeper.hsc", str(script)], cwd=tmp_path, env=clean_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    child = int(proc.stdout.readline())
+    return proc, int(proc.stdout.readline())
+
+
+def test_summary_of_a_killed_program_replays_what_was_written(hs, tmp_path):
+    proc, child = start_sleeper(hs, tmp_path)
     # Snapshot intervals pass: the records reach the file, then the process dies.
     time.sleep(0.5)
     os.kill(child, signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
     err = err.decode()
-    capture = tmp_path / "killed.hsc"
+    capture = tmp_path / "sleeper.hsc"
     assert trailer(capture) is None
     stats, expected = stats_numbers(hs, capture)
     assert stats["truncated"] is True
@@ -100,18 +98,10 @@ time.sleep(60)
 
 
 def test_sigterm_finishes_the_capture_with_its_totals(hs, tmp_path):
-    script = write(tmp_path / "term.py", """
-import os, time
-kept = [bytearray(1_000) for i in range(50_000)]
-print(os.getpid(), flush=True)
-time.sleep(60)
-""")
-    proc = subprocess.Popen(hs.command + ["run", "-o", "term.hsc", str(script)], cwd=tmp_path, env=clean_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    child = int(proc.stdout.readline())
+    proc, child = start_sleeper(hs, tmp_path)
     os.kill(child, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    capture = tmp_path / "term.hsc"
+    capture = tmp_path / "sleeper.hsc"
     stats, expected = stats_numbers(hs, capture)
     assert stats["truncated"] is False
     assert trailer(capture) == expected

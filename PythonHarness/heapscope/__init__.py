@@ -47,13 +47,20 @@ _active_tracker: Optional["Tracker"] = None
 _lock = threading.Lock()
 
 
+_tracker_mod = None
+
+
 def _tracker_module():
-    """Imports the compiled tracker, turning a missing or foreign build into one clear ImportError."""
-    try:
-        from heapscope import _tracker
-    except ImportError as exc:
-        raise ImportError(_explain_import_failure(exc)) from exc
-    return _tracker
+    """Imports the compiled tracker, turning a missing or foreign build into one clear ImportError.
+    Kept once imported: stop runs it while recording, and an import allocates."""
+    global _tracker_mod
+    if _tracker_mod is None:
+        try:
+            from heapscope import _tracker
+        except ImportError as exc:
+            raise ImportError(_explain_import_failure(exc)) from exc
+        _tracker_mod = _tracker
+    return _tracker_mod
 
 
 def _explain_import_failure(exc):
@@ -122,17 +129,17 @@ def _patched_bootstrap_inner(self):
     return _original_bootstrap_inner(self)
 
 
-def _install_thread_hook(tracker_mod):
+def _install_thread_hook():
     global _original_bootstrap_inner
     if _original_bootstrap_inner is None:
         _original_bootstrap_inner = threading.Thread._bootstrap_inner
         threading.Thread._bootstrap_inner = _patched_bootstrap_inner
-    _name_running_threads(tracker_mod)
 
 
-def _name_running_threads(tracker_mod):
-    for thread in threading.enumerate():
-        _name_thread(tracker_mod, thread, getattr(thread, "native_id", None))
+def _running_threads():
+    """(name, native id) of the threads running: listed while nothing is
+    recorded (before start, after pause), as heapscope's own work."""
+    return [(str(t.name), int(t.native_id)) for t in threading.enumerate() if getattr(t, "native_id", None) is not None]
 
 
 def _remove_thread_hook():
@@ -267,37 +274,49 @@ class Tracker:
             import json   # here: the `heapscope` command imports this package only to start the CLI
 
             metadata = json.dumps(self.metadata(mod.allocator_name()))
-            mod.start(
-                self.path,
-                native=self.native,
-                trace_python_allocators=self.trace_python_allocators,
-                follow_fork=self.follow_fork,
-                overwrite=self.overwrite,
-                memory_interval_ms=self.memory_interval_ms,
-                compress=self.compress,
-                metadata=metadata,
-                memory_limit=self.memory_limit or 0,
-                parent_pid=self._parent_pid,
-            )
+            # Everything is ready before recording starts: from mod.start on,
+            # nothing of heapscope's runs in Python until stop (so none of its
+            # frames is in the capture).
+            threads = _running_threads()
+            _install_thread_hook()
+            try:
+                mod.start(
+                    self.path,
+                    native=self.native,
+                    trace_python_allocators=self.trace_python_allocators,
+                    follow_fork=self.follow_fork,
+                    overwrite=self.overwrite,
+                    memory_interval_ms=self.memory_interval_ms,
+                    compress=self.compress,
+                    metadata=metadata,
+                    memory_limit=self.memory_limit or 0,
+                    parent_pid=self._parent_pid,
+                    threads=threads,
+                )
+            except BaseException:
+                _remove_thread_hook()
+                raise
             self._started = True
             _active_tracker = self
-            try:
-                _install_thread_hook(mod)
-            except Exception:
-                pass
         return self
 
     def stop(self) -> None:
         """Stops recording and finishes the capture (its last records, the end of the zstd frame)."""
         global _active_tracker
         mod = _tracker_module()
+        # Recording ends first, before anything here allocates (even `with`
+        # does): none of stop's frames is in the capture.
+        recording = _active_tracker is self and mod.is_active()
+        if recording:
+            mod.pause()
         with _lock:
             if _active_tracker is not self:
                 raise RuntimeError("this heapscope.Tracker is not active")
             try:
-                if mod.is_active():
-                    # Threads may have been renamed since they started.
-                    _name_running_threads(mod)
+                if recording:
+                    # The threads' names may have changed since they started.
+                    for name, native_id in _running_threads():
+                        mod.set_thread_name(name, native_id)
                     mod.stop()
                 else:
                     # Recording stopped on its own (the capture could not be

@@ -194,19 +194,56 @@ void hs_remove_python_hooks(void) {
 
 // ---- The module -----------------------------------------------------------------------
 
+// The threads to name at start, read before tracking starts: naming them
+// afterwards in Python would record heapscope's own allocations.
+typedef struct {
+    const char *name;
+    Py_ssize_t len;
+    unsigned long tid;
+} hs_thread_name;
+
+static hs_thread_name *hs_read_thread_names(PyObject *threads, Py_ssize_t *count) {
+    *count = 0;
+    if (!threads) return NULL;
+    PyObject *items = PySequence_Fast(threads, "threads must be a sequence of (name, native_id)");
+    if (!items) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    // Our malloc is libc's (this object's GOT is never patched): not recorded.
+    hs_thread_name *names = malloc((size_t)(n > 0 ? n : 1) * sizeof *names);
+    for (Py_ssize_t i = 0; names && i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(items, i);
+        // The caller keeps the sequence and its strings alive until start returns.
+        if (!PyArg_ParseTuple(item, "s#k", &names[i].name, &names[i].len, &names[i].tid)) {
+            free(names);
+            names = NULL;
+        }
+    }
+    Py_DECREF(items);
+    if (names) *count = n;
+    else if (!PyErr_Occurred()) PyErr_NoMemory();
+    return names;
+}
+
 static PyObject *hs_py_start(PyObject *self, PyObject *args, PyObject *kwargs) {
     (void)self;
     static char *keywords[] = {"path", "native", "trace_python_allocators", "follow_fork", "overwrite",
-                               "memory_interval_ms", "compress", "metadata", "memory_limit", "parent_pid", NULL};
-    PyObject *path = NULL;
+                               "memory_interval_ms", "compress", "metadata", "memory_limit", "parent_pid",
+                               "threads", NULL};
+    PyObject *path = NULL, *threads = NULL;
     hs_start_options options = {.trace_python_allocators = 1, .compress = 1, .memory_interval_ms = 10};
     const char *metadata = "{}";
     Py_ssize_t metadata_len = 2;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$ppppIps#KI", keywords, PyUnicode_FSConverter, &path,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$ppppIps#KIO", keywords, PyUnicode_FSConverter, &path,
                                      &options.native, &options.trace_python_allocators, &options.follow_fork,
                                      &options.overwrite, &options.memory_interval_ms, &options.compress, &metadata,
-                                     &metadata_len, &options.memory_limit, &options.parent_pid))
+                                     &metadata_len, &options.memory_limit, &options.parent_pid, &threads))
         return NULL;
+    Py_ssize_t thread_count;
+    hs_thread_name *names = hs_read_thread_names(threads, &thread_count);
+    if (threads && !names) {
+        Py_DECREF(path);
+        return NULL;
+    }
     options.path = PyBytes_AS_STRING(path);
     options.metadata = metadata;
     options.metadata_len = (size_t)metadata_len;
@@ -214,6 +251,8 @@ static PyObject *hs_py_start(PyObject *self, PyObject *args, PyObject *kwargs) {
     int rc = hs_session_start(&options, error, sizeof error);
     PyObject *result = NULL;
     if (rc == 0) {
+        for (Py_ssize_t i = 0; i < thread_count; i++)
+            hs_session_name_thread(names[i].name, (size_t)names[i].len, (uint32_t)names[i].tid);
         result = Py_NewRef(Py_None);
     } else {
         PyObject *name = PyUnicode_DecodeFSDefault(options.path);
@@ -224,8 +263,18 @@ static PyObject *hs_py_start(PyObject *self, PyObject *args, PyObject *kwargs) {
             PyErr_SetString(PyExc_RuntimeError, error);
         Py_XDECREF(name);
     }
+    free(names);
     Py_DECREF(path);
     return result;
+}
+
+// Stop's first step: recording ends here, so what heapscope does before the
+// capture is finished (naming threads) is not recorded as the program's.
+static PyObject *hs_py_pause(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    hs_global.tracking = 0;
+    Py_RETURN_NONE;
 }
 
 static PyObject *hs_py_stop(PyObject *self, PyObject *unused) {
@@ -267,7 +316,9 @@ static PyObject *hs_py_allocator_name(PyObject *self, PyObject *unused) {
 static PyMethodDef hs_methods[] = {
     {"start", (PyCFunction)(void (*)(void))hs_py_start, METH_VARARGS | METH_KEYWORDS,
      "start(path, *, native=False, trace_python_allocators=True, follow_fork=False, overwrite=False, "
-     "memory_interval_ms=10, compress=True, metadata='{}', memory_limit=0, parent_pid=0)\nStart recording every allocation into path."},
+     "memory_interval_ms=10, compress=True, metadata='{}', memory_limit=0, parent_pid=0, threads=())\n"
+     "Start recording every allocation into path; threads: (name, native_id) of the threads running."},
+    {"pause", hs_py_pause, METH_NOARGS, "Stop recording; the capture stays open for thread names until stop()."},
     {"stop", hs_py_stop, METH_NOARGS, "Stop recording and finish the capture."},
     {"is_active", hs_py_is_active, METH_NOARGS, "Whether a capture is being recorded."},
     {"set_thread_name", hs_py_set_thread_name, METH_VARARGS, "set_thread_name(name, native_id)"},

@@ -1,6 +1,6 @@
 import CZstd
 import Glibc
-import HeapscopeFormat
+import HeapscopeWire
 
 /// Where the recorded bytes go: the capture file, through one streaming zstd
 /// frame unless compression is off. Used only by the writer thread, and by

@@ -1,5 +1,5 @@
-import HeapscopeFormat
 import HeapscopeHooks
+import HeapscopeWire
 
 /// The bytes live in the traced heap, counted exactly as the analysis counts
 /// the peak (docs/FORMAT.md, "What the figures mean"; HeapscopeAnalysis'

@@ -1,6 +1,6 @@
 import Glibc
-import HeapscopeFormat
 import HeapscopeHooks
+import HeapscopeWire
 
 /// The encoder: turns hook calls into capture records (docs/FORMAT.md) in
 /// chunks that the writer thread compresses and writes, interning strings,

@@ -1,6 +1,6 @@
 import Glibc
-import HeapscopeFormat
 import HeapscopeHooks
+import HeapscopeWire
 
 /// What a session was started with: needed again at stop (compression) and in
 /// a forked child (its own capture, named after its pid).
@@ -224,7 +224,8 @@ func hs_session_name_thread(_ name: UnsafePointer<CChar>, _ length: Int, _ osTid
     let saved = guardFlags.pointee
     guardFlags.pointee = saved | UInt32(HS_IN_RECORD)
     hs_lock(state)
-    if state.pointee.tracking != 0, let r = recorder(state) {
+    // While the session is open, paused for stop included.
+    if let r = recorder(state) {
         r.pointee.nameThread(osTid: osTid, name: UnsafeRawBufferPointer(start: name, count: length))
     }
     hs_unlock(state)

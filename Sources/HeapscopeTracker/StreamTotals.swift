@@ -1,4 +1,4 @@
-import HeapscopeFormat
+import HeapscopeWire
 
 /// The capture's totals (allocations, bytes allocated, peak), kept by the
 /// writer thread as it compresses: it decodes each chunk's records before

@@ -1,6 +1,8 @@
 // The wire vocabulary of the capture format (docs/FORMAT.md): magic, version,
-// record tags, allocator kinds and the varint primitives. Shared by the
-// tracker's hot-path encoder and by the reader, so both speak one format.
+// record tags, allocator kinds, the varint primitives and the summary
+// trailer. Shared by the tracker's hot-path encoder and by the reader
+// (HeapscopeFormat re-exports it), so both speak one format; the tracker
+// links this module only, not the reader.
 
 public enum CaptureFile {
     /// `\x89HSC\r\n\x1a\n`: the high byte and the CR/LF catch text-mode damage.

@@ -214,6 +214,8 @@ class Tracker:
         self._extra_metadata: Optional[dict[str, Any]] = None
         self._parent_pid = 0   # `run --follow-fork`: an exec'd child's parent
         self._started = False
+        # Recording was paused for stop by its caller (__exit__, run's bootstrap).
+        self._paused = False
 
     def __repr__(self) -> str:
         return "heapscope.Tracker(%r, native=%r, trace_python_allocators=%r, follow_fork=%r)" % (
@@ -303,11 +305,11 @@ class Tracker:
     def stop(self) -> None:
         """Stops recording and finishes the capture (its last records, the end of the zstd frame)."""
         global _active_tracker
-        mod = _tracker_module()
+        mod = _tracker_mod or _tracker_module()
         # Recording ends first, before anything here allocates (even `with`
         # does): none of stop's frames is in the capture.
-        recording = _active_tracker is self and mod.is_active()
-        if recording:
+        recording = _active_tracker is self and (self._paused or mod.is_active())
+        if recording and not self._paused:
             mod.pause()
         with _lock:
             if _active_tracker is not self:
@@ -343,6 +345,11 @@ class Tracker:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> Literal[False]:
+        # 3.10 allocates a frame object for each Python call: recording ends
+        # before the call to stop (these are C calls).
+        if _active_tracker is self and _tracker_mod.is_active():
+            _tracker_mod.pause()
+            self._paused = True
         self.stop()
         return False
 

@@ -113,8 +113,9 @@ def _heapscope_start(output, options):
     def _heapscope_stop_at_exit():
         if tracker is None:
             return
+        heapscope = sys.modules["heapscope"]
         try:
-            if tracker.active:
+            if heapscope._active_tracker is tracker:
                 if options.get("leaks_mode"):
                     # Leak hunt: free unreachable cycles and empty the free
                     # lists (a full collection does both) while still tracking,
@@ -122,6 +123,10 @@ def _heapscope_start(output, options):
                     import gc
 
                     gc.collect()
+                # Recording ends before the call to stop: 3.10 allocates a
+                # frame object for each Python call (these are C calls).
+                heapscope._tracker_mod.pause()
+                tracker._paused = True
                 tracker.stop()
         except BaseException as exc:
             sys.stderr.write("heapscope: error: stopping the tracker failed: %s: %s\n" % (type(exc).__name__, exc))

@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 // The module graph follows the pipeline: capture (HeapscopeHooks, HeapscopeTracker)
 // -> format (HeapscopeFormat) -> analysis (HeapscopeAnalysis) -> reports
-// (HeapscopeReports) -> front-end (heapscope). Only the capture stage touches the
-// profiled process; everything after the capture file is plain Swift.
+// (HeapscopeReports) -> front-end (heapscope); capture and format share only the
+// wire vocabulary (HeapscopeWire). Only the capture stage touches the profiled
+// process; everything after the capture file is plain Swift.
 import PackageDescription
 
 let package = Package(
@@ -26,12 +27,15 @@ let package = Package(
             cSettings: [.unsafeFlags(["-fvisibility=hidden", "-O2", "-gdwarf-aranges"])],
             linkerSettings: [.linkedLibrary("unwind")]
         ),
+        // The tracker links the wire vocabulary only, not the reader.
         .target(
             name: "HeapscopeTracker",
-            dependencies: ["HeapscopeHooks", "HeapscopeFormat", "CZstd"],
+            dependencies: ["HeapscopeHooks", "HeapscopeWire", "CZstd"],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked", "-Ounchecked"])]
         ),
-        .target(name: "HeapscopeFormat", dependencies: ["CZstd"]),
+        // Record tags, encodings, the summary trailer: what the tracker writes and the reader reads.
+        .target(name: "HeapscopeWire"),
+        .target(name: "HeapscopeFormat", dependencies: ["HeapscopeWire", "CZstd"]),
         // Report-side symbolication; never loaded into the profiled process.
         .target(name: "HeapscopeSymbols", dependencies: ["CDwarf"]),
         // HeapscopeSymbols: hybrid stacks (HybridStacks.swift) symbolicate native frames.
@@ -53,17 +57,26 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // What the tests share: CaptureWriter (synthetic captures) and fixtures
+        // (shared libraries compiled and loaded for a test, the loaded objects).
+        .target(name: "HeapscopeTestSupport", dependencies: ["HeapscopeFormat", "HeapscopeSymbols"],
+                path: "Tests/HeapscopeTestSupport"),
         // bench/reports.py: writes synthetic captures of any number of events through CaptureWriter.
-        .executableTarget(name: "heapscope-bench-capture", dependencies: ["HeapscopeFormat", "CZstd"],
+        .executableTarget(name: "heapscope-bench-capture", dependencies: ["HeapscopeFormat", "HeapscopeTestSupport", "CZstd"],
                           path: "bench/CaptureGenerator"),
         // Fixtures/ holds CPython line tables and the script that dumps them.
-        .testTarget(name: "HeapscopeFormatTests", dependencies: ["HeapscopeFormat", "CZstd"], exclude: ["Fixtures"]),
-        .testTarget(name: "HeapscopeSymbolsTests", dependencies: ["HeapscopeSymbols"]),
-        .testTarget(name: "HeapscopeAnalysisTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports"]),
+        .testTarget(name: "HeapscopeFormatTests", dependencies: ["HeapscopeFormat", "HeapscopeTestSupport", "CZstd"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "HeapscopeSymbolsTests", dependencies: ["HeapscopeSymbols", "HeapscopeTestSupport"]),
+        .testTarget(name: "HeapscopeAnalysisTests",
+                    dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports", "HeapscopeTestSupport"]),
         // Hybrid stacks: synthetic native captures over objects compiled in the test, and a real capture.
-        .testTarget(name: "HybridStacksTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeSymbols"]),
+        .testTarget(name: "HybridStacksTests",
+                    dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeSymbols", "HeapscopeTestSupport"]),
         // CZstd: live mode's tests compress a stream to feed it in pieces.
-        .testTarget(name: "HeapscopeReportsTests", dependencies: ["HeapscopeReports", "HeapscopeAnalysis", "HeapscopeFormat", "CZstd"]),
-        .testTarget(name: "HeapscopePymallocTests", dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports"]),
+        .testTarget(name: "HeapscopeReportsTests",
+                    dependencies: ["HeapscopeReports", "HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeTestSupport", "CZstd"]),
+        .testTarget(name: "HeapscopePymallocTests",
+                    dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports", "HeapscopeTestSupport"]),
     ]
 )

@@ -14,10 +14,10 @@ work=$root/.build/fuzz
 swiftc=${SWIFTC:-$(command -v swiftc || echo /opt/swift/usr/bin/swiftc)}
 mkdir -p "$work/corpus" "$work/seeds" "$work/findings"
 
-# The HeapscopeFormat sources and the entry point, as one module, with
-# libFuzzer's coverage and AddressSanitizer.
+# The HeapscopeFormat and HeapscopeWire sources and the entry point, as one
+# module, with libFuzzer's coverage and AddressSanitizer.
 binary=$work/fuzz-capture
-sources=("$root"/Sources/HeapscopeFormat/*.swift "$root/fuzz/FuzzCapture.swift")
+sources=("$root"/Sources/HeapscopeWire/*.swift "$root"/Sources/HeapscopeFormat/*.swift "$root/fuzz/FuzzCapture.swift")
 if [ ! -x "$binary" ] || [ -n "$(find "${sources[@]}" -newer "$binary")" ]; then
   echo "fuzz: building $binary"
   # The linker warns about every ASan check symbol: the output goes to a log.

@@ -20,15 +20,17 @@ pytest loads its plugin; the marker keeps pytest from warning about it.
 from __future__ import annotations
 
 import errno
-import glob
-import json
 import os
-import re
 import sys
 import threading
-import warnings
-from types import TracebackType
-from typing import Any, Literal, Optional, Type, Union
+
+# The names below only annotate (postponed evaluation, above): not importing
+# typing at run time keeps `heapscope run`'s start-up short (type checkers
+# read this block as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any, Literal, Optional, Type, Union
 
 __all__ = ["Tracker", "__version__"]
 
@@ -45,20 +47,27 @@ _active_tracker: Optional["Tracker"] = None
 _lock = threading.Lock()
 
 
+_tracker_mod = None
+
+
 def _tracker_module():
-    """Imports the compiled tracker, turning a missing or foreign build into one clear ImportError."""
-    try:
-        from heapscope import _tracker
-    except ImportError as exc:
-        raise ImportError(_explain_import_failure(exc)) from exc
-    return _tracker
+    """Imports the compiled tracker, turning a missing or foreign build into one clear ImportError.
+    Kept once imported: stop runs it while recording, and an import allocates."""
+    global _tracker_mod
+    if _tracker_mod is None:
+        try:
+            from heapscope import _tracker
+        except ImportError as exc:
+            raise ImportError(_explain_import_failure(exc)) from exc
+        _tracker_mod = _tracker
+    return _tracker_mod
 
 
 def _explain_import_failure(exc):
     here = "CPython %d.%d (%s)" % (sys.version_info[0], sys.version_info[1], sys.executable)
     if sys.implementation.name != "cpython":
         return "heapscope supports CPython only; this is %s (%s)" % (sys.implementation.name, sys.executable)
-    built = sorted(os.path.basename(p) for p in glob.glob(os.path.join(_PACKAGE_DIR, "_tracker*.so")))
+    built = sorted(n for n in os.listdir(_PACKAGE_DIR) if n.startswith("_tracker") and n.endswith(".so"))
     if not built:
         return (
             "heapscope's tracker extension is not built (no _tracker*.so in %s); "
@@ -120,17 +129,17 @@ def _patched_bootstrap_inner(self):
     return _original_bootstrap_inner(self)
 
 
-def _install_thread_hook(tracker_mod):
+def _install_thread_hook():
     global _original_bootstrap_inner
     if _original_bootstrap_inner is None:
         _original_bootstrap_inner = threading.Thread._bootstrap_inner
         threading.Thread._bootstrap_inner = _patched_bootstrap_inner
-    _name_running_threads(tracker_mod)
 
 
-def _name_running_threads(tracker_mod):
-    for thread in threading.enumerate():
-        _name_thread(tracker_mod, thread, getattr(thread, "native_id", None))
+def _running_threads():
+    """(name, native id) of the threads running: listed while nothing is
+    recorded (before start, after pause), as heapscope's own work."""
+    return [(str(t.name), int(t.native_id)) for t in threading.enumerate() if getattr(t, "native_id", None) is not None]
 
 
 def _remove_thread_hook():
@@ -153,10 +162,9 @@ class _ForkWarningOfTheWriter:
     heapscope; one with threads of its own still is, and its own filters
     decide as they would have."""
 
-    _text = re.compile(r"This process \(pid=\d+\) is multi-threaded, use of \w+\(\) may lead to deadlocks in the child")
-
     def match(self, message):
-        if not self._text.match(message) or not _tracker_module().is_active():
+        if not (message.startswith("This process (pid=") and ") is multi-threaded, use of " in message
+                and "() may lead to deadlocks in the child" in message) or not _tracker_module().is_active():
             return None
         try:
             with open("/proc/self/status") as status:
@@ -170,6 +178,8 @@ _FORK_WARNING = _ForkWarningOfTheWriter()
 
 
 def _install_fork_warning_filter():
+    import warnings   # here, not at import: it keeps `heapscope run`'s start-up short
+
     if sys.version_info >= (3, 12) and not any(f[1] is _FORK_WARNING for f in warnings.filters):
         warnings.filters.insert(0, ("ignore", _FORK_WARNING, DeprecationWarning, None, 0))
         warnings._filters_mutated()
@@ -237,6 +247,8 @@ class Tracker:
         self._parent_pid = 0   # `run --follow-fork`: an exec'd child's parent
         self._live_fd = -1   # `run --live`: the socket the tracker also streams the records to
         self._started = False
+        # Recording was paused for stop by its caller (__exit__, run's bootstrap).
+        self._paused = False
 
     def __repr__(self) -> str:
         return "heapscope.Tracker(%r, native=%r, trace_python_allocators=%r, follow_fork=%r)" % (
@@ -294,40 +306,54 @@ class Tracker:
                     "capture file already exists (pass overwrite=True to replace it)",
                     self.path,
                 )
+            import json   # here: the `heapscope` command imports this package only to start the CLI
+
             metadata = json.dumps(self.metadata(mod.allocator_name()))
-            mod.start(
-                self.path,
-                native=self.native,
-                trace_python_allocators=self.trace_python_allocators,
-                follow_fork=self.follow_fork,
-                overwrite=self.overwrite,
-                memory_interval_ms=self.memory_interval_ms,
-                compress=self.compress,
-                metadata=metadata,
-                memory_limit=self.memory_limit or 0,
-                parent_pid=self._parent_pid,
-                live_fd=self._live_fd,
-            )
+            # Everything is ready before recording starts: from mod.start on,
+            # nothing of heapscope's runs in Python until stop (so none of its
+            # frames is in the capture).
+            threads = _running_threads()
+            _install_thread_hook()
+            _install_fork_warning_filter()
+            try:
+                mod.start(
+                    self.path,
+                    native=self.native,
+                    trace_python_allocators=self.trace_python_allocators,
+                    follow_fork=self.follow_fork,
+                    overwrite=self.overwrite,
+                    memory_interval_ms=self.memory_interval_ms,
+                    compress=self.compress,
+                    metadata=metadata,
+                    memory_limit=self.memory_limit or 0,
+                    parent_pid=self._parent_pid,
+                    live_fd=self._live_fd,
+                    threads=threads,
+                )
+            except BaseException:
+                _remove_thread_hook()
+                raise
             self._started = True
             _active_tracker = self
-            try:
-                _install_thread_hook(mod)
-                _install_fork_warning_filter()
-            except Exception:
-                pass
         return self
 
     def stop(self) -> None:
         """Stops recording and finishes the capture (its last records, the end of the zstd frame)."""
         global _active_tracker
-        mod = _tracker_module()
+        mod = _tracker_mod or _tracker_module()
+        # Recording ends first, before anything here allocates (even `with`
+        # does): none of stop's frames is in the capture.
+        recording = _active_tracker is self and (self._paused or mod.is_active())
+        if recording and not self._paused:
+            mod.pause()
         with _lock:
             if _active_tracker is not self:
                 raise RuntimeError("this heapscope.Tracker is not active")
             try:
-                if mod.is_active():
-                    # Threads may have been renamed since they started.
-                    _name_running_threads(mod)
+                if recording:
+                    # The threads' names may have changed since they started.
+                    for name, native_id in _running_threads():
+                        mod.set_thread_name(name, native_id)
                     mod.stop()
                 else:
                     # Recording stopped on its own (the capture could not be
@@ -354,6 +380,11 @@ class Tracker:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> Literal[False]:
+        # 3.10 allocates a frame object for each Python call: recording ends
+        # before the call to stop (these are C calls).
+        if _active_tracker is self and _tracker_mod.is_active():
+            _tracker_mod.pause()
+            self._paused = True
         self.stop()
         return False
 

@@ -6,6 +6,7 @@ command (e.g. a freshly built .build/release/heapscope).
 """
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -107,3 +108,12 @@ def write(path, text):
     path = Path(path)
     path.write_text(text)
     return path
+
+
+def summary_numbers(stderr):
+    """(allocations, bytes allocated, peak bytes) from the summary `run` and `attach` print."""
+    def figure(label):
+        line = re.search(rf"^  {label}:\s+(.*)$", stderr, re.M).group(1)
+        exact = re.search(r"\(([\d,]+) bytes\)", line) or re.match(r"([\d,]+)", line)
+        return int(exact.group(1).replace(",", ""))
+    return figure("total allocations"), figure("total allocated"), figure("peak memory")

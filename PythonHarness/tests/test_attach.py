@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import REPO, clean_env, write
+from conftest import REPO, clean_env, summary_numbers, write
 
 pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (Debian package gdb)")
 
@@ -177,6 +177,8 @@ def test_attach_records_the_window_and_the_target_runs_on(hs, targets, tmp_path)
 
     stats, found = locations(hs, capture)
     assert stats["truncated"] is False
+    # The summary's totals are the tracker's, and stats' figures.
+    assert summary_numbers(err) == (stats["total_allocations"], stats["total_bytes"], stats["peak_bytes"])
     assert "before" not in found   # its allocations were all made before the attach
     count, size = found["loop"]
     # Every allocation of loop() is its bytes(LOOP_SIZE): one block per iteration.

@@ -43,17 +43,25 @@ typedef struct {
 
 // `offset` is in code units; `entry` marks the first Python frame run by its
 // C-level eval call (hybrid stacks splice Python frames into native ones there).
-// Returns 0 when the walk is full.
-static inline int hs_walk_push(hs_thread *t, hs_walk_state *w, PyCodeObject *code, ptrdiff_t offset, int entry) {
-    if (w->depth >= HS_MAX_FRAMES) return 0;
-    // As in the FRAME record: offset << 1, low bit the entry mark.
-    uint32_t off = (offset > 0 ? (uint32_t)offset << 1 : 0) | (entry ? 1u : 0u);
+static inline void hs_walk_store(hs_thread *t, hs_walk_state *w, const void *code, uint32_t off) {
     uint32_t depth = w->depth;
     t->walk_code[depth] = code;
     t->walk_offset[depth] = off;
     int64_t level = (int64_t)t->cached_depth - 1 - (int64_t)depth;   // same depth from the root
     if (level < 0 || t->cached_code[level] != code || t->cached_offset[level] != off) w->last_difference = depth;
     w->depth = depth + 1;
+}
+
+// Returns 0 when the walk is full: the last slot then holds HS_CUT_CODE in
+// place of this frame and all outer ones (heapscope_hooks.h).
+static inline int hs_walk_push(hs_thread *t, hs_walk_state *w, PyCodeObject *code, ptrdiff_t offset, int entry) {
+    // One slot is always left for the cut marker.
+    if (__builtin_expect(w->depth + 1 >= t->frame_capacity, 0) && !hs_thread_grow_frames(t)) {
+        hs_walk_store(t, w, HS_CUT_CODE, 0);
+        return 0;
+    }
+    // As in the FRAME record: offset << 1, low bit the entry mark.
+    hs_walk_store(t, w, code, (offset > 0 ? (uint32_t)offset << 1 : 0) | (entry ? 1u : 0u));
     return 1;
 }
 

@@ -24,6 +24,8 @@ void *hs_pvalloc(size_t);
 void *hs_mmap(void *, size_t, int, int, int, off_t);
 int hs_munmap(void *, size_t);
 void *hs_dlopen(const char *, int);
+void *hs_dlsym(void *, const char *);
+void *hs_dlvsym(void *, const char *, const char *);
 void hs__exit(int);
 int hs_dlclose(void *);
 int hs_execv(const char *, char *const[]);
@@ -50,6 +52,8 @@ static const hs_symbol_hook hs_hooks[] = {
     {"mmap64", (void *)hs_mmap},
     {"munmap", (void *)hs_munmap},
     {"dlopen", (void *)hs_dlopen},
+    {"dlsym", (void *)hs_dlsym},
+    {"dlvsym", (void *)hs_dlvsym},
     {"_exit", (void *)hs__exit},
     {"dlclose", (void *)hs_dlclose},
     {"execv", (void *)hs_execv},

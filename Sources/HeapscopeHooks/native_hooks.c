@@ -175,6 +175,46 @@ int hs_fexecve(int fd, char *const argv[], char *const envp[]) {
     return fexecve(fd, argv, envp);
 }
 
+// ctypes (`CDLL("libc.so.6").malloc`), cffi's ABI mode and C code that looks
+// an allocator up itself call it through a pointer from dlsym, never through
+// a GOT slot: a lookup that finds libc's allocator (the function this object
+// calls) gets our hook instead. The pointer may outlive the session: the hook
+// then only passes the call through. RTLD_NEXT is resolved relative to the
+// caller, so that lookup is left to dlsym as a tail call (its return address
+// stays the caller's): it comes from an interposer that wants the next one.
+static void *hs_hook_for(void *real) {
+    if (!real) return NULL;
+    static const struct {
+        void *(*real)(void);
+        void *hook;
+    } hooks[] = {
+        {(void *(*)(void))malloc, (void *)hs_malloc},
+        {(void *(*)(void))free, (void *)hs_free},
+        {(void *(*)(void))calloc, (void *)hs_calloc},
+        {(void *(*)(void))realloc, (void *)hs_realloc},
+        {(void *(*)(void))posix_memalign, (void *)hs_posix_memalign},
+        {(void *(*)(void))aligned_alloc, (void *)hs_aligned_alloc},
+        {(void *(*)(void))memalign, (void *)hs_memalign},
+        {(void *(*)(void))valloc, (void *)hs_valloc},
+        {(void *(*)(void))pvalloc, (void *)hs_pvalloc},
+        {(void *(*)(void))mmap, (void *)hs_mmap},
+        {(void *(*)(void))munmap, (void *)hs_munmap},
+    };
+    for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++)
+        if ((void *)hooks[i].real == real) return hooks[i].hook;
+    return real;
+}
+
+void *hs_dlsym(void *handle, const char *name) {
+    if (handle == RTLD_NEXT) __attribute__((musttail)) return dlsym(handle, name);
+    return hs_hook_for(dlsym(handle, name));
+}
+
+void *hs_dlvsym(void *handle, const char *name, const char *version) {
+    if (handle == RTLD_NEXT) __attribute__((musttail)) return dlvsym(handle, name, version);
+    return hs_hook_for(dlvsym(handle, name, version));
+}
+
 // A newly loaded object calls malloc through its own GOT: patch it too.
 void *hs_dlopen(const char *file, int mode) {
     void *handle = dlopen(file, mode);

@@ -37,7 +37,18 @@ static void hs_utf8(PyObject *s, const char **out, size_t *len) {
     }
 }
 
+// The outermost frame of a stack cut at HS_MAX_FRAMES (heapscope_hooks.h).
+#define HS_STRINGIFY(x) #x
+#define HS_STR(x) HS_STRINGIFY(x)
+static const char hs_cut_name[] = "[outer frames not recorded]";
+static const char hs_cut_file[] = "<heapscope: the stack was deeper than " HS_STR(HS_MAX_FRAMES) " frames>";
+
 void hs_code_describe(const void *p, hs_code_info *out) {
+    if (p == HS_CUT_CODE) {
+        *out = (hs_code_info){hs_cut_name, sizeof hs_cut_name - 1, hs_cut_name, sizeof hs_cut_name - 1,
+                              hs_cut_file, sizeof hs_cut_file - 1, (const uint8_t *)"", 0, 0};
+        return;
+    }
     PyCodeObject *code = (PyCodeObject *)p;
     hs_utf8(code->co_name, &out->name, &out->name_len);
     hs_utf8(hs_code_qualname(code), &out->qualname, &out->qualname_len);
@@ -53,6 +64,7 @@ const char *hs_allocator_name(void) {
 }
 
 uint64_t hs_code_fingerprint(const void *p) {
+    if (p == HS_CUT_CODE) return 0;
     const PyCodeObject *code = (const PyCodeObject *)p;
     // A code object freed and another allocated at its address would also need
     // its line table and name at the same addresses to pass as the old one.
@@ -182,19 +194,56 @@ void hs_remove_python_hooks(void) {
 
 // ---- The module -----------------------------------------------------------------------
 
+// The threads to name at start, read before tracking starts: naming them
+// afterwards in Python would record heapscope's own allocations.
+typedef struct {
+    const char *name;
+    Py_ssize_t len;
+    unsigned long tid;
+} hs_thread_name;
+
+static hs_thread_name *hs_read_thread_names(PyObject *threads, Py_ssize_t *count) {
+    *count = 0;
+    if (!threads) return NULL;
+    PyObject *items = PySequence_Fast(threads, "threads must be a sequence of (name, native_id)");
+    if (!items) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    // Our malloc is libc's (this object's GOT is never patched): not recorded.
+    hs_thread_name *names = malloc((size_t)(n > 0 ? n : 1) * sizeof *names);
+    for (Py_ssize_t i = 0; names && i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(items, i);
+        // The caller keeps the sequence and its strings alive until start returns.
+        if (!PyArg_ParseTuple(item, "s#k", &names[i].name, &names[i].len, &names[i].tid)) {
+            free(names);
+            names = NULL;
+        }
+    }
+    Py_DECREF(items);
+    if (names) *count = n;
+    else if (!PyErr_Occurred()) PyErr_NoMemory();
+    return names;
+}
+
 static PyObject *hs_py_start(PyObject *self, PyObject *args, PyObject *kwargs) {
     (void)self;
     static char *keywords[] = {"path", "native", "trace_python_allocators", "follow_fork", "overwrite",
-                               "memory_interval_ms", "compress", "metadata", "memory_limit", "parent_pid", "live_fd", NULL};
-    PyObject *path = NULL;
+                               "memory_interval_ms", "compress", "metadata", "memory_limit", "parent_pid",
+                               "live_fd", "threads", NULL};
+    PyObject *path = NULL, *threads = NULL;
     hs_start_options options = {.trace_python_allocators = 1, .compress = 1, .memory_interval_ms = 10, .live_fd = -1};
     const char *metadata = "{}";
     Py_ssize_t metadata_len = 2;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$ppppIps#KIi", keywords, PyUnicode_FSConverter, &path,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$ppppIps#KIiO", keywords, PyUnicode_FSConverter, &path,
                                      &options.native, &options.trace_python_allocators, &options.follow_fork,
                                      &options.overwrite, &options.memory_interval_ms, &options.compress, &metadata,
-                                     &metadata_len, &options.memory_limit, &options.parent_pid, &options.live_fd))
+                                     &metadata_len, &options.memory_limit, &options.parent_pid, &options.live_fd, &threads))
         return NULL;
+    Py_ssize_t thread_count;
+    hs_thread_name *names = hs_read_thread_names(threads, &thread_count);
+    if (threads && !names) {
+        Py_DECREF(path);
+        return NULL;
+    }
     options.path = PyBytes_AS_STRING(path);
     options.metadata = metadata;
     options.metadata_len = (size_t)metadata_len;
@@ -202,6 +251,8 @@ static PyObject *hs_py_start(PyObject *self, PyObject *args, PyObject *kwargs) {
     int rc = hs_session_start(&options, error, sizeof error);
     PyObject *result = NULL;
     if (rc == 0) {
+        for (Py_ssize_t i = 0; i < thread_count; i++)
+            hs_session_name_thread(names[i].name, (size_t)names[i].len, (uint32_t)names[i].tid);
         result = Py_NewRef(Py_None);
     } else {
         PyObject *name = PyUnicode_DecodeFSDefault(options.path);
@@ -212,8 +263,18 @@ static PyObject *hs_py_start(PyObject *self, PyObject *args, PyObject *kwargs) {
             PyErr_SetString(PyExc_RuntimeError, error);
         Py_XDECREF(name);
     }
+    free(names);
     Py_DECREF(path);
     return result;
+}
+
+// Stop's first step: recording ends here, so what heapscope does before the
+// capture is finished (naming threads) is not recorded as the program's.
+static PyObject *hs_py_pause(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    hs_global.tracking = 0;
+    Py_RETURN_NONE;
 }
 
 static PyObject *hs_py_stop(PyObject *self, PyObject *unused) {
@@ -255,7 +316,9 @@ static PyObject *hs_py_allocator_name(PyObject *self, PyObject *unused) {
 static PyMethodDef hs_methods[] = {
     {"start", (PyCFunction)(void (*)(void))hs_py_start, METH_VARARGS | METH_KEYWORDS,
      "start(path, *, native=False, trace_python_allocators=True, follow_fork=False, overwrite=False, "
-     "memory_interval_ms=10, compress=True, metadata='{}', memory_limit=0, parent_pid=0, live_fd=-1)\nStart recording every allocation into path."},
+     "memory_interval_ms=10, compress=True, metadata='{}', memory_limit=0, parent_pid=0, live_fd=-1, threads=())\n"
+     "Start recording every allocation into path; threads: (name, native_id) of the threads running."},
+    {"pause", hs_py_pause, METH_NOARGS, "Stop recording; the capture stays open for thread names until stop()."},
     {"stop", hs_py_stop, METH_NOARGS, "Stop recording and finish the capture."},
     {"is_active", hs_py_is_active, METH_NOARGS, "Whether a capture is being recorded."},
     {"set_thread_name", hs_py_set_thread_name, METH_VARARGS, "set_thread_name(name, native_id)"},

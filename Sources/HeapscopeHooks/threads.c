@@ -16,7 +16,7 @@
 __thread unsigned hs_guard __attribute__((tls_model("initial-exec")));
 static __thread hs_thread *hs_thread_state __attribute__((tls_model("initial-exec")));
 
-hs_state hs_global;
+hs_state hs_global __attribute__((aligned(64)));   // the lock's own cache line: heapscope_hooks.h
 static pthread_key_t hs_thread_key;
 static pthread_once_t hs_thread_key_once = PTHREAD_ONCE_INIT;
 
@@ -32,10 +32,46 @@ void hs_thread_os_name(char *out, size_t cap) {
     out[cap - 1] = 0;
 }
 
+// The six frame arrays of `capacity` entries in one block: the pointers
+// first (8-byte aligned), then the 32-bit words.
+static int hs_thread_set_frames(hs_thread *t, uint32_t capacity) {
+    char *block = malloc((size_t)capacity * (2 * sizeof(void *) + 4 * sizeof(uint32_t)));
+    if (!block) return 0;
+    const void **walk_code = (const void **)block, **cached_code = walk_code + capacity;
+    uint32_t *walk_offset = (uint32_t *)(cached_code + capacity);
+    uint32_t *cached_offset = walk_offset + capacity, *cached_code_id = cached_offset + capacity;
+    uint32_t *cached_frame_id = cached_code_id + capacity;
+    if (t->walk_code) {
+        // Mid-walk: the walk so far and the whole cache carry over.
+        size_t n = t->frame_capacity;
+        memcpy(walk_code, t->walk_code, n * sizeof(void *));
+        memcpy(cached_code, t->cached_code, n * sizeof(void *));
+        memcpy(walk_offset, t->walk_offset, n * sizeof(uint32_t));
+        memcpy(cached_offset, t->cached_offset, n * sizeof(uint32_t));
+        memcpy(cached_code_id, t->cached_code_id, n * sizeof(uint32_t));
+        memcpy(cached_frame_id, t->cached_frame_id, n * sizeof(uint32_t));
+        free(t->walk_code);
+    }
+    t->walk_code = walk_code;
+    t->cached_code = cached_code;
+    t->walk_offset = walk_offset;
+    t->cached_offset = cached_offset;
+    t->cached_code_id = cached_code_id;
+    t->cached_frame_id = cached_frame_id;
+    t->frame_capacity = capacity;
+    return 1;
+}
+
+// Called from the walk, with HS_IN_RECORD set: our malloc is libc's.
+int hs_thread_grow_frames(hs_thread *t) {
+    return t->frame_capacity < HS_MAX_FRAMES && hs_thread_set_frames(t, t->frame_capacity * 2);
+}
+
 static void hs_thread_destroy(void *p) {
     // Runs at thread exit. A later allocation in this thread's teardown makes
     // a fresh state, which is then leaked: that is rare and small.
     hs_thread_state = NULL;
+    free(((hs_thread *)p)->walk_code);
     free(p);
 }
 
@@ -47,20 +83,17 @@ hs_thread *hs_current_thread(void) {
     // Our own calls to malloc go straight to libc (this object's GOT is never
     // patched), and the caller holds HS_IN_RECORD, so nothing here is recorded.
     pthread_once(&hs_thread_key_once, hs_make_thread_key);
-    size_t pointers = 2 * HS_MAX_FRAMES * sizeof(void *) + 2 * HS_MAX_NATIVE_FRAMES * sizeof(uintptr_t);
-    size_t words = 4 * HS_MAX_FRAMES * sizeof(uint32_t) + HS_MAX_NATIVE_FRAMES * sizeof(uint32_t);
+    size_t pointers = 2 * HS_MAX_NATIVE_FRAMES * sizeof(uintptr_t);
+    size_t words = HS_MAX_NATIVE_FRAMES * sizeof(uint32_t);
     t = calloc(1, sizeof(hs_thread) + pointers + words);
     if (!t) return NULL;
-    char *storage = (char *)(t + 1);
-    t->walk_code = (const void **)storage;
-    t->cached_code = t->walk_code + HS_MAX_FRAMES;
-    t->native_ip = (uintptr_t *)(t->cached_code + HS_MAX_FRAMES);
+    if (!hs_thread_set_frames(t, HS_INITIAL_FRAMES)) {
+        free(t);
+        return NULL;
+    }
+    t->native_ip = (uintptr_t *)(t + 1);
     t->cached_native_ip = t->native_ip + HS_MAX_NATIVE_FRAMES;
-    t->walk_offset = (uint32_t *)(storage + pointers);
-    t->cached_offset = t->walk_offset + HS_MAX_FRAMES;
-    t->cached_code_id = t->cached_offset + HS_MAX_FRAMES;
-    t->cached_frame_id = t->cached_code_id + HS_MAX_FRAMES;
-    t->cached_native_id = t->cached_frame_id + HS_MAX_FRAMES;
+    t->cached_native_id = (uint32_t *)(t->cached_native_ip + HS_MAX_NATIVE_FRAMES);
     t->os_tid = hs_gettid();
     hs_thread_state = t;
     pthread_setspecific(hs_thread_key, t);

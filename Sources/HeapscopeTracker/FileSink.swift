@@ -1,6 +1,6 @@
 import CZstd
 import Glibc
-import HeapscopeFormat
+import HeapscopeWire
 
 /// Where the recorded bytes go: the capture file, through one streaming zstd
 /// frame unless compression is off. Used only by the writer thread, and by
@@ -62,6 +62,9 @@ struct FileSink {
         }
         var input = ZSTD_inBuffer(src: bytes.baseAddress, size: bytes.count, pos: 0)
         while input.pos < input.size && error == 0 { compress(stream, &input, ZSTD_e_continue) }
+        // The first chunk ends a block: a disk that fills before the first
+        // sync point (the writer behind) still leaves a boundary to cut back to.
+        if boundaryCount == 0 { syncPoint() }
     }
 
     /// Ends the current zstd block, so everything written so far decodes
@@ -81,14 +84,16 @@ struct FileSink {
         if error == 0 { noteBoundary() }
     }
 
-    /// Ends the frame and closes the file; returns the first error, 0 if none.
+    /// Ends the frame, appends `trailer` (raw, after the frame) and closes the
+    /// file; returns the first error, 0 if none.
     /// Not `releasing` the buffers: for a process about to die of a signal.
-    mutating func finish(releasing: Bool = true) -> Int32 {
+    mutating func finish(releasing: Bool = true, trailer: [UInt8] = []) -> Int32 {
         if let stream {
             var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
             while error == 0 && compress(stream, &input, ZSTD_e_end) != 0 {}
             if releasing { ZSTD_freeCStream(stream) }
         }
+        if error == 0 && !trailer.isEmpty { trailer.withUnsafeBytes { writeAll($0) } }
         if releasing {
             out.deallocate()
             boundaries.deallocate()

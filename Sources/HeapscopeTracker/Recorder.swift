@@ -1,6 +1,6 @@
 import Glibc
-import HeapscopeFormat
 import HeapscopeHooks
+import HeapscopeWire
 
 /// The encoder: turns hook calls into capture records (docs/FORMAT.md) in
 /// chunks that the writer thread compresses and writes, interning strings,
@@ -37,7 +37,8 @@ struct Recorder {
     /// ALLOC and FREE records so far (for the message when writing stops).
     private(set) var events: UInt64 = 0
     private let startMonotonic: UInt64
-    private let statmFD: Int32
+    /// /proc/self/statm, for the SNAPSHOT records' RSS (read outside the lock).
+    let statmFD: Int32
 
     init?(native: Bool, memoryLimit: UInt64, countsArenas: Bool) {
         guard let chunk = hs_chunk_take() else { return nil }
@@ -67,7 +68,7 @@ struct Recorder {
     var isOverLimit: Bool { liveHeap.map { $0.bytes > memoryLimit } ?? false }
 
     mutating func recordAlloc(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt, size: Int) {
-        liveHeap?.alloc(kind: kind, address: address, size: size)
+        liveHeap?.alloc(kind: kind, address: address, size: UInt64(size))
         enter(t, session: session)
         events &+= 1
         let frame = internStack(t)
@@ -98,7 +99,7 @@ struct Recorder {
     }
 
     mutating func recordMunmap(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, address: UInt, length: Int) {
-        liveHeap?.munmap(address: address, length: length)
+        liveHeap?.munmap(address: address, length: UInt64(length))
         enter(t, session: session)
         reserve(1 + 2 * VarInt.maxBytes)
         put(RecordTag.munmap)
@@ -106,11 +107,12 @@ struct Recorder {
         putVarint(UInt64(length))
     }
 
-    mutating func recordSnapshot() {
+    /// `rss`: read before taking the lock (residentBytes), so the lock is held only to encode.
+    mutating func recordSnapshot(rss: UInt64) {
         reserve(1 + 2 * VarInt.maxBytes)
         put(RecordTag.snapshot)
         putVarint(monotonicMicroseconds() &- startMonotonic)
-        putVarint(residentBytes())
+        putVarint(rss)
     }
 
     mutating func recordEnd() {
@@ -342,17 +344,24 @@ struct Recorder {
     /// Forgets what is buffered: a forked child must not write its parent's records.
     mutating func discardBuffer() { used = 0 }
 
-    private func residentBytes() -> UInt64 {
-        guard statmFD >= 0 else { return 0 }
-        var text = [UInt8](repeating: 0, count: 64)
-        let n = text.withUnsafeMutableBytes { pread(statmFD, $0.baseAddress, 63, 0) }
+}
+
+/// The process's resident set size, from /proc/self/statm ("size resident
+/// shared ...", in pages); 0 if it cannot be read. No allocation: it may run
+/// in any thread while the program's threads record.
+func residentBytes(statm fd: Int32) -> UInt64 {
+    guard fd >= 0 else { return 0 }
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { text in
+        let n = pread(fd, text.baseAddress, 63, 0)
         guard n > 0 else { return 0 }
-        // statm: "size resident shared ...", in pages.
-        var fields = text[..<n].split(separator: UInt8(ascii: " ")).makeIterator()
-        _ = fields.next()
-        guard let resident = fields.next() else { return 0 }
+        var i = 0
+        while i < n && text[i] != UInt8(ascii: " ") { i += 1 }
+        i += 1
         var pages: UInt64 = 0
-        for digit in resident where digit >= 48 && digit <= 57 { pages = pages * 10 + UInt64(digit - 48) }
+        while i < n, text[i] >= 48, text[i] <= 57 {
+            pages = pages * 10 + UInt64(text[i] - 48)
+            i += 1
+        }
         return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
     }
 }

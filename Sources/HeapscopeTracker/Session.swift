@@ -1,6 +1,6 @@
 import Glibc
-import HeapscopeFormat
 import HeapscopeHooks
+import HeapscopeWire
 
 /// What a session was started with: needed again at stop (compression) and in
 /// a forked child (its own capture, named after its pid).
@@ -22,6 +22,8 @@ nonisolated(unsafe) private var config: SessionConfig?
 nonisolated(unsafe) private var sink: FileSink?
 /// The recorder's event count when it was closed (a write can fail after that).
 nonisolated(unsafe) private var eventsAtClose: UInt64 = 0
+/// The totals of what the sink wrote, like the sink the writer thread's, then stop's.
+nonisolated(unsafe) private var streamTotals: StreamTotals?
 
 @inline(__always)
 private func recorder(_ state: UnsafeMutablePointer<hs_state>) -> UnsafeMutablePointer<Recorder>? {
@@ -87,15 +89,21 @@ func hs_record_munmap(_ t: UnsafeMutablePointer<hs_thread>, _ address: UInt, _ l
 /// one interval of records.
 @_cdecl("hs_snapshot_tick")
 func hs_snapshot_tick() {
+    // The recorder outlives the writer thread (stop joins it first): its fd is valid here.
+    let rss = recorder(hs_state_ptr()!).map { residentBytes(statm: $0.pointee.statmFD) } ?? 0
     whileRecording { r, _ in
-        r.pointee.recordSnapshot()
+        r.pointee.recordSnapshot(rss: rss)
         r.pointee.submit()
     }
 }
 
 @_cdecl("hs_write_chunk")
 func hs_write_chunk(_ bytes: UnsafePointer<UInt8>, _ count: Int) {
-    whileWritable { $0.write(UnsafeRawBufferPointer(start: bytes, count: count)) }
+    let chunk = UnsafeRawBufferPointer(start: bytes, count: count)
+    whileWritable { sink in
+        streamTotals?.consume(chunk)
+        sink.write(chunk)
+    }
 }
 
 @_cdecl("hs_write_sync_point")
@@ -187,8 +195,10 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
     writeLastRecords(state, closing: true)
     // A failure already said on stderr (whileWritable) is not an error of stop.
     let reported = (sink?.error ?? 0) != 0
-    let rc = sink?.finish() ?? 0
+    let rc = sink?.finish(trailer: summaryTrailer()) ?? 0
     sink = nil
+    streamTotals?.release()
+    streamTotals = nil
     config = nil
     return reported ? 0 : rc
 }
@@ -200,8 +210,15 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
 @_cdecl("hs_finish_from_writer")
 func hs_finish_from_writer() {
     writeLastRecords(hs_state_ptr()!, closing: false)
-    _ = sink?.finish(releasing: false)
+    _ = sink?.finish(releasing: false, trailer: summaryTrailer())
     sink = nil
+}
+
+/// The summary trailer of a capture that ends with END (none after a write
+/// failure: the file then ends elsewhere).
+private func summaryTrailer() -> [UInt8] {
+    guard streamTotals?.isValid == true, sink?.error == 0 else { return [] }
+    return streamTotals!.summary.bytes
 }
 
 @_cdecl("hs_session_name_thread")
@@ -211,7 +228,8 @@ func hs_session_name_thread(_ name: UnsafePointer<CChar>, _ length: Int, _ osTid
     let saved = guardFlags.pointee
     guardFlags.pointee = saved | UInt32(HS_IN_RECORD)
     hs_lock(state)
-    if state.pointee.tracking != 0, let r = recorder(state) {
+    // While the session is open, paused for stop included.
+    if let r = recorder(state) {
         r.pointee.nameThread(osTid: osTid, name: UnsafeRawBufferPointer(start: name, count: length))
     }
     hs_unlock(state)
@@ -233,6 +251,7 @@ func hs_after_fork_child() {
     if let fd = sink?.fd { close(fd) }
     if session.liveFD >= 0 { close(session.liveFD) }
     sink = nil
+    streamTotals = nil   // its tables are left, like the parent's chunks
     guard session.followFork else {
         config = nil
         return
@@ -279,9 +298,13 @@ private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, s
     guard let fresh = Recorder(native: session.flags.contains(.native), memoryLimit: session.memoryLimit,
                                countsArenas: !session.flags.contains(.pythonAllocators)) else { return false }
     sink = FileSink(fd: fd, compress: session.compress, feed: session.liveFD)
+    streamTotals = StreamTotals(native: session.flags.contains(.native),
+                                countsArenas: !session.flags.contains(.pythonAllocators), headerBytes: header.count)
     guard hs_writer_start(session.intervalMS) == 0 else {
         _ = sink?.finish()
         sink = nil
+        streamTotals?.release()
+        streamTotals = nil
         return false
     }
     let r = UnsafeMutablePointer<Recorder>.allocate(capacity: 1)
@@ -301,7 +324,7 @@ private func writeLastRecords(_ state: UnsafeMutablePointer<hs_state>, closing: 
     hs_lock(state)
     state.pointee.tracking = 0
     if let r = recorder(state) {
-        r.pointee.recordSnapshot()
+        r.pointee.recordSnapshot(rss: residentBytes(statm: r.pointee.statmFD))
         r.pointee.recordEnd()
         r.pointee.submit()
         if closing { closeRecorder(state) }

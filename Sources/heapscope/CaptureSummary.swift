@@ -1,7 +1,16 @@
 // The summary `run` and `attach` print when a capture is written: the totals
-// come from the analysis library (the same replay as `heapscope stats`).
+// the tracker counted as it wrote the capture (its summary trailer), else,
+// for a capture cut short, from the analysis library (the replay of
+// `heapscope stats`). Both count alike, so the figures are stats' figures.
 
 import HeapscopeAnalysis
+import HeapscopeFormat
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// The totals lines of the summary (nothing if the capture cannot be read: that is said on stderr).
 func captureTotalsLines(path absolutePath: String) -> [String] {
@@ -32,9 +41,13 @@ struct CaptureTotals {
     var note: String?
 }
 
-/// Totals of a capture for the summary printed after `run` and `attach`, from the
-/// analysis library (the same replay as `heapscope stats`).
+/// Totals of a capture for the summary printed after `run` and `attach`: its
+/// trailer's, read from the file's last bytes, or a replay when it has none.
 func captureTotals(path: String) -> CaptureTotals? {
+    if let trailer = summaryTrailer(path: path) {
+        return CaptureTotals(allocations: trailer.allocations, allocatedBytes: trailer.allocatedBytes,
+                             peakBytes: trailer.peakBytes, note: nil)
+    }
     do {
         let analysis = try CaptureAnalysis.analyze(path: path)
         return CaptureTotals(
@@ -47,6 +60,17 @@ func captureTotals(path: String) -> CaptureTotals? {
         writeStderr("heapscope: cannot read the capture for the summary: \(error)\n")
         return nil
     }
+}
+
+private func summaryTrailer(path: String) -> SummaryTrailer? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, Int(info.st_size) >= CaptureFile.fixedHeaderSize + SummaryTrailer.size else { return nil }
+    var tail = [UInt8](repeating: 0, count: SummaryTrailer.size)
+    let got = tail.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, info.st_size - off_t(SummaryTrailer.size)) }
+    return got == SummaryTrailer.size ? SummaryTrailer(trailing: tail) : nil
 }
 
 func formatSeconds(_ s: Double) -> String {

@@ -1,6 +1,7 @@
 import Testing
 import HeapscopeAnalysis
 import HeapscopeFormat
+import HeapscopeTestSupport
 
 func analyze(_ writer: CaptureWriter) throws -> CaptureAnalysis {
     try CaptureAnalysis(reader: CaptureReader(bytes: writer.bytes))

@@ -1,6 +1,7 @@
 import Foundation
 import HeapscopeFormat
 import Testing
+import HeapscopeTestSupport
 
 /// Runs the `heapscope` binary built next to the test bundle (skipped when
 /// `swift test` did not build it).

@@ -2,6 +2,7 @@ import Testing
 import HeapscopeAnalysis
 import HeapscopeFormat
 @testable import HeapscopeReports
+import HeapscopeTestSupport
 
 private func replay(_ writer: CaptureWriter, _ view: ReportView) throws -> ViewAnalysis {
     try ViewAnalysis(reader: CaptureReader(bytes: writer.bytes), view: view)

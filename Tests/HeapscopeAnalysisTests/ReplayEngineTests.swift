@@ -1,6 +1,7 @@
 import Testing
 import HeapscopeAnalysis
 import HeapscopeFormat
+import HeapscopeTestSupport
 
 /// The replay engine's consumers against plain arithmetic: a capture written
 /// with CaptureWriter from a seeded sequence of events, and a model of it kept

@@ -2,6 +2,7 @@ import Testing
 import Glibc
 import HeapscopeAnalysis
 import HeapscopeFormat
+import HeapscopeTestSupport
 
 /// Writes a large synthetic capture for measuring `heapscope stats` (not a timed
 /// test: it only runs when HEAPSCOPE_BENCH_CAPTURE names the file to write, and

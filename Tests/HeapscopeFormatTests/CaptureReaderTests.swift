@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 import HeapscopeFormat
+import HeapscopeTestSupport
 
 /// Reads every record of `bytes`; returns them and the reader at the end.
 func readAll(_ bytes: [UInt8]) throws(CaptureError) -> (records: [Record], reader: CaptureReader) {

@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 import HeapscopeFormat
+import HeapscopeTestSupport
 
 /// Inputs the fuzzer (fuzz/README.md) or a review found that crashed, hung or
 /// made the reader allocate what a capture claims; each stays a test.

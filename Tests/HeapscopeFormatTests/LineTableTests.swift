@@ -1,5 +1,6 @@
 import Testing
 import HeapscopeFormat
+import HeapscopeTestSupport
 
 /// Checks LineTable against CPython's own answers (Fixtures/linetables.json,
 /// made by Fixtures/make_linetables.py with CPython 3.10, 3.11, 3.12 and 3.13).

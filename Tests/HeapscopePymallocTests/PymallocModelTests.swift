@@ -2,6 +2,7 @@ import HeapscopeAnalysis
 import HeapscopeFormat
 import HeapscopeReports
 import Testing
+import HeapscopeTestSupport
 
 private let KiB: UInt64 = 1024
 private let MiB: UInt64 = 1 << 20

@@ -2,6 +2,7 @@ import CZstd
 import Testing
 import HeapscopeAnalysis
 import HeapscopeFormat
+import HeapscopeTestSupport
 @testable import HeapscopeReports
 
 /// Live mode's model and screen: the stream fed in pieces gives the figures

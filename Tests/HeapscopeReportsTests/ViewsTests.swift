@@ -2,6 +2,7 @@ import Testing
 import HeapscopeAnalysis
 import HeapscopeFormat
 @testable import HeapscopeReports
+import HeapscopeTestSupport
 
 func view(_ writer: CaptureWriter, _ view: ReportView, temporal: Bool = false) throws -> ViewAnalysis {
     try ViewAnalysis(reader: CaptureReader(bytes: writer.bytes), view: view, temporal: temporal)

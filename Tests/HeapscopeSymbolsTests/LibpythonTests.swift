@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import HeapscopeSymbols
 import Testing
+import HeapscopeTestSupport
 
 /// A real, large object with DWARF: the libpython of the interpreter heapscope
 /// is built for (HEAPSCOPE_PYTHON, else python3), loaded into this process.

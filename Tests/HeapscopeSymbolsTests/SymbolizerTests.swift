@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import HeapscopeSymbols
 import Testing
+import HeapscopeTestSupport
 
 /// `fill` is always inlined into `fixture_alloc`; its malloc call is on
 /// line 5, and `fixture_alloc` calls it on line 11.

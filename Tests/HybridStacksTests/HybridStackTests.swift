@@ -4,6 +4,7 @@ import HeapscopeAnalysis
 import HeapscopeFormat
 import HeapscopeSymbols
 import Testing
+import HeapscopeTestSupport
 
 /// A fake interpreter: the functions a native stack under CPython passes
 /// through, with their real names, so symbolication and splicing are real.
@@ -53,8 +54,8 @@ private struct Interpreter {
     let start, main, bytesMain, vector, cfunctionCall, evalCallsEval, evalCallsAlloc, cAlloc: UInt64
 
     init() throws {
-        fixture = try Fixture(source: interpreterSource, fileName: "interp.c")
-        object = try fixture.loadedObject
+        fixture = try Fixture(source: interpreterSource, fileName: "interp.c", flags: ["-g", "-O0"])
+        object = try fixture.recordedObject
         start = try fixture.returnAddress(in: "__libc_start_call_main", line: 33)
         main = try fixture.returnAddress(in: "main", line: 29)
         bytesMain = try fixture.returnAddress(in: "Py_BytesMain", line: 25)
@@ -268,7 +269,7 @@ private let nativeFlags: CaptureFlags = [.native, .pythonAllocators]
     @Test func aPlainSymbolizerServesOneMappingSet() throws {
         let i = interpreter
         let (tables, keys) = try capture([(python: [("run", "main.py", 3, true)], native: i.startup + [i.evalCallsAlloc, i.cAlloc])])
-        let resolver = StackResolver(tables: tables, symbols: Symbolizer(objects: [try i.fixture.symbolsObject]), mode: .hybrid)
+        let resolver = StackResolver(tables: tables, symbols: Symbolizer(objects: [try i.fixture.loadedObject]), mode: .hybrid)
         #expect(names(resolver.stack(keys[0])) == ["run@3", "c_alloc@8", "fill@4"])
     }
 

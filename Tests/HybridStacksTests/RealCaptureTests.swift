@@ -3,6 +3,7 @@ import Glibc
 import HeapscopeAnalysis
 import HeapscopeFormat
 import Testing
+import HeapscopeTestSupport
 
 /// The interpreter the installed `heapscope` package runs in (HEAPSCOPE_PYTHON, else python3).
 private let python = ProcessInfo.processInfo.environment["HEAPSCOPE_PYTHON"] ?? "python3"

@@ -11,6 +11,7 @@
 import CZstd
 import Glibc
 import HeapscopeFormat
+import HeapscopeTestSupport
 
 let arguments = CommandLine.arguments
 func fail(_ message: String, status: Int32) -> Never {

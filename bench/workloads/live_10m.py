@@ -5,7 +5,7 @@
 traced. Each object is one allocation and nothing else allocates: the ints
 come from a range, the strs (2 to 40 characters) from str.upper over a few
 strings (str(int) would allocate a scratch object per str). It is the capture of issue 10's report
-targets. LIVE_10M_N overrides the number of each.
+targets and of the exit-summary case (bench/capture_side.py). LIVE_10M_N overrides the number of each.
 """
 import itertools
 import os

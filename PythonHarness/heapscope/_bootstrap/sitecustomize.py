@@ -83,9 +83,11 @@ def _heapscope_bootstrap():
     # Remove our own directory from sys.path (it came from PYTHONPATH).
     sys.path[:] = [p for p in sys.path if not (_heapscope_same_dir(p, here) or _heapscope_same_dir(p, bootstrap_dir))]
 
+    # The program's own sitecustomize first: from tracker.start() on, nothing
+    # of heapscope runs (its frames stay out of the capture).
+    _heapscope_chain(here)
     if options is not None:
         _heapscope_start(output, options)
-    _heapscope_chain(here)
 
 
 def _heapscope_start(output, options):
@@ -103,33 +105,18 @@ def _heapscope_start(output, options):
     if module:
         _heapscope_check_module(module)
 
-    package_dir = options.get("package_dir")
-    if options.get("child"):
-        tracker = _heapscope_start_child(output, options, package_dir)
-        if tracker is None:
-            return
-        output = tracker.path
-    else:
-        try:
-            heapscope = _heapscope_import(package_dir)
-            tracker = heapscope._run_bootstrap_tracker(output, options)
-            tracker.start()
-        except ImportError as exc:
-            _heapscope_fail(str(exc))
-        except FileExistsError:
-            _heapscope_fail("output file already exists: %s (use -f to overwrite)" % output)
-        except OSError as exc:
-            _heapscope_fail("cannot write %s: %s" % (output, exc.strerror or exc))
-        except BaseException as exc:
-            _heapscope_fail("cannot start tracking: %s: %s" % (type(exc).__name__, exc))
-    if options.get("follow_fork"):
-        _heapscope_pass_to_children(output, options)
-
+    # Everything the bootstrap does is done before tracker.start(), the last
+    # step: none of its frames is in the capture.
     import atexit
 
+    tracker = None
+
     def _heapscope_stop_at_exit():
+        if tracker is None:
+            return
+        heapscope = sys.modules["heapscope"]
         try:
-            if tracker.active:
+            if heapscope._active_tracker is tracker:
                 if options.get("leaks_mode"):
                     # Leak hunt: free unreachable cycles and empty the free
                     # lists (a full collection does both) while still tracking,
@@ -137,6 +124,10 @@ def _heapscope_start(output, options):
                     import gc
 
                     gc.collect()
+                # Recording ends before the call to stop: 3.10 allocates a
+                # frame object for each Python call (these are C calls).
+                heapscope._tracker_mod.pause()
+                tracker._paused = True
                 tracker.stop()
         except BaseException as exc:
             sys.stderr.write("heapscope: error: stopping the tracker failed: %s: %s\n" % (type(exc).__name__, exc))
@@ -148,13 +139,33 @@ def _heapscope_start(output, options):
             try:
                 from heapscope import _referrers
 
-                _referrers.write_sidecar(output)
+                _referrers.write_sidecar(tracker.path)
             except BaseException:
                 pass
 
     # Registered before the program runs, so it runs after the program's own
     # atexit handlers (atexit calls them last-in, first-out).
     atexit.register(_heapscope_stop_at_exit)
+
+    package_dir = options.get("package_dir")
+    if options.get("child"):
+        tracker = _heapscope_start_child(output, options, package_dir)
+        return
+    try:
+        heapscope = _heapscope_import(package_dir)
+        started = heapscope._run_bootstrap_tracker(output, options)
+        if options.get("follow_fork"):
+            _heapscope_pass_to_children(output, options)
+        started.start()
+        tracker = started
+    except ImportError as exc:
+        _heapscope_fail(str(exc))
+    except FileExistsError:
+        _heapscope_fail("output file already exists: %s (use -f to overwrite)" % output)
+    except OSError as exc:
+        _heapscope_fail("cannot write %s: %s" % (output, exc.strerror or exc))
+    except BaseException as exc:
+        _heapscope_fail("cannot start tracking: %s: %s" % (type(exc).__name__, exc))
 
 
 def _heapscope_start_child(output, options, package_dir):
@@ -169,6 +180,8 @@ def _heapscope_start_child(output, options, package_dir):
             path = output if attempt == 1 else "%s-%d" % (output, attempt)
             tracker = heapscope._run_bootstrap_tracker(path, options)
             tracker._parent_pid = os.getppid()
+            if options.get("follow_fork"):
+                _heapscope_pass_to_children(path, options)   # this attempt's name, before tracking starts
             try:
                 tracker.start()
                 return tracker

@@ -22,7 +22,15 @@ enum { HS_IN_RECORD = 1, HS_IN_PYALLOC = 2 };
 // code object and (instruction offset << 1 | is-entry bit), as FRAME stores it; the recorder keeps
 // the last stack it interned in `cached*` (outermost first) so that only the
 // frames that changed since the last event need a table lookup.
-#define HS_MAX_FRAMES 256
+// The whole stack is kept, so a deep one keeps its ids from the root and an
+// event re-interns only what changed: the frame arrays start with room for
+// HS_INITIAL_FRAMES and double as needed up to HS_MAX_FRAMES. A stack deeper
+// than that keeps its innermost HS_MAX_FRAMES - 1 frames and, as its
+// outermost frame, HS_CUT_CODE: a code object of its own in the capture,
+// named "[outer frames not recorded]", so every report shows the cut.
+#define HS_INITIAL_FRAMES 256
+#define HS_MAX_FRAMES 16384
+#define HS_CUT_CODE ((const void *)1)
 #define HS_SHARED_UNKNOWN 0xFFFFFFFFu
 #define HS_MAX_NATIVE_FRAMES 128
 
@@ -35,7 +43,8 @@ typedef struct hs_thread {
     // Outermost frames of `walk` equal to the cache's, found during the walk
     // when the depth did not change; HS_SHARED_UNKNOWN otherwise.
     uint32_t walk_shared;
-    // Each points at HS_MAX_FRAMES entries stored right after the struct.
+    // Each points at `frame_capacity` entries (one block, hs_thread_grow_frames).
+    uint32_t frame_capacity;
     const void **walk_code;
     uint32_t *walk_offset;
     const void **cached_code;
@@ -43,7 +52,8 @@ typedef struct hs_thread {
     uint32_t *cached_code_id;
     uint32_t *cached_frame_id;
     // Native stack (native mode only): return addresses, innermost first, and
-    // the last one interned, outermost first, with the trie id of each prefix.
+    // the last one interned, outermost first, with the trie id of each prefix
+    // (HS_MAX_NATIVE_FRAMES each, stored right after the struct).
     uint32_t native_depth;
     uint32_t cached_native_depth;
     uintptr_t *native_ip;
@@ -56,9 +66,15 @@ typedef struct hs_thread {
 // global initialisers, no exclusivity checks. Everything below `lock` is
 // guarded by it.
 typedef struct hs_state {
+    // Read by every hook, written only at start and stop: their cache line
+    // stays shared in every core's cache. The lock, written by every record,
+    // starts the next line (hs_global is 64-aligned), so taking it does not
+    // evict `tracking` from the other cores.
+    // (Padding, not _Alignas: Swift does not import over-aligned structs.)
     volatile int tracking;     // hooks record only while set
-    volatile int lock;         // spinlock over the writer and the intern tables
     int native;                // walk native stacks too
+    char read_mostly_line[64 - 2 * sizeof(int)];
+    volatile int lock;         // spinlock over the writer and the intern tables
     int pid;                   // the process recording: a vfork child shares this memory
     uint64_t session;          // bumped at every start and in a followed fork child
     void *recorder;            // the Swift recorder (opaque here)
@@ -67,6 +83,8 @@ typedef struct hs_state {
 hs_state *hs_state_ptr(void);
 unsigned *hs_guard_ptr(void);
 hs_thread *hs_current_thread(void);   // creates the thread's state on first use
+// Doubles the frame arrays, keeping their contents; 0 at HS_MAX_FRAMES or out of memory.
+int hs_thread_grow_frames(hs_thread *t);
 
 int sched_yield(void);
 
@@ -84,6 +102,9 @@ static inline void hs_lock(hs_state *s) {
 static inline void hs_unlock(hs_state *s) {
     __atomic_store_n(&s->lock, 0, __ATOMIC_RELEASE);
 }
+
+// Swift has no prefetch: the writer thread's live-heap table (LiveHeap.swift).
+static inline void hs_prefetch(const void *p) { __builtin_prefetch(p); }
 
 // ---- Installing the hooks -----------------------------------------------------
 // Patches (install=1) or restores (install=0) the GOT slots of every loaded

@@ -1,3 +1,5 @@
+import HeapscopeFormat
+
 /// Builds a capture in memory, record by record, as the tracker would write it.
 /// Meant for tests and tools that need exact, synthetic captures.
 ///

@@ -1,6 +1,8 @@
 // The wire vocabulary of the capture format (docs/FORMAT.md): magic, version,
-// record tags, allocator kinds and the varint primitives. Shared by the
-// tracker's hot-path encoder and by the reader, so both speak one format.
+// record tags, allocator kinds, the varint primitives and the summary
+// trailer. Shared by the tracker's hot-path encoder and by the reader
+// (HeapscopeFormat re-exports it), so both speak one format; the tracker
+// links this module only, not the reader.
 
 public enum CaptureFile {
     /// `\x89HSC\r\n\x1a\n`: the high byte and the CR/LF catch text-mode damage.
@@ -183,4 +185,56 @@ public enum StopCause: Equatable, Sendable, CustomStringConvertible {
 /// reports' "cut short" notes end with it.
 public func cutShortBecause(_ cause: StopCause?) -> String {
     cause.map { " because \($0)" } ?? ""
+}
+
+/// The totals a cleanly stopped capture ends with, after its END record (and
+/// after the zstd frame, as a skippable frame that zstd decoders pass over):
+/// what `heapscope run` and `attach` print without replaying the capture
+/// (docs/FORMAT.md, "Summary trailer"). The tracker counts them from the
+/// records it wrote, as the analysis counts them.
+public struct SummaryTrailer: Equatable, Sendable {
+    /// Counted allocations (arenas only when Python allocators are not traced).
+    public var allocations: UInt64
+    public var allocatedBytes: UInt64
+    public var peakBytes: UInt64
+
+    public init(allocations: UInt64, allocatedBytes: UInt64, peakBytes: UInt64) {
+        self.allocations = allocations
+        self.allocatedBytes = allocatedBytes
+        self.peakBytes = peakBytes
+    }
+
+    /// A zstd skippable frame's magic (0x184D2A50...5F), little-endian, then its payload size.
+    static let frameMagic: UInt32 = 0x184D_2A5E
+    static let payloadMagic: [UInt8] = Array("HSCS".utf8)
+    static let payloadVersion: UInt32 = 1
+    static let payloadSize = 8 + 3 * 8
+    /// The trailer's length, from the end of the file.
+    public static let size = 8 + payloadSize
+
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out += $0 } }
+        append(Self.frameMagic)
+        append(UInt32(Self.payloadSize))
+        out += Self.payloadMagic
+        append(Self.payloadVersion)
+        append(allocations)
+        append(allocatedBytes)
+        append(peakBytes)
+        return out
+    }
+
+    /// The trailer in the last `size` bytes, or nil (a capture cut short has none).
+    public init?(trailing bytes: some Collection<UInt8>) {
+        let b = Array(bytes.suffix(Self.size))
+        guard b.count == Self.size else { return nil }
+        func load<T: FixedWidthInteger>(_ offset: Int, as: T.Type) -> T {
+            b[offset..<offset + MemoryLayout<T>.size].reversed().reduce(0) { $0 << 8 | T($1) }
+        }
+        guard load(0, as: UInt32.self) == Self.frameMagic, load(4, as: UInt32.self) == UInt32(Self.payloadSize),
+              Array(b[8..<12]) == Self.payloadMagic, load(12, as: UInt32.self) == Self.payloadVersion else { return nil }
+        self.init(allocations: load(16, as: UInt64.self), allocatedBytes: load(24, as: UInt64.self),
+                  peakBytes: load(32, as: UInt64.self))
+    }
 }

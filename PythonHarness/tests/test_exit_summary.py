@@ -1,0 +1,108 @@
+"""The summary `heapscope run` prints at exit: the tracker's own totals (the
+capture's summary trailer, docs/FORMAT.md), which must be `heapscope stats`'
+figures for the same capture; a capture cut short has no trailer and the
+summary replays it instead."""
+import os
+import signal
+import struct
+import subprocess
+import time
+
+import pytest
+
+from conftest import clean_env, summary_numbers, write
+
+# Frees, reallocations, a block replaced at a live address, whole and partial
+# munmaps (ctypes calls libc directly: its mmap is not recorded, so the
+# mmap'd range below is the mmap module's), and a peak in the middle.
+SCRIPT = """
+import mmap
+xs = [str(i) * 3 for i in range(100_000)]
+ys = [bytearray(1000) for _ in range(2000)]
+for b in ys[::2]:
+    b.extend(bytes(3000))     # realloc
+del ys
+big = mmap.mmap(-1, 1 << 22)
+big[0] = 1
+xs = None
+big.close()
+zs = [bytes(i % 700) for i in range(20_000)]
+"""
+
+SKIPPABLE_MAGIC = 0x184D2A5E
+
+
+def trailer(capture):
+    """The summary trailer's figures, decoded here from the file's last 40 bytes, or None."""
+    tail = capture.read_bytes()[-40:]
+    magic, size = struct.unpack_from("<II", tail)
+    if magic != SKIPPABLE_MAGIC or size != 32 or tail[8:12] != b"HSCS":
+        return None
+    version, allocations, allocated, peak = struct.unpack_from("<IQQQ", tail, 12)
+    assert version == 1
+    return allocations, allocated, peak
+
+
+def stats_numbers(hs, capture):
+    stats = hs.stats_json(capture)
+    return stats, (stats["total_allocations"], stats["total_bytes"], stats["peak_bytes"])
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-trace-python-allocators"], ["--native"], ["--no-compress"]],
+                         ids=["default", "no-python-allocators", "native", "raw"])
+def test_summary_is_the_trackers_and_equals_stats(hs, tmp_path, mode):
+    write(tmp_path / "s.py", SCRIPT)
+    proc = hs("run", *mode, "-o", "s.hsc", "s.py")
+    assert proc.returncode == 0, proc.stderr
+    capture = tmp_path / "s.hsc"
+    stats, expected = stats_numbers(hs, capture)
+    assert stats["truncated"] is False
+    # The tracker wrote its totals, and the summary printed them.
+    assert trailer(capture) == expected
+    assert summary_numbers(proc.stderr.decode()) == expected
+    assert "cut short" not in proc.stderr.decode()
+    # The script's 2,000 bytearrays and the 4 MiB mapping are in the peak.
+    assert expected[2] >= (1 << 22) if mode != ["--no-trace-python-allocators"] else expected[2] > 0
+
+
+SLEEPER = """
+import os, time
+kept = [bytearray(1_000) for i in range(50_000)]
+print(os.getpid(), flush=True)
+time.sleep(60)
+"""
+
+
+def start_sleeper(hs, tmp_path):
+    """`heapscope run` of a program that allocates, then sleeps; and its pid."""
+    script = write(tmp_path / "sleeper.py", SLEEPER)
+    proc = subprocess.Popen(hs.command + ["run", "-o", "sleeper.hsc", str(script)], cwd=tmp_path, env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return proc, int(proc.stdout.readline())
+
+
+def test_summary_of_a_killed_program_replays_what_was_written(hs, tmp_path):
+    proc, child = start_sleeper(hs, tmp_path)
+    # Snapshot intervals pass: the records reach the file, then the process dies.
+    time.sleep(0.5)
+    os.kill(child, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    capture = tmp_path / "sleeper.hsc"
+    assert trailer(capture) is None
+    stats, expected = stats_numbers(hs, capture)
+    assert stats["truncated"] is True
+    assert "the capture was cut short" in err
+    assert summary_numbers(err) == expected
+    assert expected[0] >= 50_000 and expected[2] >= 50_000 * 1_000
+
+
+def test_sigterm_finishes_the_capture_with_its_totals(hs, tmp_path):
+    proc, child = start_sleeper(hs, tmp_path)
+    os.kill(child, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    capture = tmp_path / "sleeper.hsc"
+    stats, expected = stats_numbers(hs, capture)
+    assert stats["truncated"] is False
+    assert trailer(capture) == expected
+    assert summary_numbers(err.decode()) == expected

@@ -24,6 +24,7 @@ MIB = 1 << 20
 # then, once `release` exists, grow's blocks drop to 10 and the program exits 7.
 GROW = """\
 import os, sys, threading, time
+import fractions   # imported while recording: the import system's frames, for the `i` key
 
 hold = []
 

@@ -246,6 +246,8 @@ class Tracker:
         self._extra_metadata: Optional[dict[str, Any]] = None
         self._parent_pid = 0   # `run --follow-fork`: an exec'd child's parent
         self._live_fd = -1   # `run --live`: the socket the tracker also streams the records to
+        # run's and attach's exit summary: the capture ends with the tracker's totals (docs/FORMAT.md)
+        self._count_totals = False
         self._started = False
         # Recording was paused for stop by its caller (__exit__, run's bootstrap).
         self._paused = False
@@ -328,6 +330,7 @@ class Tracker:
                     memory_limit=self.memory_limit or 0,
                     parent_pid=self._parent_pid,
                     live_fd=self._live_fd,
+                    count_totals=self._count_totals,
                     threads=threads,
                 )
             except BaseException:
@@ -424,6 +427,7 @@ def _run_bootstrap_tracker(path, options):
     tracker._command_line = _interpreter_arguments()
     if options.get("live_fd") is not None:
         tracker._live_fd = int(options["live_fd"])
+    tracker._count_totals = bool(options.get("count_totals"))
     if options.get("leaks_mode"):
         tracker._extra_metadata = {
             "leaks_mode": True,

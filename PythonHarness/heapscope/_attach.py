@@ -42,6 +42,7 @@ def start(status_path, options_json):
         tracker = heapscope._tracker_from_options(options["output"], options)
         tracker._source = "attach"
         tracker._extra_metadata = {"attach": options.get("attach", {})}
+        tracker._count_totals = True   # for attach's summary
         tracker.start()
     except FileExistsError as exc:
         _write_status("error output file already exists: %s (use -f to overwrite)" % exc.filename)

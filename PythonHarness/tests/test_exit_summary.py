@@ -106,3 +106,26 @@ def test_sigterm_finishes_the_capture_with_its_totals(hs, tmp_path):
     assert stats["truncated"] is False
     assert trailer(capture) == expected
     assert summary_numbers(err.decode()) == expected
+
+
+def test_no_summary_no_totals(hs, tmp_path):
+    # `run -q` and the Python API print no summary: their tracker keeps no
+    # table of live blocks for one, and the capture has no trailer; it reads
+    # the same (stats replays it).
+    write(tmp_path / "s.py", SCRIPT)
+    proc = hs("run", "-q", "-o", "quiet.hsc", "s.py")
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+    write(tmp_path / "api.py", "import heapscope\nwith heapscope.Tracker('api.hsc'):\n" +
+          "".join("    " + line + "\n" for line in SCRIPT.strip().splitlines()))
+    api = hs.python("api.py")
+    assert api.returncode == 0, api.stderr
+    proc = hs("run", "-o", "loud.hsc", "s.py")
+    assert proc.returncode == 0, proc.stderr
+    loud = trailer(tmp_path / "loud.hsc")
+    for name in ("quiet.hsc", "api.hsc"):
+        assert trailer(tmp_path / name) is None
+        stats, figures = stats_numbers(hs, tmp_path / name)
+        assert stats["truncated"] is False
+        # The same script: the allocation count of the run with a summary, within
+        # the interpreter's start-up (which the API's capture does not hold).
+        assert abs(figures[0] - loud[0]) < 0.05 * loud[0]

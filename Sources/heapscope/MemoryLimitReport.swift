@@ -21,8 +21,15 @@ import Musl
 /// tracker's exit status, and a capture whose heap went over the limit (a
 /// program that exits with the same status on its own never reaches it).
 func stoppedAtMemoryLimit(_ status: ChildStatus, limit: UInt64?, totals: CaptureTotals?) -> Bool {
-    guard let limit, case .exited(let code) = status, code == CaptureFile.memoryLimitExitStatus else { return false }
+    guard let limit, stoppedByTracker(status, limit: limit) else { return false }
     return (totals?.peakBytes ?? 0) > limit
+}
+
+/// The program's status is the one the tracker exits with at the limit (the
+/// program may exit so itself: the capture's peak tells).
+func stoppedByTracker(_ status: ChildStatus, limit: UInt64?) -> Bool {
+    guard limit != nil, case .exited(let code) = status else { return false }
+    return code == CaptureFile.memoryLimitExitStatus
 }
 
 /// At the limit: the tracker stopped the program.

@@ -254,6 +254,8 @@ struct RunPlan {
             ("pid_in_output", .bool(pidInOutput)),
             ("referrers", .bool(options.referrers)),
             ("ready_fd", .int(Int64(readyFD))),
+            // The totals of the summary; -q prints none, so its run does not pay for them.
+            ("count_totals", .bool(!options.quiet)),
         ]
         if mode == .module { fields.append(("module", .string(target))) }
         if let liveFD { fields.append(("live_fd", .int(Int64(liveFD)))) }

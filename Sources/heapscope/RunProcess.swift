@@ -118,7 +118,9 @@ extension RunPlan {
         let path = pidInOutput ? displayOutput.replacing("{pid}", with: String(pid)) : displayOutput
         let absolutePath = pidInOutput ? absoluteOutput.replacing("{pid}", with: String(pid)) : absoluteOutput
         guard captureWritten(at: absolutePath, replacing: previousOutput) else { return result }
-        let totals = captureTotals(path: absolutePath)
+        // Read only for what is printed: without a summary trailer (`-q`
+        // counts none, a capture cut short has none) it is a replay.
+        let totals = !quiet || stoppedByTracker(result, limit: memoryLimit) ? captureTotals(path: absolutePath) : nil
         var atLimit = stoppedAtMemoryLimit(result, limit: memoryLimit, totals: totals)
         var limitLines = atLimit ? memoryLimitReport(capture: path, limit: memoryLimit!) : []
         if let room = floorReached {

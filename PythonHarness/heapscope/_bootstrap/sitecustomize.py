@@ -11,7 +11,8 @@
 #   HEAPSCOPE_RUN_OPTIONS  JSON: native, trace_python_allocators, follow_fork,
 #                          compress, overwrite, memory_interval_ms,
 #                          module (for -m), ready_fd (a pipe to write one byte to),
-#                          live_fd (run --live: the socket for the live stream), package_dir, bootstrap_dir,
+#                          live_fd (run --live: the socket for the live stream),
+#                          count_totals (the summary trailer's totals: run without -q), package_dir, bootstrap_dir,
 #                          pythonpath (the user's PYTHONPATH, or null),
 #                          leaks_mode, pythonmalloc_set_by_heapscope,
 #                          user_pythonmalloc, referrers (write <capture>.refs)
@@ -208,6 +209,7 @@ def _heapscope_pass_to_children(output, options):
     child.pop("module", None)
     child.pop("ready_fd", None)   # heapscope run's pipe is ours alone: the fd means nothing in a child
     child.pop("live_fd", None)   # likewise the live feed
+    child.pop("count_totals", None)   # no summary prints a child's totals
     pythonpath = options.get("bootstrap_dir") or os.path.dirname(os.path.abspath(__file__))
     if options.get("pythonpath"):
         pythonpath += os.pathsep + options["pythonpath"]

@@ -167,6 +167,8 @@ typedef struct hs_start_options {
     unsigned long long memory_limit;   // bytes of traced heap; 0: none
     unsigned parent_pid;               // the header's parent pid: 0, or for a child of a followed process its parent
     int live_fd;                       // live mode: a socket the writer also sends the stream to (FileSink); -1: none
+    int count_totals;                  // the writer counts the summary trailer's totals (StreamTotals): run and attach,
+                                       // for their exit summary; it costs the writer a table of the live blocks
 } hs_start_options;
 
 // 0 on success; otherwise an errno value (OS errors) or -1 (message in `error`).

@@ -28,7 +28,7 @@ struct LiveCommand: ParsableCommand {
             let exit = store.receive(from: socket)
             store.end(exit: exit)
         }
-        LiveViewer(store: store, stopProgram: nil, note: "watching 127.0.0.1:\(port); the program runs on when this view closes",
+        LiveViewer(store: store, stop: nil, note: "watching 127.0.0.1:\(port); the program runs on when this view closes",
                    lostText: "the connection to heapscope run was lost").run()
     }
 }

@@ -44,6 +44,18 @@ struct LiveListener {
         return LiveListener(socket: fd, port: Int(UInt16(bigEndian: actual.sin_port)))
     }
 
+    /// Before recording starts: the listener for --live-remote, and its first
+    /// viewer; `starting` says what waits for it ("the program starts").
+    static func waitForFirstViewer(port: Int, starting: String) throws -> (LiveListener, Int32) {
+        let listener = try LiveListener.open(port: port)
+        writeStderr("heapscope: live view on 127.0.0.1:\(listener.port): watch it with `heapscope live \(listener.port)`; "
+            + "\(starting) when a viewer connects\n")
+        guard let first = listener.accept() else {
+            throw commandFail("cannot accept a viewer on 127.0.0.1:\(listener.port): \(String(cString: strerror(errno)))")
+        }
+        return (listener, first)
+    }
+
     /// The next viewer's connection (blocking).
     func accept() -> Int32? {
         while true {

@@ -14,11 +14,20 @@ import Glibc
 import Musl
 #endif
 
+/// What q does in a view that can end the recording (q asks first).
+struct LiveStop {
+    /// The question q asks.
+    var prompt: String
+    /// The note shown once the user said yes.
+    var note: String
+    /// Ends the recording: `run` stops the program, `attach` detaches.
+    var action: () -> Void
+}
+
 struct LiveViewer {
     let store: LiveStore
-    /// `run --live`: stops the program (q asks first); nil for a remote viewer,
-    /// whose q only closes the view.
-    var stopProgram: (() -> Void)?
+    /// `run --live` and `attach --live`; nil for a remote viewer, whose q only closes the view.
+    var stop: LiveStop?
     /// What the view says about the program's output.
     var note: String
     /// Said when the stream ends without saying how the program ended.
@@ -28,7 +37,7 @@ struct LiveViewer {
     /// Stream bytes replayed between looks at the keyboard, when behind.
     private static let bytesPerStep = 1 << 20
 
-    /// Runs until the user quits (or, after q stopped it, until the program ended).
+    /// Runs until the user quits (or, after q stopped it, until the stream ended).
     func run() {
         let terminal = LiveTerminal()
         defer { terminal.restore() }
@@ -56,7 +65,7 @@ struct LiveViewer {
             }
             let behind = stored.length > fed && failure == nil
             let now = monotonicSeconds()
-            let status = failure ?? (stored.ended && !behind ? (stored.exit?.description ?? lostText)
+            let status = failure ?? (stored.ended && !behind ? (stored.exit?.description ?? stored.reason ?? lostText)
                                                             : (view == nil ? "starting" : "running"))
             if status != state.status {
                 state.status = status
@@ -84,18 +93,18 @@ struct LiveViewer {
                 dirty = true
                 if state.prompt != nil {
                     state.prompt = nil
-                    if key == .character("y") || key == .character("Y") {
+                    if let stop, key == .character("y") || key == .character("Y") {
                         stopping = true
-                        state.note = "stopping the program (SIGINT sent; SIGKILL if it has not ended in 3 s)"
-                        stopProgram?()
+                        state.note = stop.note
+                        stop.action()
                     }
                     continue
                 }
                 let page = max(1, LiveScreen.tableHeight(height: size.height) - 1)
                 switch key {
                 case .character("q"), .character("Q"), .interrupt:
-                    if stopProgram == nil || stored.ended { return }
-                    if !stopping { state.prompt = "Stop the program? It gets SIGINT, then SIGKILL if it does not end. (y/n)" }
+                    guard let stop, !stored.ended else { return }
+                    if !stopping { state.prompt = stop.prompt }
                 case .character("o"): state.sort = .own
                 case .character("t"): state.sort = .total
                 case .character("n"): state.sort = .count

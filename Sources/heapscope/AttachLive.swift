@@ -160,7 +160,7 @@ extension AttachSession {
         startThread { outcome.put(recordAndEnd()) }
         LiveViewer(store: store,
                    stop: LiveStop(prompt: "Detach from process \(target.pid)? Tracking stops; the process runs on. (y/n)",
-                                  note: "detaching (the process runs on)", action: endRecording),
+                                  note: "detaching (the process runs on)", quit: "detach", action: endRecording),
                    note: "process \(target.pid); q detaches (the process runs on)",
                    lostText: "the stream ended").run()
         // A view closed after the stream ended early (the feed failed) still ends the recording.

@@ -20,6 +20,8 @@ struct LiveStop {
     var prompt: String
     /// The note shown once the user said yes.
     var note: String
+    /// What the help line says q does.
+    var quit = "quit"
     /// Ends the recording: `run` stops the program, `attach` detaches.
     var action: () -> Void
 }
@@ -43,6 +45,7 @@ struct LiveViewer {
         defer { terminal.restore() }
         var state = LiveScreenState()
         state.note = note
+        if let stop { state.help = LiveScreen.helpLine(quit: stop.quit) }
         var feed = LiveFeed()
         var fed = 0
         var failure: String?

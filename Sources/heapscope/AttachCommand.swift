@@ -27,6 +27,10 @@ struct AttachCommand: ParsableCommand {
             is run, attach is interrupted (Ctrl-C) or the process exits; the hooks then come \
             out and the process runs on unchanged. Needs ptrace permission (the process's \
             user with kernel.yama.ptrace_scope 0, or root / CAP_SYS_PTRACE). See docs/ATTACH.md.
+
+            --live shows the process's heap live in this terminal while recording, as \
+            `heapscope run --live` does; its q detaches (the process runs on, its output \
+            untouched). --live-remote serves that view to `heapscope live PORT` instead.
             """
     )
 

@@ -518,23 +518,16 @@ import os, sys, time
 hold = []
 
 
-def wait(name):
-    while not os.path.exists(name):
-        time.sleep(0.02)
-
-
 def grow(n):
     for _ in range(n):
         hold.append(bytes(1 << 20))
 
 
 print("ready", flush=True)
-wait("go")
-grow(5)
-wait("more")
-grow(5)
-wait(sys.argv[1])
-grow(5)
+for phase in ("go", "more", sys.argv[1]):
+    while not os.path.exists(phase):
+        time.sleep(0.02)
+    grow(5)
 print("done", len(hold), flush=True)
 """
 

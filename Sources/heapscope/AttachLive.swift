@@ -100,14 +100,19 @@ private final class Handoff<Value>: @unchecked Sendable {
 
     /// The value, waiting for it at most `seconds` (forever: nil).
     func take(seconds: Double? = nil) -> Value? {
-        let deadline = seconds.map { monotonicSeconds() + $0 }
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        let ns = deadline.tv_nsec + Int((seconds ?? 0).truncatingRemainder(dividingBy: 1) * 1e9)
+        deadline.tv_sec += Int(seconds ?? 0) + ns / 1_000_000_000
+        deadline.tv_nsec = ns % 1_000_000_000
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         while value == nil {
-            if let deadline, monotonicSeconds() >= deadline { break }
-            pthread_mutex_unlock(&mutex)
-            usleep(10_000)
-            pthread_mutex_lock(&mutex)
+            if seconds == nil {
+                pthread_cond_wait(&set, &mutex)
+            } else if pthread_cond_timedwait(&set, &mutex, &deadline) == ETIMEDOUT {
+                break
+            }
         }
         return value
     }

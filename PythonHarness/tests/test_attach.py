@@ -538,12 +538,12 @@ def grow_mib(screen):
     return row and row[0]
 
 
-def check_grow_capture(hs, capture):
-    # The capture of the attached window: grow's ten 1 MiB blocks (and the
-    # list's few resizes on the same line), as without --live; not the five after the detach.
+def check_grow_capture(hs, capture, blocks=10):
+    # The capture of the attached window: grow's 1 MiB blocks of that window
+    # (and the list's few resizes on the same line), as without --live; not those after the detach.
     _, found = locations(hs, capture)
     count, size = found["grow"]
-    assert count >= 10 and 10 * (1 << 20) < size < 10 * (1 << 20) + 4096, found["grow"]
+    assert count >= blocks and blocks * (1 << 20) < size < blocks * (1 << 20) + 4096, found["grow"]
 
 
 def test_attach_live_in_a_terminal_and_q_detaches(hs, targets, tmp_path, tmux):
@@ -570,6 +570,25 @@ def test_attach_live_in_a_terminal_and_q_detaches(hs, targets, tmp_path, tmux):
     assert (code, out, err) == (0, "ready\ndone 15\n", "")
     check_grow_capture(hs, tmp_path / "live.hsc")
     assert not list(tmp_path.glob(".heapscope-*"))   # the status file and the feed's directory are gone
+
+
+def test_attach_live_closed_by_sigterm_detaches(hs, targets, tmp_path, tmux):
+    # SIGTERM (or SIGHUP: the terminal closed) to attach --live ends the view
+    # and the recording; heapscope does not die leaving the process tracked.
+    target = targets(GROW_SCRIPT)
+    attach = test_live.command_line("attach", "--live", "-o", "term.hsc", str(target.pid))
+    status = tmux.start("term", "sh -c 'echo $$ > attach.pid; exec %s'" % attach, width=100)
+    tmux.wait_screen("term", lambda s: "running" in s and "q detach" in s, "the view")
+    (tmp_path / "go").touch()
+    tmux.wait_screen("term", lambda s: grow_mib(s) == "5.00 MiB", "grow at 5 MiB")
+    os.kill(int((tmp_path / "attach.pid").read_text()), signal.SIGTERM)
+    assert test_live.wait_until(lambda: status.exists() and status.read_text().strip(), "attach's exit") == "0"
+    assert "capture written to term.hsc" in tmux.screen("term")
+    assert target.alive()
+    (tmp_path / "more").touch()
+    code, out, err = target.finish()
+    assert (code, out, err) == (0, "ready\ndone 15\n", "")
+    check_grow_capture(hs, tmp_path / "term.hsc", blocks=5)
 
 
 def test_attach_live_remote_with_a_viewer_then_detach(hs, targets, tmp_path, tmux):

@@ -151,7 +151,7 @@ extension AttachSession {
                 _ = received.take()
             }
             close(feed)
-            store.end(exit: nil, reason: (try? result.get())?.liveReason ?? "recording ended with an error (printed when this view closes)")
+            store.end(exit: nil, reason: (try? result.get())?.liveReason ?? "recording ended with an error (shown when this view closes)")
             return result
         }
         if let remote {
@@ -165,10 +165,11 @@ extension AttachSession {
         startThread { outcome.put(recordAndEnd()) }
         LiveViewer(store: store,
                    stop: LiveStop(prompt: "Detach from process \(target.pid)? Tracking stops; the process runs on. (y/n)",
-                                  note: "detaching (the process runs on)", quit: "detach", action: endRecording),
+                                  note: "detaching (the process runs on)", quit: "detach", onSignals: true,
+                                  action: endRecording),
                    note: "process \(target.pid); q detaches (the process runs on)",
                    lostText: "the stream ended").run()
-        // A view closed after the stream ended early (the feed failed) still ends the recording.
+        // A view closed after the stream ended early (the feed failed), or by a signal, still ends the recording.
         endRecording()
         return try outcome.take()!.get()
     }

@@ -22,6 +22,9 @@ struct LiveStop {
     var note: String
     /// What the help line says q does.
     var quit = "quit"
+    /// SIGTERM, SIGHUP and SIGQUIT close the view and end the recording
+    /// (attach: the process must not stay tracked), rather than kill heapscope (run).
+    var onSignals = false
     /// Ends the recording: `run` stops the program, `attach` detaches.
     var action: () -> Void
 }
@@ -41,7 +44,7 @@ struct LiveViewer {
 
     /// Runs until the user quits (or, after q stopped it, until the stream ended).
     func run() {
-        let terminal = LiveTerminal()
+        let terminal = LiveTerminal(signalsClose: stop?.onSignals ?? false)
         defer { terminal.restore() }
         var state = LiveScreenState()
         state.note = note
@@ -55,7 +58,7 @@ struct LiveViewer {
         var stopping = false
         var lastSize = (width: 0, height: 0)
         var dirty = true
-        while true {
+        while !terminal.closed {
             let stored = store.snapshot()
             if stored.length > fed && failure == nil {
                 let count = min(stored.length - fed, Self.bytesPerStep)
@@ -76,6 +79,7 @@ struct LiveViewer {
             }
             if stopping && stored.ended { return }
             let size = terminal.size
+            if terminal.closed { break }
             if dirty || size != lastSize || now - lastDraw >= Self.refreshSeconds {
                 if let fresh = feed.view {
                     if let previous, fresh.timeMicros > previous.micros {

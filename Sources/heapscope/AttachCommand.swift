@@ -92,15 +92,16 @@ struct AttachCommand: ParsableCommand {
         let gdb = try Gdb.locate()
         try target.checkPtracePermission()
 
+        // The first viewer before any file is made: Ctrl-C while waiting leaves nothing behind.
+        var remote: (listener: LiveListener, first: Int32)?
+        if case .remote(let port)? = liveMode {
+            remote = try LiveListener.waitForFirstViewer(port: port, starting: "tracking starts")
+        }
         let status = try StatusFile.create(for: target, next: output)
         defer { status.remove() }
         let feed = try liveMode.map { _ in try FeedListener.open(for: target, next: output) }
         defer { feed?.remove() }
         let store = try liveMode.map { _ in try LiveStore() }
-        var remote: (listener: LiveListener, first: Int32)?
-        if case .remote(let port)? = liveMode {
-            remote = try LiveListener.waitForFirstViewer(port: port, starting: "tracking starts")
-        }
         let session = AttachSession(target: target, gdb: gdb, status: status, timeout: timeout)
         watchInterrupts()
         let startedAt = try session.start(

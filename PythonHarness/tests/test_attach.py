@@ -572,6 +572,23 @@ def test_attach_live_in_a_terminal_and_q_detaches(hs, targets, tmp_path, tmux):
     assert not list(tmp_path.glob(".heapscope-*"))   # the status file and the feed's directory are gone
 
 
+def test_attach_live_when_the_process_exits(hs, targets, tmp_path, tmux):
+    # The process ends while attached: the view says so and stays until q.
+    target = targets(GROW_SCRIPT)
+    status = tmux.start("exit", test_live.command_line("attach", "--live", "-o", "exit.hsc", str(target.pid)), width=100)
+    tmux.wait_screen("exit", lambda s: "running" in s, "the view")
+    for phase in ("go", "more"):
+        (tmp_path / phase).touch()
+    code, out, err = target.finish()
+    assert (code, out, err) == (0, "ready\ndone 15\n", "")
+    tmux.wait_screen("exit", lambda s: "the process exited" in s and grow_mib(s) == "15.00 MiB", "the end")
+    assert not status.exists()
+    tmux.keys("exit", "q")
+    assert test_live.wait_until(lambda: status.exists() and status.read_text().strip(), "attach's exit") == "0"
+    assert "ended by:          the process's exit" in tmux.screen("exit")
+    check_grow_capture(hs, tmp_path / "exit.hsc", blocks=15)
+
+
 def test_attach_live_closed_by_sigterm_detaches(hs, targets, tmp_path, tmux):
     # SIGTERM (or SIGHUP: the terminal closed) to attach --live ends the view
     # and the recording; heapscope does not die leaving the process tracked.

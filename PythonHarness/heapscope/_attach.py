@@ -5,6 +5,9 @@ attach.c as a pending call: on the main thread, holding the GIL, between two
 bytecodes. start() starts a heapscope.Tracker like any other (so the capture
 has the usual metadata and thread names) and stop() ends it; each reports to
 the `heapscope attach` that is waiting by rewriting the one-line status file.
+With `attach --live*`, start() first connects to the Unix socket heapscope
+listens on (options["live_socket"]) and the Tracker streams to it, as the
+bootstrap's does to the socket `run --live` hands it.
 """
 import atexit
 import json
@@ -43,7 +46,15 @@ def start(status_path, options_json):
         tracker._source = "attach"
         tracker._extra_metadata = {"attach": options.get("attach", {})}
         tracker._count_totals = True   # for attach's summary
-        tracker.start()
+        if options.get("live_socket") is not None:
+            tracker._live_fd = _connect(options["live_socket"])
+        try:
+            tracker.start()
+        except BaseException:
+            # The tracker owns the feed only once it runs.
+            if tracker._live_fd >= 0:
+                os.close(tracker._live_fd)
+            raise
     except FileExistsError as exc:
         _write_status("error output file already exists: %s (use -f to overwrite)" % exc.filename)
         return False
@@ -71,6 +82,19 @@ def stop(how="request"):
         _write_status("error stopping failed: %s" % _one_line(exc))
         return
     _write_status("stopped %s %s" % (how, tracker.path))
+
+
+def _connect(path):
+    """A descriptor connected to heapscope's live feed listener."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock.detach()
 
 
 def _one_line(exc):

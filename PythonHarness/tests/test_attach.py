@@ -9,8 +9,10 @@ other. Each target runs until the test creates its stop file.
 import glob
 import importlib.util
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -18,7 +20,9 @@ import time
 
 import pytest
 
+import test_live
 from conftest import REPO, clean_env, summary_numbers, write
+from test_live import tmux  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (Debian package gdb)")
 
@@ -496,12 +500,165 @@ def test_output_exists_without_force(hs, targets, tmp_path):
 
 def test_default_output_name_and_unavailable_modes(hs, targets, tmp_path):
     target = targets(LOOP_SCRIPT)
-    for flag in ("--aggregate", "--live", "--live-remote"):
-        line = one_error_line(hs("attach", flag, str(target.pid)))
-        assert line == f"heapscope: error: {flag} is not available yet: attach writes a capture file"
+    line = one_error_line(hs("attach", "--aggregate", str(target.pid)))
+    assert line == "heapscope: error: --aggregate is not available yet: attach writes a capture file"
     err = attach_ok(hs, target, "--duration", "0.3")
     made = [p.name for p in tmp_path.glob("heapscope-attach-*.hsc")]
     assert len(made) == 1 and made[0].startswith(f"heapscope-attach-{target.pid}.")
     assert f"capture written to {made[0]}" in err
     code, _, err = target.finish()
     assert code == 0 and err == ""
+
+
+# ---- attach --live and --live-remote -------------------------------------------
+
+# Grows grow() by 5 MiB twice, each time once the test says so, so a view
+# shows each step; after the stop file, 5 MiB more (untracked by then).
+GROW_SCRIPT = """\
+import os, sys, time
+
+hold = []
+
+
+def grow(n):
+    for _ in range(n):
+        hold.append(bytes(1 << 20))
+
+
+print("ready", flush=True)
+for phase in ("go", "more", sys.argv[1]):
+    while not os.path.exists(phase):
+        time.sleep(0.02)
+    grow(5)
+print("done", len(hold), flush=True)
+"""
+
+
+def grow_mib(screen):
+    """grow's own bytes on the screen, in MiB (None while it is not there)."""
+    row = test_live.grow_row(screen)
+    return row and row[0]
+
+
+def check_grow_capture(hs, capture, blocks=10):
+    # The capture of the attached window: grow's 1 MiB blocks of that window
+    # (and the list's few resizes on the same line), as without --live; not those after the detach.
+    _, found = locations(hs, capture)
+    count, size = found["grow"]
+    assert count >= blocks and blocks * (1 << 20) < size < blocks * (1 << 20) + 4096, found["grow"]
+
+
+def test_attach_live_in_a_terminal_and_q_detaches(hs, targets, tmp_path, tmux):
+    target = targets(GROW_SCRIPT)
+    status = tmux.start("attach", test_live.command_line("attach", "--live", "-o", "live.hsc", str(target.pid)), width=100)
+    tmux.wait_screen("attach", lambda s: "running" in s and "q detach" in s, "the view")
+    (tmp_path / "go").touch()
+    tmux.wait_screen("attach", lambda s: grow_mib(s) == "5.00 MiB", "grow at 5 MiB")
+    (tmp_path / "more").touch()
+    tmux.wait_screen("attach", lambda s: grow_mib(s) == "10.00 MiB", "grow at 10 MiB")
+    tmux.keys("attach", "q")
+    tmux.wait_screen("attach", lambda s: f"Detach from process {target.pid}?" in s, "the question")
+    tmux.keys("attach", "n")
+    tmux.wait_screen("attach", lambda s: "Detach from" not in s, "the question gone")
+    assert not status.exists() and target.alive()
+    tmux.keys("attach", "q")
+    tmux.wait_screen("attach", lambda s: "Detach from" in s, "the question again")
+    tmux.keys("attach", "y")
+    assert test_live.wait_until(lambda: status.exists() and status.read_text().strip(), "attach's exit") == "0"
+    assert "capture written to live.hsc" in tmux.screen("attach")
+    # Detached, not stopped: the target runs on and ends as it would have.
+    assert target.alive()
+    code, out, err = target.finish()
+    assert (code, out, err) == (0, "ready\ndone 15\n", "")
+    check_grow_capture(hs, tmp_path / "live.hsc")
+    assert not list(tmp_path.glob(".heapscope-*"))   # the status file and the feed's directory are gone
+
+
+def test_attach_live_when_the_process_exits(hs, targets, tmp_path, tmux):
+    # The process ends while attached: the view says so and stays until q.
+    target = targets(GROW_SCRIPT)
+    status = tmux.start("exit", test_live.command_line("attach", "--live", "-o", "exit.hsc", str(target.pid)), width=100)
+    tmux.wait_screen("exit", lambda s: "running" in s, "the view")
+    for phase in ("go", "more"):
+        (tmp_path / phase).touch()
+    code, out, err = target.finish()
+    assert (code, out, err) == (0, "ready\ndone 15\n", "")
+    tmux.wait_screen("exit", lambda s: "the process exited" in s and grow_mib(s) == "15.00 MiB", "the end")
+    assert not status.exists()
+    tmux.keys("exit", "q")
+    assert test_live.wait_until(lambda: status.exists() and status.read_text().strip(), "attach's exit") == "0"
+    assert "ended by:          the process's exit" in tmux.screen("exit")
+    check_grow_capture(hs, tmp_path / "exit.hsc", blocks=15)
+
+
+def test_attach_live_closed_by_sigterm_detaches(hs, targets, tmp_path, tmux):
+    # SIGTERM (or SIGHUP: the terminal closed) to attach --live ends the view
+    # and the recording; heapscope does not die leaving the process tracked.
+    target = targets(GROW_SCRIPT)
+    attach = test_live.command_line("attach", "--live", "-o", "term.hsc", str(target.pid))
+    status = tmux.start("term", "sh -c 'echo $$ > attach.pid; exec %s'" % attach, width=100)
+    tmux.wait_screen("term", lambda s: "running" in s and "q detach" in s, "the view")
+    (tmp_path / "go").touch()
+    tmux.wait_screen("term", lambda s: grow_mib(s) == "5.00 MiB", "grow at 5 MiB")
+    os.kill(int((tmp_path / "attach.pid").read_text()), signal.SIGTERM)
+    assert test_live.wait_until(lambda: status.exists() and status.read_text().strip(), "attach's exit") == "0"
+    assert "capture written to term.hsc" in tmux.screen("term")
+    assert target.alive()
+    (tmp_path / "more").touch()
+    code, out, err = target.finish()
+    assert (code, out, err) == (0, "ready\ndone 15\n", "")
+    check_grow_capture(hs, tmp_path / "term.hsc", blocks=5)
+
+
+def test_attach_live_remote_with_a_viewer_then_detach(hs, targets, tmp_path, tmux):
+    target = targets(GROW_SCRIPT)
+    attach = subprocess.Popen(
+        hs.command + ["attach", "--live-remote", "-o", str(tmp_path / "remote.hsc"), str(target.pid)],
+        cwd=str(tmp_path), env=clean_env(), stderr=subprocess.PIPE,
+    )
+    line = attach.stderr.readline().decode()
+    m = re.search(r"watch it with `heapscope live (\d+)`; tracking starts when a viewer connects", line)
+    assert m, line
+    viewer = tmux.start("viewer", test_live.command_line("live", m.group(1)), width=100)
+    assert b"heapscope: attached to process" in attach.stderr.readline()
+    (tmp_path / "go").touch()
+    tmux.wait_screen("viewer", lambda s: grow_mib(s) == "5.00 MiB", "grow at 5 MiB")
+    (tmp_path / "more").touch()
+    tmux.wait_screen("viewer", lambda s: grow_mib(s) == "10.00 MiB", "grow at 10 MiB")
+    detach = hs("detach", str(target.pid))
+    assert detach.returncode == 0, detach.stderr.decode()
+    tmux.wait_screen("viewer", lambda s: "the stream ended" in s and grow_mib(s) == "10.00 MiB", "the end of the stream")
+    rest = attach.stderr.read().decode()
+    assert attach.wait(timeout=30) == 0, rest
+    assert "ended by:          heapscope detach" in rest
+    tmux.keys("viewer", "q")
+    assert test_live.wait_until(lambda: viewer.exists() and viewer.read_text().strip(), "the viewer's exit") == "0"
+    code, out, err = target.finish()
+    assert (code, out, err) == (0, "ready\ndone 15\n", "")
+    check_grow_capture(hs, tmp_path / "remote.hsc")
+
+
+def test_attach_live_bad_inputs_leave_the_target_alone(hs, targets, tmp_path):
+    target = targets(GROW_SCRIPT)
+    pid = str(target.pid)
+    for args, text in [
+        (["--live"], "--live needs a terminal"),
+        (["--live", "--live-remote"], "--live and --live-remote cannot be used together"),
+        (["--live-port", "5000"], "--live-port works with --live-remote"),
+        (["--live-remote", "--live-port", "70000"], "--live-port must be between 1 and 65535, not 70000"),
+        (["--live-remote", "--follow-fork"], "live mode does not follow child processes"),
+    ]:
+        assert text in one_error_line(hs("attach", *args, "-o", "bad.hsc", pid)), args
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        line = one_error_line(hs("attach", "--live-remote", "--live-port", port, "-o", "bad.hsc", pid))
+        assert line == f"heapscope: error: --live-port {port}: the port is already in use on 127.0.0.1"
+    assert not (tmp_path / "bad.hsc").exists() and not list(tmp_path.glob(".heapscope-*"))
+    # Never tracked: a plain attach works, and the target ends as it would have.
+    (tmp_path / "go").touch()
+    (tmp_path / "more").touch()
+    attach_ok(hs, target, "--duration", "0.3", "-o", "after.hsc")
+    code, out, err = target.finish()
+    assert (code, out, err) == (0, "ready\ndone 15\n", "")

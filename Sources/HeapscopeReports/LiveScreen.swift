@@ -32,6 +32,8 @@ public struct LiveScreenState: Sendable {
     public var prompt: String?
     /// Bytes allocated per second since the previous refresh.
     public var allocationRate: Double?
+    /// The last line: the keys (`attach --live` says q detaches).
+    public var help = LiveScreen.helpLine(quit: "quit")
 
     public init() {}
 }
@@ -39,7 +41,10 @@ public struct LiveScreenState: Sendable {
 /// The live view as lines of text for a terminal of a given size: pure, so it
 /// is the same on every terminal and testable without one.
 public enum LiveScreen {
-    public static let helpLine = "o/t/n sort  \u{2191}\u{2193} PgUp/PgDn scroll  \u{2190}\u{2192} thread  i hide import/interpreter  q quit"
+    /// The keys, with what q does.
+    public static func helpLine(quit: String) -> String {
+        "o/t/n sort  \u{2191}\u{2193} PgUp/PgDn scroll  \u{2190}\u{2192} thread  i hide import/interpreter  q \(quit)"
+    }
     /// The allocation whose every frame is hidden by `i`.
     static let hiddenSite = Location(function: "<import system and interpreter>", file: "", line: 0)
     /// Width of one history column of the chart.
@@ -136,7 +141,7 @@ public enum LiveScreen {
         while lines.count < height - 2 { lines.append("") }
         let more = rows.count > visible ? "  rows \(first + 1)-\(min(rows.count, first + visible)) of \(rows.count)" : ""
         lines.append(fit(state.prompt ?? (state.note + more), width))
-        lines.append(fit(helpLine, width))
+        lines.append(fit(state.help, width))
         return Array(lines.prefix(height))
     }
 

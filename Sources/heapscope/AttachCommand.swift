@@ -4,6 +4,7 @@
 // watches the status file until tracking has started, records for
 // --duration (or until `heapscope detach`, Ctrl-C or the process's exit),
 // has gdb schedule the stop the same way, and prints the summary `run` prints.
+// With --live or --live-remote the stream is also shown (AttachLive.swift).
 // The method and what it changes in the target: docs/ATTACH.md.
 
 import ArgumentParser
@@ -26,6 +27,10 @@ struct AttachCommand: ParsableCommand {
             is run, attach is interrupted (Ctrl-C) or the process exits; the hooks then come \
             out and the process runs on unchanged. Needs ptrace permission (the process's \
             user with kernel.yama.ptrace_scope 0, or root / CAP_SYS_PTRACE). See docs/ATTACH.md.
+
+            --live shows the process's heap live in this terminal while recording, as \
+            `heapscope run --live` does; its q detaches (the process runs on, its output \
+            untouched). --live-remote serves that view to `heapscope live PORT` instead.
             """
     )
 
@@ -49,21 +54,28 @@ struct AttachCommand: ParsableCommand {
 
     @OptionGroup var tracking: TrackingOptions
 
-    // Modes of `run` that do not exist yet: refused in one line rather than
-    // reported as unknown options.
+    @Flag(help: ArgumentHelp(
+        "Show the process's heap live in this terminal while recording (docs/CLI.md, \"Live mode\"); the capture is written as without it.",
+        discussion: "q asks, then detaches: tracking stops and the process runs on."))
+    var live = false
+
+    @Flag(help: ArgumentHelp(
+        "Serve the live view on 127.0.0.1 (--live-port, default a free port, printed): tracking starts when a viewer connects with `heapscope live PORT`."))
+    var liveRemote = false
+
+    @Option(help: ArgumentHelp("With --live-remote: the port to listen on, on 127.0.0.1 only.", valueName: "port"))
+    var livePort: Int?
+
+    // A mode of `run` that does not exist for attach: refused in one line
+    // rather than reported as an unknown option.
     @Flag(help: .hidden) var aggregate = false
-    @Flag(help: .hidden) var live = false
-    @Flag(help: .hidden) var liveRemote = false
-    @Option(help: .hidden) var livePort: Int?
 
     @Argument(help: ArgumentHelp("The id of the Python process.", valueName: "pid"))
     var pid: String
 
     func run() throws {
-        for (given, name) in [(aggregate, "--aggregate"), (live, "--live"), (liveRemote, "--live-remote"),
-                              (livePort != nil, "--live-port")] where given {
-            throw commandFail("\(name) is not available yet: attach writes a capture file")
-        }
+        if aggregate { throw commandFail("--aggregate is not available yet: attach writes a capture file") }
+        let liveMode = try LiveMode.make(live: live, liveRemote: liveRemote, livePort: livePort, followFork: tracking.followFork)
         if let duration, !(duration > 0) { throw commandFail("--duration must be a positive number of seconds") }
         if !(timeout > 0) { throw commandFail("--timeout must be a positive number of seconds") }
 
@@ -80,16 +92,36 @@ struct AttachCommand: ParsableCommand {
         let gdb = try Gdb.locate()
         try target.checkPtracePermission()
 
+        // The first viewer before any file is made: Ctrl-C while waiting leaves nothing behind.
+        var remote: (listener: LiveListener, first: Int32)?
+        if case .remote(let port)? = liveMode {
+            remote = try LiveListener.waitForFirstViewer(port: port, starting: "tracking starts")
+        }
         let status = try StatusFile.create(for: target, next: output)
         defer { status.remove() }
+        let feed = try liveMode.map { _ in try FeedListener.open(for: target, next: output) }
+        defer { feed?.remove() }
+        let store = try liveMode.map { _ in try LiveStore() }
         let session = AttachSession(target: target, gdb: gdb, status: status, timeout: timeout)
         watchInterrupts()
-        let startedAt = try session.start(tracker: tracker, options: trackerOptions(tracker: tracker, gdb: gdb, output: output))
+        let startedAt = try session.start(
+            tracker: tracker, options: trackerOptions(tracker: tracker, gdb: gdb, output: output, liveSocket: feed?.path))
+        var connection: Int32?
+        if let feed {
+            connection = feed.accept(from: target.pid)
+            if connection == nil {
+                _ = try? session.requestStop()
+                _ = session.waitForStop(timeout: timeout)
+                throw commandFail("\(target.described) did not connect to the live feed; tracking was stopped again")
+            }
+        }
         var line = "heapscope: attached to \(target.described), recording into \(output.display)"
         if let duration { line += " for \(formatSeconds(duration))" }
         writeStderr(line + " (heapscope detach \(target.pid) stops it)\n")
 
-        let end = try session.record(until: duration.map { startedAt + $0 })
+        let until = duration.map { startedAt + $0 }
+        let end = try connection.map { try session.recordLive(feed: $0, store: store!, remote: remote, until: until) }
+            ?? session.record(until: until)
         let elapsed = monotonicSeconds() - startedAt
         guard captureWritten(at: output.absolute, replacing: output.previous) else {
             throw commandFail("no capture was written to \(output.display)")
@@ -109,8 +141,8 @@ struct AttachCommand: ParsableCommand {
 
     /// The JSON heapscope._attach.start reads in the target: the Tracker's arguments, and
     /// the `attach` object of the capture's metadata (docs/FORMAT.md).
-    func trackerOptions(tracker: TrackerLibrary, gdb: Gdb, output: CaptureOutput) -> String {
-        JSONValue.object([
+    func trackerOptions(tracker: TrackerLibrary, gdb: Gdb, output: CaptureOutput, liveSocket: String?) -> String {
+        var fields: [(key: String, value: JSONValue)] = [
             ("output", .string(output.absolute)),
             ("package_dir", .string(tracker.packageDir)),
             ("native", .bool(tracking.native)),
@@ -123,7 +155,9 @@ struct AttachCommand: ParsableCommand {
                 ("gdb", .string(gdb.path)),
                 ("heapscope_pid", .int(Int64(getpid()))),
             ])),
-        ]).serialized()
+        ]
+        if let liveSocket { fields.append(("live_socket", .string(liveSocket))) }
+        return JSONValue.object(fields).serialized()
     }
 }
 

@@ -440,6 +440,9 @@ func watchInterrupts() {
 
 func interrupted() -> Bool { interruptCount > 0 }
 
+/// Ends the recording as Ctrl-C does (`attach --live`: q, then y).
+func endRecording() { interruptCount += 1 }
+
 // MARK: - The status file
 
 /// One line the target rewrites at each step (attach.c, _attach.py).

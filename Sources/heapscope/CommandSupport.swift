@@ -17,7 +17,28 @@ func commandFail(_ message: String) -> ExitCode {
     return ExitCode(2)
 }
 
+/// While the live view owns the terminal, messages wait here (they would be
+/// drawn over, then lost with the alternate screen) until it closes.
+nonisolated(unsafe) private var heldStderr: [UInt8]?
+nonisolated(unsafe) private var heldStderrMutex = pthread_mutex_t()   // all zeros: PTHREAD_MUTEX_INITIALIZER
+
+/// true: hold what writeStderr writes; false: write what was held, and hold no more.
+func holdStderr(_ hold: Bool) {
+    pthread_mutex_lock(&heldStderrMutex)
+    let held = heldStderr
+    heldStderr = hold ? (held ?? []) : nil
+    pthread_mutex_unlock(&heldStderrMutex)
+    if !hold, let held, !held.isEmpty { writeStderr(String(decoding: held, as: UTF8.self)) }
+}
+
 func writeStderr(_ text: String) {
+    pthread_mutex_lock(&heldStderrMutex)
+    if heldStderr != nil {
+        heldStderr! += Array(text.utf8)
+        pthread_mutex_unlock(&heldStderrMutex)
+        return
+    }
+    pthread_mutex_unlock(&heldStderrMutex)
     var bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {

@@ -3,7 +3,7 @@ import ArgumentParser
 struct LiveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "live",
-        abstract: "Watch the heap of a program started with `heapscope run --live-remote`.",
+        abstract: "Watch the heap of a program under `heapscope run --live-remote` or `heapscope attach --live-remote`.",
         discussion: """
             Connects to 127.0.0.1:PORT and shows the live view (docs/CLI.md, "Live mode") \
             until q. The program is not affected by the viewer: it runs on when the view \
@@ -11,7 +11,7 @@ struct LiveCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The port `heapscope run --live-remote` printed (it listens on 127.0.0.1 only).", valueName: "port"))
+    @Argument(help: ArgumentHelp("The port `heapscope run --live-remote` (or attach) printed (it listens on 127.0.0.1 only).", valueName: "port"))
     var port: Int
 
     func validate() throws {
@@ -28,7 +28,7 @@ struct LiveCommand: ParsableCommand {
             let exit = store.receive(from: socket)
             store.end(exit: exit)
         }
-        LiveViewer(store: store, stopProgram: nil, note: "watching 127.0.0.1:\(port); the program runs on when this view closes",
-                   lostText: "the connection to heapscope run was lost").run()
+        LiveViewer(store: store, stop: nil, note: "watching 127.0.0.1:\(port); the program runs on when this view closes",
+                   lostText: "the stream ended without an exit status (attach detached, or heapscope ended)").run()
     }
 }

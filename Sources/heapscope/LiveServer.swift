@@ -44,6 +44,20 @@ struct LiveListener {
         return LiveListener(socket: fd, port: Int(UInt16(bigEndian: actual.sin_port)))
     }
 
+    /// Before recording starts: the listener for --live-remote, and its first
+    /// viewer, greeted at once (so it does not give up while attach's gdb
+    /// works); `starting` says what waits for it ("the program starts").
+    static func waitForFirstViewer(port: Int, starting: String) throws -> (LiveListener, Int32) {
+        let listener = try LiveListener.open(port: port)
+        writeStderr("heapscope: live view on 127.0.0.1:\(listener.port): watch it with `heapscope live \(listener.port)`; "
+            + "\(starting) when a viewer connects\n")
+        guard let first = listener.accept() else {
+            throw commandFail("cannot accept a viewer on 127.0.0.1:\(listener.port): \(String(cString: strerror(errno)))")
+        }
+        _ = sendAll(first, LiveStream.greeting)
+        return (listener, first)
+    }
+
     /// The next viewer's connection (blocking).
     func accept() -> Int32? {
         while true {
@@ -53,9 +67,9 @@ struct LiveListener {
         }
     }
 
-    /// Serves `first`, then every viewer that connects, until the process ends.
+    /// Serves `first` (already greeted), then every viewer that connects, until the process ends.
     func serve(first: Int32, store: LiveStore, viewers: LiveViewers) {
-        viewers.serve(first, store: store)
+        viewers.serve(first, store: store, greeted: true)
         startThread {
             while let fd = accept() { viewers.serve(fd, store: store) }
         }
@@ -70,14 +84,14 @@ final class LiveViewers: @unchecked Sendable {
 
     init() { pthread_mutex_init(&mutex, nil) }
 
-    func serve(_ socket: Int32, store: LiveStore) {
+    func serve(_ socket: Int32, store: LiveStore, greeted: Bool = false) {
         change(by: 1)
         startThread { [self] in
             defer {
                 close(socket)
                 change(by: -1)
             }
-            guard sendAll(socket, LiveStream.greeting) else { return }
+            guard greeted || sendAll(socket, LiveStream.greeting) else { return }
             var offset = 0
             while true {
                 let stored = store.wait(beyond: offset, milliseconds: 200)

@@ -41,6 +41,8 @@ final class LiveStore: @unchecked Sendable {
     private var length = 0
     private var ended = false
     private var exit: ChildStatus?
+    /// Why the stream ended, when no exit status says it (`attach`: detached, the process exited).
+    private var reason: String?
 
     init() throws {
         let directory = getenvString("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
@@ -57,11 +59,11 @@ final class LiveStore: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    /// The state now: bytes stored, whether the stream ended, how the program ended.
-    func snapshot() -> (length: Int, ended: Bool, exit: ChildStatus?) {
+    /// The state now: bytes stored, whether the stream ended, how the program ended (or why the stream did).
+    func snapshot() -> (length: Int, ended: Bool, exit: ChildStatus?, reason: String?) {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        return (length, ended, exit)
+        return (length, ended, exit, reason)
     }
 
     /// Waits (at most `milliseconds`) until more than `offset` bytes are stored or the stream ended.
@@ -106,11 +108,13 @@ final class LiveStore: @unchecked Sendable {
         return true
     }
 
-    /// Nothing more will be stored; `exit`, if known, is how the program ended.
-    func end(exit: ChildStatus?) {
+    /// Nothing more will be stored; `exit`, if known, is how the program ended;
+    /// else `reason`, if given, says why the stream ended.
+    func end(exit: ChildStatus?, reason: String? = nil) {
         pthread_mutex_lock(&mutex)
         ended = true
         if let exit { self.exit = exit }
+        if let reason { self.reason = reason }
         pthread_cond_broadcast(&grown)
         pthread_mutex_unlock(&mutex)
     }

@@ -16,13 +16,21 @@ enum LiveKey: Equatable {
 /// The settings to restore, for the signal handler too.
 nonisolated(unsafe) private var savedTerminal = termios()
 nonisolated(unsafe) private var terminalIsRaw = false
+/// `attach --live`: SIGTERM, SIGHUP and SIGQUIT close the view (attach then
+/// detaches) instead of killing heapscope, which would leave the process tracked.
+nonisolated(unsafe) private var signalsCloseView = false
+nonisolated(unsafe) private var closedBySignal = false
 private let leaveScreen = Array("\u{1B}[?25h\u{1B}[?1049l".utf8)
 
 struct LiveTerminal {
     /// The standard input and output must both be a terminal.
     static var isAvailable: Bool { isatty(0) == 1 && isatty(1) == 1 }
 
-    init() {
+    /// `signalsClose`: SIGTERM, SIGHUP and SIGQUIT restore the terminal and
+    /// close the view (`closed`); otherwise they restore it and kill heapscope.
+    init(signalsClose: Bool = false) {
+        signalsCloseView = signalsClose
+        holdStderr(true)
         tcgetattr(0, &savedTerminal)
         var raw = savedTerminal
         cfmakeraw(&raw)
@@ -32,6 +40,10 @@ struct LiveTerminal {
         for sig in [SIGTERM, SIGHUP, SIGQUIT] {
             signal(sig) { sig in
                 restoreTerminal()
+                if signalsCloseView {
+                    closedBySignal = true
+                    return
+                }
                 signal(sig, SIG_DFL)
                 raise(sig)
             }
@@ -39,7 +51,14 @@ struct LiveTerminal {
         write("\u{1B}[?1049h\u{1B}[?25l\u{1B}[2J")
     }
 
-    func restore() { restoreTerminal() }
+    /// Puts the terminal back and writes the messages held meanwhile.
+    func restore() {
+        restoreTerminal()
+        holdStderr(false)
+    }
+
+    /// A signal closed the view (`signalsClose`); the terminal is restored.
+    var closed: Bool { closedBySignal }
 
     /// Columns and lines.
     var size: (width: Int, height: Int) {

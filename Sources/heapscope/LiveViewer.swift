@@ -14,11 +14,25 @@ import Glibc
 import Musl
 #endif
 
+/// What q does in a view that can end the recording (q asks first).
+struct LiveStop {
+    /// The question q asks.
+    var prompt: String
+    /// The note shown once the user said yes.
+    var note: String
+    /// What the help line says q does.
+    var quit = "quit"
+    /// SIGTERM, SIGHUP and SIGQUIT close the view and end the recording
+    /// (attach: the process must not stay tracked), rather than kill heapscope (run).
+    var onSignals = false
+    /// Ends the recording: `run` stops the program, `attach` detaches.
+    var action: () -> Void
+}
+
 struct LiveViewer {
     let store: LiveStore
-    /// `run --live`: stops the program (q asks first); nil for a remote viewer,
-    /// whose q only closes the view.
-    var stopProgram: (() -> Void)?
+    /// `run --live` and `attach --live`; nil for a remote viewer, whose q only closes the view.
+    var stop: LiveStop?
     /// What the view says about the program's output.
     var note: String
     /// Said when the stream ends without saying how the program ended.
@@ -28,12 +42,13 @@ struct LiveViewer {
     /// Stream bytes replayed between looks at the keyboard, when behind.
     private static let bytesPerStep = 1 << 20
 
-    /// Runs until the user quits (or, after q stopped it, until the program ended).
+    /// Runs until the user quits (or, after q stopped it, until the stream ended).
     func run() {
-        let terminal = LiveTerminal()
+        let terminal = LiveTerminal(signalsClose: stop?.onSignals ?? false)
         defer { terminal.restore() }
         var state = LiveScreenState()
         state.note = note
+        if let stop { state.help = LiveScreen.helpLine(quit: stop.quit) }
         var feed = LiveFeed()
         var fed = 0
         var failure: String?
@@ -43,7 +58,7 @@ struct LiveViewer {
         var stopping = false
         var lastSize = (width: 0, height: 0)
         var dirty = true
-        while true {
+        while !terminal.closed {
             let stored = store.snapshot()
             if stored.length > fed && failure == nil {
                 let count = min(stored.length - fed, Self.bytesPerStep)
@@ -56,7 +71,7 @@ struct LiveViewer {
             }
             let behind = stored.length > fed && failure == nil
             let now = monotonicSeconds()
-            let status = failure ?? (stored.ended && !behind ? (stored.exit?.description ?? lostText)
+            let status = failure ?? (stored.ended && !behind ? (stored.exit?.description ?? stored.reason ?? lostText)
                                                             : (view == nil ? "starting" : "running"))
             if status != state.status {
                 state.status = status
@@ -64,6 +79,7 @@ struct LiveViewer {
             }
             if stopping && stored.ended { return }
             let size = terminal.size
+            if terminal.closed { break }
             if dirty || size != lastSize || now - lastDraw >= Self.refreshSeconds {
                 if let fresh = feed.view {
                     if let previous, fresh.timeMicros > previous.micros {
@@ -84,18 +100,18 @@ struct LiveViewer {
                 dirty = true
                 if state.prompt != nil {
                     state.prompt = nil
-                    if key == .character("y") || key == .character("Y") {
+                    if let stop, key == .character("y") || key == .character("Y") {
                         stopping = true
-                        state.note = "stopping the program (SIGINT sent; SIGKILL if it has not ended in 3 s)"
-                        stopProgram?()
+                        state.note = stop.note
+                        stop.action()
                     }
                     continue
                 }
                 let page = max(1, LiveScreen.tableHeight(height: size.height) - 1)
                 switch key {
                 case .character("q"), .character("Q"), .interrupt:
-                    if stopProgram == nil || stored.ended { return }
-                    if !stopping { state.prompt = "Stop the program? It gets SIGINT, then SIGKILL if it does not end. (y/n)" }
+                    guard let stop, !stored.ended else { return }
+                    if !stopping { state.prompt = stop.prompt }
                 case .character("o"): state.sort = .own
                 case .character("t"): state.sort = .total
                 case .character("n"): state.sort = .count

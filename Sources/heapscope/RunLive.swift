@@ -11,27 +11,35 @@ import Musl
 #endif
 
 enum LiveMode {
-    /// The view in this terminal; the program's stdout and stderr go to `output`.
+    /// The view in this terminal; `run`'s program's stdout and stderr go to `output`.
     case local(output: String?)
     /// Serve viewers on 127.0.0.1:`port` (0: a free one).
     case remote(port: Int)
 
-    /// The live mode the options ask for, checked: nil without one.
+    /// The live mode `run`'s options ask for, checked: nil without one.
     static func make(_ cmd: RunCommand) throws -> LiveMode? {
-        if cmd.live && cmd.liveRemote { throw commandFail("--live and --live-remote cannot be used together") }
-        if cmd.livePort != nil && !cmd.liveRemote { throw commandFail("--live-port works with --live-remote") }
         if cmd.liveOutput != nil && !cmd.live { throw commandFail("--live-output works with --live") }
-        guard cmd.live || cmd.liveRemote else { return nil }
-        if cmd.tracking.followFork { throw commandFail("live mode does not follow child processes: leave out --follow-fork") }
+        guard let mode = try make(live: cmd.live, liveRemote: cmd.liveRemote, livePort: cmd.livePort,
+                                  followFork: cmd.tracking.followFork) else { return nil }
         if cmd.referrers && cmd.output == nil { throw commandFail("--referrers in live mode needs -o FILE (it writes next to the capture)") }
-        if cmd.live {
+        if case .local = mode { return .local(output: cmd.liveOutput) }
+        return mode
+    }
+
+    /// The live mode the flags `run` and `attach` share ask for, checked: nil without one.
+    static func make(live: Bool, liveRemote: Bool, livePort: Int?, followFork: Bool) throws -> LiveMode? {
+        if live && liveRemote { throw commandFail("--live and --live-remote cannot be used together") }
+        if livePort != nil && !liveRemote { throw commandFail("--live-port works with --live-remote") }
+        guard live || liveRemote else { return nil }
+        if followFork { throw commandFail("live mode does not follow child processes: leave out --follow-fork") }
+        if live {
             guard LiveTerminal.isAvailable else {
                 throw commandFail("--live needs a terminal: standard input and output are not one (use --live-remote and watch with `heapscope live PORT` from a terminal)")
             }
-            return .local(output: cmd.liveOutput)
+            return .local(output: nil)
         }
-        let port = cmd.livePort ?? 0
-        guard (1...65535).contains(port) || cmd.livePort == nil else {
+        let port = livePort ?? 0
+        guard (1...65535).contains(port) || livePort == nil else {
             throw commandFail("--live-port must be between 1 and 65535, not \(port)")
         }
         return .remote(port: port)
@@ -49,17 +57,6 @@ enum LiveMode {
 }
 
 extension RunPlan {
-    /// Before the program starts: the listener for --live-remote, and its first viewer.
-    func waitForFirstViewer(port: Int) throws -> (LiveListener, Int32) {
-        let listener = try LiveListener.open(port: port)
-        writeStderr("heapscope: live view on 127.0.0.1:\(listener.port): watch it with `heapscope live \(listener.port)`; "
-            + "the program starts when a viewer connects\n")
-        guard let first = listener.accept() else {
-            throw commandFail("cannot accept a viewer on 127.0.0.1:\(listener.port): \(String(cString: strerror(errno)))")
-        }
-        return (listener, first)
-    }
-
     /// The program's stdout and stderr for --live (created; never replaced).
     static func openLiveOutput(_ path: String) throws -> Int32 {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -89,8 +86,10 @@ extension RunPlan {
                 if !store.snapshot().ended { kill(pid, SIGKILL) }
             }
         }
-        LiveViewer(store: store, stopProgram: stop, note: "program output: \(output)",
-                   lostText: "the program's stream ended").run()
+        LiveViewer(store: store,
+                   stop: LiveStop(prompt: "Stop the program? It gets SIGINT, then SIGKILL if it does not end. (y/n)",
+                                  note: "stopping the program (SIGINT sent; SIGKILL if it has not ended in 3 s)", action: stop),
+                   note: "program output: \(output)", lostText: "the program's stream ended").run()
         writeStderr("heapscope: the program's output is in \(output)\n")
         // The view only ends once the program has (q asks to stop it first).
         return store.snapshot().exit ?? waitForChild(pid).status

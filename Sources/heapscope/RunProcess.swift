@@ -49,7 +49,7 @@ extension RunPlan {
                 posix_spawn_file_actions_adddup2(&fileActions, liveOutput, 1)
                 posix_spawn_file_actions_adddup2(&fileActions, liveOutput, 2)
             case .remote(let port):
-                remote = try waitForFirstViewer(port: port)
+                remote = try LiveListener.waitForFirstViewer(port: port, starting: "the program starts")
             }
         }
         let envp = childEnvironment(readyFD: ready[1], liveFD: live == nil ? nil : feed[1])

@@ -197,7 +197,9 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
     writeLastRecords(state, closing: true)
     // A failure already said on stderr (whileWritable) is not an error of stop.
     let reported = (sink?.error ?? 0) != 0
-    let rc = sink?.finish(trailer: summaryTrailer()) ?? 0
+    // Read before finish's exclusive access to `sink` begins: the trailer reads it too.
+    let trailer = summaryTrailer()
+    let rc = sink?.finish(trailer: trailer) ?? 0
     sink = nil
     streamTotals?.release()
     streamTotals = nil
@@ -212,7 +214,8 @@ private func finishCapture(_ state: UnsafeMutablePointer<hs_state>) -> Int32 {
 @_cdecl("hs_finish_from_writer")
 func hs_finish_from_writer() {
     writeLastRecords(hs_state_ptr()!, closing: false)
-    _ = sink?.finish(releasing: false, trailer: summaryTrailer())
+    let trailer = summaryTrailer()   // before finish's exclusive access to `sink`
+    _ = sink?.finish(releasing: false, trailer: trailer)
     sink = nil
 }
 

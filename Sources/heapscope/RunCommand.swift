@@ -61,7 +61,7 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Overwrite the output file if it exists.")
     var force = false
 
-    @Flag(name: .shortAndLong, help: "Print no summary: only errors.")
+    @Flag(name: .shortAndLong, help: "Print no summary, only errors (the tracker then keeps no totals for one).")
     var quiet = false
 
     @OptionGroup var tracking: TrackingOptions

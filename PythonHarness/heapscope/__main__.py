@@ -5,9 +5,10 @@ with the same arguments, so they are one program. The binary learns which Python
 to profile with (HEAPSCOPE_PYTHON, this interpreter unless already set) and where
 the package lives (HEAPSCOPE_PACKAGE_DIR: the bootstrap for `heapscope run`).
 """
+from __future__ import annotations   # annotations unevaluated: no `typing` import at start
+
 import os
 import sys
-from typing import List, Optional
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -17,7 +18,7 @@ def binary_path() -> str:
     return os.path.join(_PACKAGE_DIR, "bin", "heapscope")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     binary = binary_path()

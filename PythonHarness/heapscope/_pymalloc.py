@@ -5,8 +5,10 @@ derived from the interpreter version (the values obmalloc.c compiles in for
 a 64-bit build) and cross-checked against ``sys._debugmallocstats()``. Its
 report goes to the C-level standard error, which must stay the program's own
 while tracking starts, so it is read from a fresh interpreter of the same
-executable and allocator (once per process), whose pymalloc has the same
-constants:
+executable and allocator, whose pymalloc has the same constants. That
+interpreter costs about 20 ms, so what it said is kept per interpreter build
+and allocator in the user's cache folder (``_debug_stats_text``) and asked
+again only for a new build:
 
 - "Small block threshold = 512, in 32 size classes" gives the threshold and
   the alignment (threshold / classes);
@@ -22,8 +24,6 @@ The result goes into the capture's metadata as the "pymalloc" object.
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 import sys
 
 __all__ = ["geometry"]
@@ -59,33 +59,79 @@ def _number(text):
     return int(text.replace(",", ""))
 
 
-_debug_stats_cache = {}
+_reports = {}   # allocator name -> report, for the next start in this process
 
 
 def _debug_stats_text(allocator_name):
     """sys._debugmallocstats()'s report from a fresh interpreter (no site, so
-    no sitecustomize) running `allocator_name`."""
-    if allocator_name in _debug_stats_cache:
-        return _debug_stats_cache[allocator_name]
-    text = ""
-    if sys.executable and hasattr(sys, "_debugmallocstats"):
-        env = dict(os.environ)
-        env["PYTHONMALLOC"] = "pymalloc_debug" if str(allocator_name).endswith("_debug") else "pymalloc"
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-S", "-c", "import sys; sys._debugmallocstats()"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                env=env, timeout=30,
-            )
-            text = proc.stderr.decode("ascii", "replace")
-        except (OSError, subprocess.SubprocessError):
-            pass
-    _debug_stats_cache[allocator_name] = text
-    return text
+    no sitecustomize) running `allocator_name`, or the one kept from an
+    earlier start of the same interpreter build. A cache that cannot be read
+    or written only costs the time."""
+    if allocator_name not in _reports:
+        path = _cache_path(allocator_name)
+        text = _read_text(path)
+        if text is None:
+            text = _fresh_report(allocator_name)
+            if text:
+                _write_text(path, text)
+        _reports[allocator_name] = text
+    return _reports[allocator_name]
+
+
+def _fresh_report(allocator_name):
+    if not (sys.executable and hasattr(sys, "_debugmallocstats")):
+        return ""
+    import subprocess   # here: most starts read the kept report instead
+
+    env = dict(os.environ)
+    env["PYTHONMALLOC"] = "pymalloc_debug" if str(allocator_name).endswith("_debug") else "pymalloc"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", "import sys; sys._debugmallocstats()"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env, timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return proc.stderr.decode("ascii", "replace")
+
+
+def _cache_path(allocator_name):
+    """Where the report of this interpreter build and allocator is kept: the
+    build is named by its executable and `sys.version` (which has its build
+    date), so a rebuilt or upgraded interpreter is asked again."""
+    import zlib
+
+    folder = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    build = "%s\0%s\0%s" % (os.path.realpath(sys.executable or ""), sys.version, allocator_name)
+    name = "debugmallocstats-%d%d-%08x.txt" % (sys.version_info[0], sys.version_info[1], zlib.crc32(build.encode()))
+    return os.path.join(folder, "heapscope", name)
+
+
+def _read_text(path):
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _write_text(path, text):
+    """Written whole or not at all: a start that reads it never sees half."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = "%s.%d" % (path, os.getpid())
+        with open(temporary, "w", encoding="ascii") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except OSError:
+        pass
 
 
 def _cross_check(geometry, text):
     """Checks the derived values against the report; returns the checks made."""
+    import re
+
     checks = {}
     match = re.search(r"Small block threshold = (\d+), in (\d+) size classes", text)
     if match:
@@ -108,12 +154,11 @@ def _cross_check(geometry, text):
     if headers and pools > 0:
         checks["pool_header_size"] = _number(headers.group(1)) == pools * geometry["pool_header_size"]
     alignment_lost = re.search(r"# bytes lost to arena alignment\s*=\s*([\d,]+)", text)
-    if alignment_lost and current and _number(current.group(1)) > 0:
+    if alignment_lost and current and _number(alignment_lost.group(1)) > 0:
+        # The report counts one whole pool for each arena that does not start
+        # on a pool boundary (from 3.10 arenas are only page-aligned).
         lost = _number(alignment_lost.group(1))
-        # Each arena loses less than one pool; mmap'ed arenas all lose the same part.
-        checks["pool_size"] = lost < _number(current.group(1)) * geometry["pool_size"] and (
-            lost == 0 or lost % 4096 == 0
-        )
+        checks["pool_size"] = lost % geometry["pool_size"] == 0 and lost <= _number(current.group(1)) * geometry["pool_size"]
     return checks
 
 

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from conftest import EXAMPLES, comprehension_frame, write
+from conftest import EXAMPLES, clean_env, comprehension_frame, write
 
 
 def pymalloc_json(hs, capture, *extra):
@@ -37,6 +37,33 @@ def test_geometry_is_recorded_and_cross_checked(pinned):
     assert geometry["small_request_threshold"] == 512
     assert geometry["pool_header_size"] == 48
     assert {"small_request_threshold", "alignment", "arena_size", "pool_header_size"} <= set(geometry["cross_checked"])
+    assert "cross_check_failed" not in geometry, geometry
+
+
+def geometry_of(hs, capture):
+    return hs.stats_json(capture)["metadata"]["pymalloc"]
+
+
+def test_interpreter_report_is_kept_per_build(hs, tmp_path):
+    """The cross-check's report comes from a fresh interpreter once per build
+    and allocator, then from the user's cache folder: a doctored copy there is
+    what the next start checks against (and its disagreement is reported)."""
+    env = clean_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
+    script = write(tmp_path / "small.py", "x = [str(i) for i in range(1000)]\n")
+    proc = hs("run", "-q", "-o", "first.hsc", str(script), env=env)
+    assert proc.returncode == 0, proc.stderr
+    kept = list((tmp_path / "cache" / "heapscope").glob("debugmallocstats-%d%d-*.txt" % sys.version_info[:2]))
+    assert len(kept) == 1, kept
+    report = kept[0].read_text()
+    assert re.search(r"Small block threshold = 512, in 32 size classes", report), report[:400]
+    assert "cross_check_failed" not in geometry_of(hs, tmp_path / "first.hsc")
+
+    kept[0].write_text(report.replace("Small block threshold = 512", "Small block threshold = 256"))
+    proc = hs("run", "-q", "-o", "second.hsc", str(script), env=env)
+    assert proc.returncode == 0, proc.stderr
+    geometry = geometry_of(hs, tmp_path / "second.hsc")
+    assert geometry["small_request_threshold"] == 512   # derived, not read
+    assert "small_request_threshold" in geometry["cross_check_failed"], geometry
 
 
 def test_pinned_arenas_name_fill_and_keep_every_hundredth(pinned):

@@ -76,7 +76,6 @@ extension RunPlan {
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
         let start = monotonicSeconds()
-        let wallStart = time(nil)
         var pid: pid_t = 0
         let rc = withCStrings(argv) { cArgv in
             withCStrings(envp) { cEnv in
@@ -132,7 +131,7 @@ extension RunPlan {
             limitLines = killedReport(capture: path, byOOMKiller: cgroups.oomKills() > oomKillsBefore)
         }
         if !quiet {
-            let children = options.tracking.followFork ? childCaptures(of: path, since: wallStart) : []
+            let children = options.tracking.followFork ? childCaptures(of: path) : []
             reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, totals: totals, atLimit: atLimit,
                           limitLines: limitLines, children: children)
         }

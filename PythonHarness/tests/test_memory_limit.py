@@ -6,6 +6,7 @@ killer) leaves a capture that reads to its last complete record, and the
 flame graph of its peak."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -263,3 +264,46 @@ def test_killed_by_sigkill(hs, tmp_path):
     assert stats["truncated"] is True
     assert 40 * MB <= stats["peak_bytes"] <= 40 * MB + 500_000
     check_peak_report(hs, tmp_path, err, "k.hsc", "its peak")
+
+
+# Waits for its go file, then grows as GROW does.
+GROW_WHEN_TOLD = """
+import os, sys, time
+held = []
+def grow_step():
+    held.append(bytearray(1_000_000))
+print("ready", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+for i in range(300):
+    grow_step()
+"""
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (Debian package gdb)")
+def test_attach_memory_limit_stops_the_target(hs, tmp_path):
+    go = tmp_path / "go"
+    write(tmp_path / "grow.py", GROW_WHEN_TOLD)
+    target = subprocess.Popen([sys.executable, "grow.py", str(go)], cwd=str(tmp_path), env=clean_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert target.stdout.readline() == b"ready\n"
+        attach = subprocess.Popen(hs.command + ["attach", "--memory-limit", "20MB", "-o", "a.hsc", str(target.pid)],
+                                  cwd=str(tmp_path), env=clean_env(), stderr=subprocess.PIPE)
+        assert b"heapscope: attached to process" in attach.stderr.readline()
+        go.touch()
+        err = attach.communicate(timeout=60)[1].decode()
+        assert target.wait(timeout=30) == LIMIT_STATUS
+    finally:
+        target.kill()
+    assert attach.returncode == LIMIT_STATUS, err
+    stats = hs.stats_json(tmp_path / "a.hsc")
+    assert stats["truncated"] is False
+    assert 20 * MB < stats["peak_bytes"] <= 21 * MB + 200_000
+    assert stats["top_by_bytes"][0]["function"] == "grow_step"
+    assert "memory limit:" in err and "19.1 MiB (20,000,000 bytes)" in err, err
+    assert "capture written to a.hsc" in err
+    assert "flame graph:       heapscope-flamegraph-a.html" in err
+    assert "grow_step" in (tmp_path / "heapscope-flamegraph-a.html").read_text()
+    table = err[err.index("Function"):].splitlines()
+    assert table[2].split()[0] == "grow_step", table[:4]

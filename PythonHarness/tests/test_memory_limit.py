@@ -307,3 +307,39 @@ def test_attach_memory_limit_stops_the_target(hs, tmp_path):
     assert "grow_step" in (tmp_path / "heapscope-flamegraph-a.html").read_text()
     table = err[err.index("Function"):].splitlines()
     assert table[2].split()[0] == "grow_step", table[:4]
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (Debian package gdb)")
+def test_attach_watches_the_floor_of_the_target_cgroup(hs, tmp_path, memory_cgroup):
+    # The target alone in a 400 MB cgroup (attach is outside it): the floor is
+    # the target's cgroup's, and attach stops the target there.
+    cgroup = memory_cgroup(400 * 2**20)
+    go = tmp_path / "go"
+    # Blocks whose pages are written: the cgroup counts them as the heap does.
+    write(tmp_path / "grow.py", GROW_WHEN_TOLD.replace("range(300)", "range(5000)")
+          .replace("bytearray(1_000_000)", "b'x' * 1_000_000")
+          .replace("    grow_step()\n", "    grow_step()\n    time.sleep(0.001)\n"))
+
+    def enter():
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    target = subprocess.Popen([sys.executable, "grow.py", str(go)], cwd=str(tmp_path), env=clean_env(),
+                              preexec_fn=enter, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert target.stdout.readline() == b"ready\n"
+        attach = subprocess.Popen(hs.command + ["attach", "--memory-limit", "10GB", "-o", "f.hsc", str(target.pid)],
+                                  cwd=str(tmp_path), env=clean_env(), stderr=subprocess.PIPE)
+        assert b"heapscope: attached to process" in attach.stderr.readline()
+        go.touch()
+        err = attach.communicate(timeout=60)[1].decode()
+        assert target.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        target.kill()
+    assert attach.returncode == LIMIT_STATUS, err
+    assert re.search(r"memory floor:      the program could get only [\d.]+ MiB \([\d,]+ bytes\) more \(cgroup \S*%s\), "
+                     r"under the floor of 100\.0 MiB" % re.escape(os.path.basename(cgroup)), err), err
+    stats = hs.stats_json(tmp_path / "f.hsc")
+    assert stats["truncated"] is False  # SIGTERM: the tracker finished the capture
+    # Stopped by SIGTERM near the floor (300 MiB in use), before the OOM killer.
+    assert 200 * MB <= stats["peak_bytes"] < 400 * 2**20
+    check_peak_report(hs, tmp_path, err.encode(), "f.hsc", "what was live at that moment")

@@ -280,23 +280,33 @@ for i in range(300):
 """
 
 
-@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (Debian package gdb)")
-def test_attach_memory_limit_stops_the_target(hs, tmp_path):
+needs_gdb = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (Debian package gdb)")
+
+
+def attach_to_growing(hs, tmp_path, capture, limit, preexec_fn=None):
+    """Starts grow.py plainly, attaches with --memory-limit, lets it grow:
+    (the target's status, attach's status, attach's stderr)."""
     go = tmp_path / "go"
-    write(tmp_path / "grow.py", GROW_WHEN_TOLD)
     target = subprocess.Popen([sys.executable, "grow.py", str(go)], cwd=str(tmp_path), env=clean_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                              preexec_fn=preexec_fn, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert target.stdout.readline() == b"ready\n"
-        attach = subprocess.Popen(hs.command + ["attach", "--memory-limit", "20MB", "-o", "a.hsc", str(target.pid)],
+        attach = subprocess.Popen(hs.command + ["attach", "--memory-limit", limit, "-o", capture, str(target.pid)],
                                   cwd=str(tmp_path), env=clean_env(), stderr=subprocess.PIPE)
         assert b"heapscope: attached to process" in attach.stderr.readline()
         go.touch()
         err = attach.communicate(timeout=60)[1].decode()
-        assert target.wait(timeout=30) == LIMIT_STATUS
+        return target.wait(timeout=30), attach.returncode, err
     finally:
         target.kill()
-    assert attach.returncode == LIMIT_STATUS, err
+
+
+@needs_gdb
+def test_attach_memory_limit_stops_the_target(hs, tmp_path):
+    write(tmp_path / "grow.py", GROW_WHEN_TOLD)
+    status, attach_status, err = attach_to_growing(hs, tmp_path, "a.hsc", "20MB")
+    assert status == LIMIT_STATUS
+    assert attach_status == LIMIT_STATUS, err
     stats = hs.stats_json(tmp_path / "a.hsc")
     assert stats["truncated"] is False
     assert 20 * MB < stats["peak_bytes"] <= 21 * MB + 200_000
@@ -309,12 +319,11 @@ def test_attach_memory_limit_stops_the_target(hs, tmp_path):
     assert table[2].split()[0] == "grow_step", table[:4]
 
 
-@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (Debian package gdb)")
+@needs_gdb
 def test_attach_watches_the_floor_of_the_target_cgroup(hs, tmp_path, memory_cgroup):
     # The target alone in a 400 MB cgroup (attach is outside it): the floor is
     # the target's cgroup's, and attach stops the target there.
     cgroup = memory_cgroup(400 * 2**20)
-    go = tmp_path / "go"
     # Blocks whose pages are written: the cgroup counts them as the heap does.
     write(tmp_path / "grow.py", GROW_WHEN_TOLD.replace("range(300)", "range(5000)")
           .replace("bytearray(1_000_000)", "b'x' * 1_000_000")
@@ -323,19 +332,9 @@ def test_attach_watches_the_floor_of_the_target_cgroup(hs, tmp_path, memory_cgro
     def enter():
         with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
             f.write(str(os.getpid()))
-    target = subprocess.Popen([sys.executable, "grow.py", str(go)], cwd=str(tmp_path), env=clean_env(),
-                              preexec_fn=enter, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert target.stdout.readline() == b"ready\n"
-        attach = subprocess.Popen(hs.command + ["attach", "--memory-limit", "10GB", "-o", "f.hsc", str(target.pid)],
-                                  cwd=str(tmp_path), env=clean_env(), stderr=subprocess.PIPE)
-        assert b"heapscope: attached to process" in attach.stderr.readline()
-        go.touch()
-        err = attach.communicate(timeout=60)[1].decode()
-        assert target.wait(timeout=30) == -signal.SIGTERM
-    finally:
-        target.kill()
-    assert attach.returncode == LIMIT_STATUS, err
+    status, attach_status, err = attach_to_growing(hs, tmp_path, "f.hsc", "10GB", preexec_fn=enter)
+    assert status == -signal.SIGTERM
+    assert attach_status == LIMIT_STATUS, err
     assert re.search(r"memory floor:      the program could get only [\d.]+ MiB \([\d,]+ bytes\) more \(cgroup \S*%s\), "
                      r"under the floor of 100\.0 MiB" % re.escape(os.path.basename(cgroup)), err), err
     stats = hs.stats_json(tmp_path / "f.hsc")

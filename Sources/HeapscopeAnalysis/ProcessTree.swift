@@ -15,6 +15,12 @@ public struct ProcessCapture: Sendable {
     /// Index in the list of the capture of the process this one was started from (nil: the root).
     public var parent: Int?
 
+    public init(path: String, header: CaptureHeader, parent: Int?) {
+        self.path = path
+        self.header = header
+        self.parent = parent
+    }
+
     /// "process 1234: worker.py 3", the outermost frame of this process's stacks
     /// ("process 1234 (image 2): ..." for `<pid>-2`).
     public var label: String {

@@ -75,7 +75,7 @@ public enum ProcessTree {
     }
 
     /// Files next to `path` named `<its name>.<pid>[-N]...`, sorted.
-    public static func childPaths(of path: String) -> [String] {
+    private static func childPaths(of path: String) -> [String] {
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[..<$0]) } ?? "."
         let base = slash.map { String(path[path.index(after: $0)...]) } ?? path

@@ -6,6 +6,7 @@ killer) leaves a capture that reads to its last complete record, and the
 flame graph of its peak."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -263,3 +264,81 @@ def test_killed_by_sigkill(hs, tmp_path):
     assert stats["truncated"] is True
     assert 40 * MB <= stats["peak_bytes"] <= 40 * MB + 500_000
     check_peak_report(hs, tmp_path, err, "k.hsc", "its peak")
+
+
+# Waits for its go file, then grows as GROW does.
+GROW_WHEN_TOLD = """
+import os, sys, time
+held = []
+def grow_step():
+    held.append(bytearray(1_000_000))
+print("ready", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+for i in range(300):
+    grow_step()
+"""
+
+
+needs_gdb = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (Debian package gdb)")
+
+
+def attach_to_growing(hs, tmp_path, capture, limit, preexec_fn=None):
+    """Starts grow.py plainly, attaches with --memory-limit, lets it grow:
+    (the target's status, attach's status, attach's stderr)."""
+    go = tmp_path / "go"
+    target = subprocess.Popen([sys.executable, "grow.py", str(go)], cwd=str(tmp_path), env=clean_env(),
+                              preexec_fn=preexec_fn, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert target.stdout.readline() == b"ready\n"
+        attach = subprocess.Popen(hs.command + ["attach", "--memory-limit", limit, "-o", capture, str(target.pid)],
+                                  cwd=str(tmp_path), env=clean_env(), stderr=subprocess.PIPE)
+        assert b"heapscope: attached to process" in attach.stderr.readline()
+        go.touch()
+        err = attach.communicate(timeout=60)[1].decode()
+        return target.wait(timeout=30), attach.returncode, err
+    finally:
+        target.kill()
+
+
+@needs_gdb
+def test_attach_memory_limit_stops_the_target(hs, tmp_path):
+    write(tmp_path / "grow.py", GROW_WHEN_TOLD)
+    status, attach_status, err = attach_to_growing(hs, tmp_path, "a.hsc", "20MB")
+    assert status == LIMIT_STATUS
+    assert attach_status == LIMIT_STATUS, err
+    stats = hs.stats_json(tmp_path / "a.hsc")
+    assert stats["truncated"] is False
+    assert 20 * MB < stats["peak_bytes"] <= 21 * MB + 200_000
+    assert stats["top_by_bytes"][0]["function"] == "grow_step"
+    assert "memory limit:" in err and "19.1 MiB (20,000,000 bytes)" in err, err
+    assert "capture written to a.hsc" in err
+    assert "flame graph:       heapscope-flamegraph-a.html" in err
+    assert "grow_step" in (tmp_path / "heapscope-flamegraph-a.html").read_text()
+    table = err[err.index("Function"):].splitlines()
+    assert table[2].split()[0] == "grow_step", table[:4]
+
+
+@needs_gdb
+def test_attach_watches_the_floor_of_the_target_cgroup(hs, tmp_path, memory_cgroup):
+    # The target alone in a 400 MB cgroup (attach is outside it): the floor is
+    # the target's cgroup's, and attach stops the target there.
+    cgroup = memory_cgroup(400 * 2**20)
+    # Blocks whose pages are written: the cgroup counts them as the heap does.
+    write(tmp_path / "grow.py", GROW_WHEN_TOLD.replace("range(300)", "range(5000)")
+          .replace("bytearray(1_000_000)", "b'x' * 1_000_000")
+          .replace("    grow_step()\n", "    grow_step()\n    time.sleep(0.001)\n"))
+
+    def enter():
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    status, attach_status, err = attach_to_growing(hs, tmp_path, "f.hsc", "10GB", preexec_fn=enter)
+    assert status == -signal.SIGTERM
+    assert attach_status == LIMIT_STATUS, err
+    assert re.search(r"memory floor:      the program could get only [\d.]+ MiB \([\d,]+ bytes\) more \(cgroup \S*%s\), "
+                     r"under the floor of 100\.0 MiB" % re.escape(os.path.basename(cgroup)), err), err
+    stats = hs.stats_json(tmp_path / "f.hsc")
+    assert stats["truncated"] is False  # SIGTERM: the tracker finished the capture
+    # Stopped by SIGTERM near the floor (300 MiB in use), before the OOM killer.
+    assert 200 * MB <= stats["peak_bytes"] < 400 * 2**20
+    check_peak_report(hs, tmp_path, err.encode(), "f.hsc", "what was live at that moment")

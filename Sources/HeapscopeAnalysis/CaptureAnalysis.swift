@@ -38,6 +38,9 @@ public struct CaptureAnalysis: Sendable {
     /// The view's figures by Python stack: what was live at the peak, at the
     /// end (leaks), or the temporary or allocated view.
     public var viewByStack: StackTotals
+    /// A report over a process tree (`--children`, ProcessTree.swift): each
+    /// process's own figures, root first; empty for one capture.
+    public var processes: [ProcessFigures] = []
 
     public struct Peak: Equatable, Sendable {
         /// High-water mark of the live heap.

@@ -42,6 +42,11 @@ public struct SizeHistogram: Equatable, Sendable {
     @inline(__always)
     mutating func add(size: UInt64) { counts[Self.bucket(ofSize: size)] &+= 1 }
 
+    /// Adds another histogram's counts (merged processes).
+    mutating func add(_ other: SizeHistogram) {
+        for index in counts.indices { counts[index] &+= other.counts[index] }
+    }
+
     /// The buckets from the first to the last non-empty one (empty ones between included).
     public var populatedBuckets: [(range: ClosedRange<UInt64>, count: Int)] {
         guard let first = counts.firstIndex(where: { $0 > 0 }), let last = counts.lastIndex(where: { $0 > 0 }) else { return [] }

@@ -95,6 +95,9 @@ public struct ViewAnalysis: Sendable {
     public var endTimeMicros: UInt64?
     /// Set when the replay was asked for it.
     public var temporal: TemporalAggregate?
+    /// A report over a process tree (`--children`, ProcessTree.swift): each
+    /// process's own figures, root first; empty for one capture.
+    public var processes: [ProcessFigures] = []
 
     public var durationMicros: UInt64? { endTimeMicros ?? memoryOverTime.last?.timeMicros }
 

@@ -70,6 +70,12 @@ public enum Formatting {
     }
 
     /// Percentage of `part` in `whole`, "12.34%".
+    /// Said after the peak of a report over a process tree (`--children`):
+    /// which peak that is. Empty for one process.
+    public static func peakScope(processes: Int) -> String {
+        processes > 1 ? " (the sum of the \(processes) processes' own peaks, not the tree's peak at one moment)" : ""
+    }
+
     public static func percent(_ part: UInt64, of whole: UInt64) -> String {
         whole == 0 ? "-" : fixed(Double(part) / Double(whole) * 100, decimals: 2) + "%"
     }

@@ -86,10 +86,12 @@ public struct ReportContext {
             ("Allocator", AllocatorNotes.describe(metadata)),
             ("Modes", modes.joined(separator: ", ")),
             ("Duration", analysis.durationMicros.map { Formatting.seconds(micros: $0) } ?? "unknown"),
-            ("Peak memory", Formatting.bytes(analysis.peakBytes)),
+            ("Peak memory", Formatting.bytes(analysis.peakBytes) + Formatting.peakScope(processes: analysis.processes.count)),
             ("Total allocated", "\(Formatting.bytes(analysis.allocated.bytes)) in \(Formatting.allocations(analysis.allocated.count))"),
             ("Shown", "\(Formatting.bytes(analysis.total.bytes)) in \(Formatting.allocations(analysis.total.count))"),
-            ("Process", "pid \(analysis.header.pid)" + (analysis.header.parentPid != 0 ? ", forked from \(analysis.header.parentPid)" : "")),
+            analysis.processes.isEmpty
+                ? ("Process", "pid \(analysis.header.pid)" + (analysis.header.parentPid != 0 ? ", forked from \(analysis.header.parentPid)" : ""))
+                : ("Processes", analysis.processes.map { "\($0.capture.header.pid)" }.joined(separator: ", ") + " (one root frame each)"),
             ("Complete", analysis.isTruncated ? "no: cut short, figures up to the last complete record" : "yes"),
         ]
     }

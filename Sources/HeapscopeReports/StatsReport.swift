@@ -38,9 +38,24 @@ public struct StatsReport {
         lines.append("Duration: " + (analysis.durationMicros.map { Formatting.seconds(micros: $0) } ?? "unknown"))
         lines.append("Total allocations: \(Formatting.count(analysis.allocated.count))")
         lines.append("Total memory allocated: \(Formatting.bytes(analysis.allocated.bytes))")
-        lines.append("Peak memory usage: \(Formatting.bytes(analysis.peak.bytes))")
+        lines.append("Peak memory usage: \(Formatting.bytes(analysis.peak.bytes))" + Formatting.peakScope(processes: analysis.processes.count))
         let leaked = analysis.liveAtEndTotals
         lines.append("Still allocated at the end: \(Formatting.bytes(leaked.bytes)) in \(Formatting.allocations(leaked.count))")
+
+        if !analysis.processes.isEmpty {
+            lines.append("")
+            lines.append("Processes (each its own capture; peak: its own):")
+            var table = TextTable(headers: ["pid", "parent", "allocations", "allocated", "peak", "at the end", "capture"],
+                                  alignments: [.right, .right, .right, .right, .right, .right, .left])
+            for process in analysis.processes {
+                let header = process.capture.header
+                table.add([String(header.pid), header.parentPid == 0 ? "-" : String(header.parentPid),
+                           Formatting.count(process.allocated.count), Formatting.bytes(process.allocated.bytes),
+                           Formatting.bytes(process.peakBytes), Formatting.bytes(process.liveAtEnd?.bytes ?? 0),
+                           process.capture.path + (process.isTruncated ? " (cut short)" : "")])
+            }
+            lines.append(table.render(indent: "  "))
+        }
 
         lines.append("")
         lines.append("Allocations by allocator:")
@@ -109,7 +124,9 @@ public struct StatsReport {
 
     /// "load_rows at app.py:12".
     public static func describe(_ location: Location) -> String {
-        location == .unknown ? "<unknown> (no Python frame)" : "\(location.function) at \(location.file):\(location.line)"
+        if location == .unknown { return "<unknown> (no Python frame)" }
+        // A process's own frame (`--children`): its allocations with no Python frame.
+        return location.file.isEmpty ? "\(location.function) (no Python frame)" : "\(location.function) at \(location.file):\(location.line)"
     }
 
     // MARK: JSON
@@ -180,7 +197,27 @@ public struct StatsReport {
         members.append(("snapshots", .int(Int64(analysis.memoryOverTime.count))))
         members.append(("records", .int(Int64(analysis.recordCount))))
         members.append(("metadata", header.metadata.json))
+        if !analysis.processes.isEmpty { members.append(("processes", .array(analysis.processes.map(processJSON)))) }
         return .object(members)
+    }
+
+    /// One process of a process tree (`--children`): its own figures, as its capture's stats gives them.
+    private func processJSON(_ process: ProcessFigures) -> JSONValue {
+        let header = process.capture.header
+        let leaked = process.liveAtEnd ?? .zero
+        return .object([
+            ("capture", .string(process.capture.path)),
+            ("pid", .int(Int64(header.pid))),
+            ("parent_pid", .int(Int64(header.parentPid))),
+            ("command_line", .array(header.metadata.commandLine.map(JSONValue.string))),
+            ("truncated", .bool(process.isTruncated)),
+            ("duration_seconds", process.durationMicros.map { .double(Double($0) / 1_000_000) } ?? .null),
+            ("total_allocations", .int(Int64(process.allocated.count))),
+            ("total_bytes", int(process.allocated.bytes)),
+            ("peak_bytes", int(process.peakBytes)),
+            ("leaked_allocations", .int(Int64(leaked.count))),
+            ("leaked_bytes", int(leaked.bytes)),
+        ])
     }
 
     private func int(_ value: UInt64) -> JSONValue { .int(Int64(clamping: value)) }

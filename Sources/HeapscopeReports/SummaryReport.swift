@@ -15,6 +15,8 @@ public struct SummaryReport {
     public var capturePath: String
     public var isTruncated: Bool
     public var stopCause: StopCause?
+    /// Processes of a process tree (`--children`); 0 for one capture.
+    public var processCount = 0
 
     /// The functions sorted by `column`, at most `limit` of them, in the
     /// analysis's view (`viewByStack`).
@@ -23,6 +25,7 @@ public struct SummaryReport {
                   totalBytes: analysis.view == .peak ? analysis.peak.bytes : analysis.viewByStack.total.bytes,
                   tables: analysis.tables, capturePath: capturePath, isTruncated: analysis.isTruncated,
                   stopCause: analysis.stopCause, sortedBy: column, limit: limit)
+        processCount = analysis.processes.count
     }
 
     /// The same from a view's replay (the one a flame graph of it was made from).
@@ -31,6 +34,7 @@ public struct SummaryReport {
                   totalBytes: analysis.view == .peak ? analysis.peakBytes : analysis.total.bytes,
                   tables: analysis.tables, capturePath: capturePath, isTruncated: analysis.isTruncated,
                   stopCause: analysis.stopCause, sortedBy: column, limit: limit)
+        processCount = analysis.processes.count
     }
 
     private init(byStack: StackTotals, view: ReportView, totalBytes: UInt64, tables: CaptureTables, capturePath: String,
@@ -54,7 +58,7 @@ public struct SummaryReport {
     }
 
     public func text() -> String {
-        var lines = ["\(capturePath): \(view == .peak ? "memory live at the peak" : view.explanation) (\(Formatting.bytes(peakBytes))); sizes in B, KiB, MiB, GiB"]
+        var lines = ["\(capturePath): \(view == .peak ? "memory live at the peak" : view.explanation) (\(Formatting.bytes(peakBytes))\(view == .peak ? Formatting.peakScope(processes: processCount) : "")); sizes in B, KiB, MiB, GiB"]
         if isTruncated { lines.append(StatsReport.cutShortNote(stopCause)) }
         lines.append("")
         guard !rows.isEmpty else { return (lines + ["No memory was live at the peak."]).joined(separator: "\n") + "\n" }

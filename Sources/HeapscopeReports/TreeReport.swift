@@ -21,7 +21,7 @@ public struct TreeReport {
         for warning in context.warnings { lines.append(warning) }
         let command = analysis.header.metadata.commandLine.joined(separator: " ")
         lines.append("Command: \(command.isEmpty ? "(not recorded)" : command); \(Formatting.pythonDescription(analysis.header.metadata))")
-        lines.append("Peak memory: \(Formatting.bytes(analysis.peakBytes)); shown: \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.allocations(analysis.total.count))")
+        lines.append("Peak memory: \(Formatting.bytes(analysis.peakBytes))\(Formatting.peakScope(processes: analysis.processes.count)); shown: \(Formatting.bytes(analysis.total.bytes)) in \(Formatting.allocations(analysis.total.count))")
         lines.append("")
 
         var tree = StackTree(tables: analysis.tables, splitThreads: false, inverted: context.options.inverted,

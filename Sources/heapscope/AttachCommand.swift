@@ -8,6 +8,7 @@
 // The method and what it changes in the target: docs/ATTACH.md.
 
 import ArgumentParser
+import HeapscopeFormat
 
 #if canImport(Glibc)
 import Glibc
@@ -52,6 +53,9 @@ struct AttachCommand: ParsableCommand {
     var timeout: Double = 10
 
     @OptionGroup var tracking: TrackingOptions
+
+    @Option(help: memoryLimitHelp)
+    var memoryLimit: String?
 
     @Flag(help: ArgumentHelp(
         "Show the process's heap live in this terminal while recording (docs/CLI.md, \"Live mode\"); the capture is written as without it.",
@@ -109,8 +113,10 @@ struct AttachCommand: ParsableCommand {
         writeStderr(line + " (heapscope detach \(target.pid) stops it)\n")
 
         let until = duration.map { startedAt + $0 }
+        // The floor is watched by the plain recording loop; the live views leave it to the tracker's limit, as in run.
+        var floor = plan.memoryLimit.map { _ in FloorWatch(cgroups: MemoryCgroups(of: target.pid)) }
         let end = try connection.map { try session.recordLive(feed: $0, store: store!, remote: remote, until: until) }
-            ?? session.record(until: until)
+            ?? session.record(until: until, floor: &floor)
         let elapsed = monotonicSeconds() - startedAt
         guard captureWritten(at: output.absolute, replacing: output.previous) else {
             throw commandFail("no capture was written to \(output.display)")
@@ -122,6 +128,15 @@ struct AttachCommand: ParsableCommand {
         case .exited: facts.append(summaryLine("ended by", "the process's exit"))
         case .requested: break
         }
-        writeCaptureSummary(capture: output.display, facts: facts, totals: captureTotals(path: output.absolute))
+        let totals = captureTotals(path: output.absolute)
+        // Stopped at the limit: the tracker ended the process over it (its capture's peak tells).
+        var limitLines: [String] = []
+        if let room = floor?.reached {
+            limitLines = memoryFloorReport(capture: output.display, room: room)
+        } else if end == .exited, let limit = plan.memoryLimit, (totals?.peakBytes ?? 0) > limit {
+            limitLines = memoryLimitReport(capture: output.display, limit: limit)
+        }
+        writeCaptureSummary(capture: output.display, facts: facts, totals: totals, more: limitLines)
+        if !limitLines.isEmpty { throw ExitCode(CaptureFile.memoryLimitExitStatus) }
     }
 }

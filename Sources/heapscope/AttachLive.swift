@@ -145,7 +145,8 @@ extension AttachSession {
         // did not stop, shutting our end down makes its sends fail, and it
         // records on into the capture alone.
         let recordAndEnd = { () -> Result<AttachEnd, Error> in
-            let result = Result { try session.record(until: end) }
+            var noFloor: FloorWatch?
+            let result = Result { try session.record(until: end, floor: &noFloor) }
             if (try? result.get()) == nil || received.take(seconds: session.timeout) == nil {
                 shutdown(feed, Int32(SHUT_RDWR))
                 _ = received.take()

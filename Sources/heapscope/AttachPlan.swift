@@ -17,8 +17,11 @@ struct AttachPlan {
     var gdb: Gdb
     var output: CaptureOutput
     var options: AttachCommand
+    /// --memory-limit, in bytes.
+    var memoryLimit: UInt64?
 
     static func make(_ cmd: AttachCommand) throws -> AttachPlan {
+        let memoryLimit = try parseMemoryLimit(cmd.memoryLimit)
         let target = try AttachTarget.inspect(cmd.pid)
         guard let version = target.pythonVersion else {
             throw commandFail("\(target.described) is not a CPython process (its program is \(target.executable))")
@@ -31,7 +34,7 @@ struct AttachPlan {
             cmd.output, default: "heapscope-attach-\(target.pid).\(timestamp(compact: true)).hsc", force: cmd.force)
         let gdb = try Gdb.locate()
         try target.checkPtracePermission()
-        return AttachPlan(target: target, tracker: tracker, gdb: gdb, output: output, options: cmd)
+        return AttachPlan(target: target, tracker: tracker, gdb: gdb, output: output, options: cmd, memoryLimit: memoryLimit)
     }
 
     /// The JSON heapscope._attach.start reads in the target: the Tracker's arguments, and
@@ -49,6 +52,7 @@ struct AttachPlan {
             ])),
         ]
         if let liveSocket { fields.append(("live_socket", .string(liveSocket))) }
+        if let memoryLimit { fields.append(("memory_limit", .int(Int64(memoryLimit)))) }
         return JSONValue.object(fields).serialized()
     }
 }

@@ -78,7 +78,8 @@ struct AttachSession {
 
     /// Records until `end` (monotonic), Ctrl-C, detach or the target's exit;
     /// then stops tracking and waits for the capture to be finished.
-    func record(until end: Double?) throws -> AttachEnd {
+    /// `floor`: with --memory-limit, the target's memory room is watched meanwhile.
+    func record(until end: Double?, floor: inout FloorWatch?) throws -> AttachEnd {
         while true {
             switch status.read() {
             case .stopped(let atExit, _): return atExit ? .exited : .detached
@@ -88,6 +89,7 @@ struct AttachSession {
             // Gone without a word: os._exit (the _exit hook finished the capture) or a kill.
             if !target.isRunning { return .exited }
             if interrupted() || (end.map { monotonicSeconds() >= $0 } ?? false) { break }
+            floor?.check(target.pid)
             pollPause()
         }
         if (try? requestStop()) == nil && !target.isRunning { return .exited }

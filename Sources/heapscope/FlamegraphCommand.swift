@@ -25,6 +25,7 @@ struct FlamegraphCommand: ParsableCommand {
     var force = false
 
     @OptionGroup var viewOptions: ViewOptions
+    @OptionGroup var processTree: ProcessTreeOptions
     @OptionGroup var stackOptions: StackOptions
     @OptionGroup var shape: ShapeOptions
 
@@ -35,6 +36,9 @@ struct FlamegraphCommand: ParsableCommand {
         if temporal, case .temporary = viewOptions.view {
             throw ValidationError("--temporal works with the peak and --leaks views, not with temporary allocations")
         }
+        if temporal && processTree.children {
+            throw ValidationError("--temporal follows one capture's timeline: not with --children")
+        }
     }
 
     func run() throws {
@@ -42,7 +46,7 @@ struct FlamegraphCommand: ParsableCommand {
         try checkOutput(path, force: force)
         let options = ReportOptions(view: viewOptions.view, temporal: temporal,
                                     splitThreads: shape.splitThreads, inverted: shape.inverted)
-        let analysis = try viewOptions.analyze(capture, temporal: temporal)
+        let analysis = try viewOptions.analyze(capture, temporal: temporal, children: processTree.children)
         let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
         let report = FlameGraphReport(context: context)
         try writeOutput(report.html(), to: path)

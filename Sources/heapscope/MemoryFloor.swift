@@ -1,8 +1,9 @@
 // `run --memory-limit`'s floor: the memory the program can still get, the
 // lower of the system's MemAvailable and what its memory cgroups (v1 or v2,
 // each level up to the root of the hierarchy) leave below their limits.
-// heapscope run reads it while it waits for the program (RunProcess.swift);
-// it also reads the cgroup's count of OOM kills, to name the OOM killer.
+// heapscope run reads it while it waits for the program (RunProcess.swift),
+// heapscope attach while it records (AttachSession.swift): `FloorWatch`. Run
+// also reads the cgroup's count of OOM kills, to name the OOM killer.
 
 #if canImport(Glibc)
 import Glibc
@@ -27,16 +28,20 @@ struct MemoryRoom {
     var isBelowFloor: Bool { available < floor }
 }
 
-/// The memory cgroup directories of this process, innermost first (v2's
+/// The memory cgroup directories of a process, innermost first (v2's
 /// unified hierarchy, else v1's memory controller), and which version.
 struct MemoryCgroups {
     var directories: [String]
     var v2: Bool
 
-    init() {
+    /// `pid`'s (nil: this process's, which `run`'s program starts in). Another
+    /// process's mounts are read through its root: it may be in a container.
+    init(of pid: pid_t? = nil) {
         directories = []
         v2 = false
-        guard let table = readText("/proc/self/cgroup"), let mounts = readText("/proc/self/mountinfo") else { return }
+        let proc = pid.map { "/proc/\($0)" } ?? "/proc/self"
+        let rootPrefix = pid.map { "/proc/\($0)/root" } ?? ""
+        guard let table = readText(proc + "/cgroup"), let mounts = readText(proc + "/mountinfo") else { return }
         // "0::/path" (v2) or "N:memory,...:/path" (v1).
         var v1Path: String?, v2Path: String?
         for line in table.split(separator: "\n") {
@@ -51,7 +56,7 @@ struct MemoryCgroups {
             guard halves.count == 2 else { continue }
             let left = halves[0].split(separator: " "), right = halves[1].split(separator: " ")
             guard left.count >= 5, right.count >= 3 else { continue }
-            let root = String(left[3]), mountPoint = String(left[4])
+            let root = String(left[3]), mountPoint = rootPrefix + String(left[4])
             if right[0] == "cgroup", let path = v1Path, right[2].split(separator: ",").contains("memory") {
                 directories = Self.levels(path: path, root: root, mountPoint: mountPoint, file: "memory.limit_in_bytes")
                 v2 = false
@@ -112,6 +117,30 @@ struct MemoryCgroups {
             }
         }
         return count
+    }
+}
+
+/// Stops a process whose memory room fell under the floor, as a supervisor
+/// would: SIGTERM (the tracker then ends the capture at once: docs/CLI.md,
+/// "Signals"), and SIGKILL if it is still running 10 s later.
+struct FloorWatch {
+    var cgroups: MemoryCgroups
+    /// The room the process had when it was stopped.
+    private(set) var reached: MemoryRoom?
+    private var killAfter = Double.infinity
+
+    init(cgroups: MemoryCgroups) { self.cgroups = cgroups }
+
+    /// One look at the room (run: every 10 ms; attach: every status poll).
+    mutating func check(_ pid: pid_t) {
+        if reached == nil, let room = cgroups.room(), room.isBelowFloor {
+            reached = room
+            kill(pid, SIGTERM)
+            killAfter = monotonicSeconds() + 10
+        } else if monotonicSeconds() > killAfter {
+            kill(pid, SIGKILL)
+            killAfter = .infinity
+        }
     }
 }
 

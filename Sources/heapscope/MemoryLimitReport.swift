@@ -17,6 +17,20 @@ import Glibc
 import Musl
 #endif
 
+/// --memory-limit of run and attach.
+let memoryLimitHelp = ArgumentHelp(
+    "Stop the program when its traced heap exceeds SIZE (e.g. 500MB, 2GiB), or when the memory it can still get (MemAvailable, its cgroup's limit) falls under 100 MiB or 2% of the total, whichever is more: the capture ends there, a flame graph of that moment is written next to it, and heapscope exits with status 120.",
+    valueName: "size")
+
+/// --memory-limit's SIZE in bytes, or the one-line error.
+func parseMemoryLimit(_ text: String?) throws -> UInt64? {
+    guard let text else { return nil }
+    guard let bytes = Formatting.parseSize(text), bytes > 0 else {
+        throw commandFail("--memory-limit: not a size: '\(text)' (e.g. 500MB, 2GiB, 1048576)")
+    }
+    return bytes
+}
+
 /// Whether the program ended because the tracker stopped it at `limit`: the
 /// tracker's exit status, and a capture whose heap went over the limit (a
 /// program that exits with the same status on its own never reaches it).

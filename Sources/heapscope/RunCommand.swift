@@ -76,9 +76,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Period of the memory (RSS) snapshots.", valueName: "ms"))
     var memoryIntervalMs: Int = 10
 
-    @Option(help: ArgumentHelp(
-        "Stop the program when its traced heap exceeds SIZE (e.g. 500MB, 2GiB), or when the memory it can still get (MemAvailable, its cgroup's limit) falls under 100 MiB or 2% of the total, whichever is more: the capture ends there, a flame graph of that moment is written next to it, and heapscope exits with status 120.",
-        valueName: "size"))
+    @Option(help: memoryLimitHelp)
     var memoryLimit: String?
 
     @Flag(help: ArgumentHelp(

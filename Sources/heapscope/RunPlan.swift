@@ -61,13 +61,7 @@ struct RunPlan {
         if cmd.memoryIntervalMs <= 0 {
             throw commandFail("--memory-interval-ms must be a positive number of milliseconds")
         }
-        var memoryLimit: UInt64?
-        if let text = cmd.memoryLimit {
-            guard let bytes = Formatting.parseSize(text), bytes > 0 else {
-                throw commandFail("--memory-limit: not a size: '\(text)' (e.g. 500MB, 2GiB, 1048576)")
-            }
-            memoryLimit = bytes
-        }
+        let memoryLimit = try parseMemoryLimit(cmd.memoryLimit)
         if let file = cmd.suppressions {
             if !cmd.leaks { throw commandFail("--suppressions works with --leaks") }
             if case .failure(let message) = loadSuppressions(file) { throw commandFail(message) }

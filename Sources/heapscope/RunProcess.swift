@@ -76,7 +76,6 @@ extension RunPlan {
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
         let start = monotonicSeconds()
-        let wallStart = time(nil)
         var pid: pid_t = 0
         let rc = withCStrings(argv) { cArgv in
             withCStrings(envp) { cEnv in
@@ -132,7 +131,7 @@ extension RunPlan {
             limitLines = killedReport(capture: path, byOOMKiller: cgroups.oomKills() > oomKillsBefore)
         }
         if !quiet {
-            let children = options.tracking.followFork ? childCaptures(of: path, since: wallStart) : []
+            let children = options.tracking.followFork ? childCaptures(of: path) : []
             reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, totals: totals, atLimit: atLimit,
                           limitLines: limitLines, children: children)
         }
@@ -142,33 +141,23 @@ extension RunPlan {
 }
 
 /// Waits for the program to end; its status is heapscope's. With `floorIn`,
-/// reads the memory it can still get every 10 ms meanwhile, and below the
-/// floor stops it as a supervisor would: SIGTERM (the tracker then ends the
-/// capture at once), and SIGKILL if it is still running 10 s later; `floor`
-/// is then the room it had.
+/// watches the memory it can still get every 10 ms meanwhile (`FloorWatch`);
+/// `floor` is the room it had if it was stopped at the floor.
 func waitForChild(_ pid: pid_t, floorIn cgroups: MemoryCgroups? = nil) -> (status: ChildStatus, floor: MemoryRoom?) {
     var status: Int32 = 0
-    var reached: MemoryRoom?
-    var killAfter = Double.infinity
+    var watch = cgroups.map(FloorWatch.init)
     while true {
-        let rc = waitpid(pid, &status, cgroups == nil ? 0 : WNOHANG)
+        let rc = waitpid(pid, &status, watch == nil ? 0 : WNOHANG)
         if rc == pid { break }
         if rc < 0 && errno != EINTR {
             writeStderr("heapscope: error: waiting for the program failed: \(String(cString: strerror(errno)))\n")
-            return (.exited(2), reached)
+            return (.exited(2), watch?.reached)
         }
-        guard let cgroups, rc == 0 else { continue }
-        if reached == nil, let room = cgroups.room(), room.isBelowFloor {
-            reached = room
-            kill(pid, SIGTERM)
-            killAfter = monotonicSeconds() + 10
-        } else if monotonicSeconds() > killAfter {
-            kill(pid, SIGKILL)
-            killAfter = .infinity
-        }
+        guard rc == 0 else { continue }
+        watch?.check(pid)
         usleep(10_000)
     }
-    return ((status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f), reached)
+    return ((status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f), watch?.reached)
 }
 
 private func isIgnored(_ handler: __sighandler_t?) -> Bool {

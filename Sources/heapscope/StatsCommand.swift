@@ -25,13 +25,14 @@ struct StatsCommand: ParsableCommand {
     var n = 5
 
     @OptionGroup var viewOptions: ViewOptions
+    @OptionGroup var processTree: ProcessTreeOptions
 
     func validate() throws {
         guard n >= 0 else { throw ValidationError("-n must be 0 or more") }
     }
 
     func run() throws {
-        let analysis = try viewOptions.captureAnalysis(capture)
+        let analysis = try viewOptions.captureAnalysis(capture, children: processTree.children)
         let report = StatsReport(analysis: analysis, capturePath: capture, topCount: n)
         if json {
             print(report.json().serialized(indent: 2))

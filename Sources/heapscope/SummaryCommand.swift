@@ -24,13 +24,14 @@ struct SummaryCommand: ParsableCommand {
     var rows = 10
 
     @OptionGroup var viewOptions: ViewOptions
+    @OptionGroup var processTree: ProcessTreeOptions
 
     func validate() throws {
         guard rows >= 1 else { throw ValidationError("-r must be 1 or more") }
     }
 
     func run() throws {
-        let analysis = try viewOptions.captureAnalysis(capture)
+        let analysis = try viewOptions.captureAnalysis(capture, children: processTree.children)
         let report = SummaryReport(analysis: analysis, capturePath: capture, sortedBy: sortColumn, limit: rows)
         print(report.text(), terminator: "")
     }

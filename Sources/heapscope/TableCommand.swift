@@ -24,6 +24,7 @@ struct TableCommand: ParsableCommand {
     var force = false
 
     @OptionGroup var viewOptions: ViewOptions
+    @OptionGroup var processTree: ProcessTreeOptions
     @OptionGroup var stackOptions: StackOptions
 
     @Flag(help: "Add a time-range selection on the memory chart: the table then shows what was allocated in the range and still live at its end (with --leaks: never freed); and a chart of memory over time of the top sites (click a row for its own curve).")
@@ -33,13 +34,16 @@ struct TableCommand: ParsableCommand {
         if temporal, case .temporary = viewOptions.view {
             throw ValidationError("--temporal works with the peak and --leaks views, not with temporary allocations")
         }
+        if temporal && processTree.children {
+            throw ValidationError("--temporal follows one capture's timeline: not with --children")
+        }
     }
 
     func run() throws {
         let path = output ?? defaultOutputPath(capture: capture, report: "table", ext: "html")
         try checkOutput(path, force: force)
         let options = ReportOptions(view: viewOptions.view, temporal: temporal)
-        let analysis = try viewOptions.analyze(capture, temporal: temporal, sizes: true)
+        let analysis = try viewOptions.analyze(capture, temporal: temporal, sizes: true, children: processTree.children)
         let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
         let report = TableReport(context: context)
         try writeOutput(report.html(), to: path)

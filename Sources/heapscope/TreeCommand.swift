@@ -21,6 +21,7 @@ struct TreeCommand: ParsableCommand {
     var biggest = 10
 
     @OptionGroup var viewOptions: ViewOptions
+    @OptionGroup var processTree: ProcessTreeOptions
     @OptionGroup var stackOptions: StackOptions
 
     func validate() throws {
@@ -29,7 +30,7 @@ struct TreeCommand: ParsableCommand {
 
     func run() throws {
         let options = ReportOptions(view: viewOptions.view)
-        let analysis = try viewOptions.analyze(capture)
+        let analysis = try viewOptions.analyze(capture, children: processTree.children)
         let context = try stackOptions.context(capture: capture, options: options, analysis: analysis)
         let report = TreeReport(context: context, biggest: biggest)
         var width = 160

@@ -43,6 +43,13 @@ struct ViewOptions: ParsableArguments {
     }
 }
 
+/// Reports over a process tree: stats, summary, tree, flamegraph and table.
+struct ProcessTreeOptions: ParsableArguments {
+    @Flag(help: ArgumentHelp(
+        "Read the capture with those of every child process of its --follow-fork run (<capture>.<pid>...): one root frame per process, totals summed, the peak the sum of each process's own peak (docs/REPORTS.md, \"Process trees\")."))
+    var children = false
+}
+
 /// How stacks are laid out: flamegraph, table (split threads only) and transform.
 struct ShapeOptions: ParsableArguments {
     @Flag(help: "One root per thread, named after it.")
@@ -108,8 +115,11 @@ func writeOutput(_ bytes: [UInt8], to path: String) throws {
 extension ViewOptions {
     /// Replays the capture for the chosen view. A leak view drops the sites the
     /// suppressions file matches, and says on the terminal how much it hid.
-    func analyze(_ capture: String, temporal: Bool = false, sizes: Bool = false) throws -> ViewAnalysis {
-        var analysis = try analyzeView(at: capture, view: view, temporal: temporal, sizes: sizes)
+    /// `children`: with the captures of its child processes (`--children`).
+    func analyze(_ capture: String, temporal: Bool = false, sizes: Bool = false, children: Bool = false) throws -> ViewAnalysis {
+        var analysis = children
+            ? ViewAnalysis.merging(try replayTree(capture) { try analyzeView(at: $0, view: view, sizes: sizes) })
+            : try analyzeView(at: capture, view: view, temporal: temporal, sizes: sizes)
         guard let rules = try loadedSuppressions() else { return analysis }
         let (kept, hidden) = rules.filter(sites: analysis.sites, tables: analysis.tables)
         analysis.sites = kept
@@ -121,14 +131,39 @@ extension ViewOptions {
     /// One replay for `summary` and `stats`: their figures, and the view's per
     /// stack. A leak view warns when leaks mislead and drops the stacks the
     /// suppressions file matches.
-    func captureAnalysis(_ capture: String) throws -> CaptureAnalysis {
-        var analysis = try analyzeCapture(at: capture, view: view)
+    func captureAnalysis(_ capture: String, children: Bool = false) throws -> CaptureAnalysis {
+        var analysis = children
+            ? CaptureAnalysis.merging(try replayTree(capture) { try analyzeCapture(at: $0, view: view) })
+            : try analyzeCapture(at: capture, view: view)
         if view == .leaks && analysis.leaksMislead { printWarning(AllocatorNotes.leaksWarning) }
         guard let rules = try loadedSuppressions() else { return analysis }
         let (kept, hidden) = rules.filter(byStack: analysis.viewByStack, tables: analysis.tables)
         analysis.viewByStack = kept
         noteHidden(hidden)
         return analysis
+    }
+
+    /// The capture and its children's (ProcessTree.find), each replayed on its
+    /// own by `replay`. What is left out or cut short is a note, not a failure;
+    /// only the root's capture must be readable.
+    private func replayTree<Analysis>(_ capture: String, _ replay: (String) throws -> Analysis) throws
+        -> [(capture: ProcessCapture, analysis: Analysis)]
+    {
+        let found: (captures: [ProcessCapture], notes: [String])
+        do { found = try ProcessTree.find(root: capture) } catch { throw captureFailure(capture, error) }
+        for note in found.notes { printError("heapscope: note: \(note)") }
+        var parts: [(capture: ProcessCapture, analysis: Analysis)] = []
+        for process in found.captures {
+            if process.parent == nil {
+                parts.append((process, try replay(process.path)))
+            } else if let analysis = try? replay(process.path) {
+                parts.append((process, analysis))
+            } else {
+                printError("heapscope: note: \(process.path): left out (the error above)")
+            }
+        }
+        if parts.count == 1 { printError("heapscope: note: \(capture): no child process captures found next to it") }
+        return parts
     }
 
     /// The suppressions file's rules, if one was given; a bad file is the one-line error.

@@ -30,11 +30,14 @@ let package = Package(
         // The tracker links the wire vocabulary only, not the reader.
         .target(
             name: "HeapscopeTracker",
-            dependencies: ["HeapscopeHooks", "HeapscopeWire", "CZstd"],
+            dependencies: ["HeapscopeHooks", "HeapscopeWire", "HeapscopeSystem", "CZstd"],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked", "-Ounchecked"])]
         ),
         // Record tags, encodings, the summary trailer: what the tracker writes and the reader reads.
         .target(name: "HeapscopeWire"),
+        // The memory a process has left (MemAvailable, cgroups) and the floor
+        // of --memory-limit: watched by the CLI and, under the API, the tracker.
+        .target(name: "HeapscopeSystem"),
         .target(name: "HeapscopeFormat", dependencies: ["HeapscopeWire", "CZstd"]),
         // Report-side symbolication; never loaded into the profiled process.
         .target(name: "HeapscopeSymbols", dependencies: ["CDwarf"]),
@@ -53,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "heapscope",
             dependencies: [
-                "HeapscopeFormat", "HeapscopeAnalysis", "HeapscopeReports",
+                "HeapscopeFormat", "HeapscopeAnalysis", "HeapscopeReports", "HeapscopeSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -215,9 +215,11 @@ class Tracker:
     - ``overwrite``: replace ``path`` if it exists (else FileExistsError).
     - ``memory_interval_ms``: period of the resident-memory snapshots.
     - ``compress``: zstd-compress the capture as it is written.
-    - ``memory_limit``: bytes of traced heap; when the heap exceeds it, the
-      capture ends there (complete) and the process exits at once with
-      status 120 (docs/CLI.md, "--memory-limit"). None: no limit.
+    - ``memory_limit``: bytes of traced heap; when the heap exceeds it, or
+      the memory the process can still get falls under the floor of
+      ``heapscope run --memory-limit`` (100 MiB or 2%), the capture ends
+      there (complete) and the process exits at once with status 120
+      (docs/CLI.md, "--memory-limit"). None: no limit.
 
     Only one Tracker can be active in a process at a time (a second one
     raises RuntimeError, also while ``heapscope run`` is tracking the whole
@@ -254,6 +256,9 @@ class Tracker:
         self._extra_metadata: Optional[dict[str, Any]] = None
         self._parent_pid = 0   # `run --follow-fork`: an exec'd child's parent
         self._live_fd = -1   # `run --live`: the socket the tracker also streams the records to
+        # The tracker watches the memory floor under a memory limit, unless
+        # `heapscope run` watches it from outside (its bootstrap clears this).
+        self._watch_floor = True
         # run's and attach's exit summary: the capture ends with the tracker's totals (docs/FORMAT.md)
         self._count_totals = False
         self._started = False
@@ -339,6 +344,7 @@ class Tracker:
                     parent_pid=self._parent_pid,
                     live_fd=self._live_fd,
                     count_totals=self._count_totals,
+                    watch_floor=self._watch_floor and self.memory_limit is not None,
                     threads=threads,
                 )
             except BaseException:
@@ -436,6 +442,7 @@ def _run_bootstrap_tracker(path, options):
     if options.get("live_fd") is not None:
         tracker._live_fd = int(options["live_fd"])
     tracker._count_totals = bool(options.get("count_totals"))
+    tracker._watch_floor = False
     if options.get("leaks_mode"):
         tracker._extra_metadata = {
             "leaks_mode": True,

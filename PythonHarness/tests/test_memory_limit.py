@@ -226,6 +226,34 @@ def test_memory_floor_of_the_cgroup_stops_the_program(hs, tmp_path, memory_cgrou
     check_peak_report(hs, tmp_path, proc.stderr, "f.hsc", "what was live at that moment")
 
 
+def test_tracker_memory_limit_watches_the_floor_of_its_cgroup(hs, tmp_path, memory_cgroup):
+    # A Tracker on its own (no heapscope process outside) in a 400 MB cgroup:
+    # its writer thread sees the room fall under the 100 MiB floor long
+    # before the traced heap reaches the 10 GB limit.
+    cgroup = memory_cgroup(400 * 2**20)
+    write(tmp_path / "api.py", "import heapscope\nwith heapscope.Tracker('api.hsc', memory_limit=10**10):\n"
+          + "".join("    " + line + "\n" for line in GROW_FOREVER.strip().splitlines()))
+
+    def enter():
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    proc = subprocess.run([sys.executable, "api.py"], cwd=str(tmp_path), env=clean_env(), preexec_fn=enter,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == LIMIT_STATUS, proc.stderr
+    err = proc.stderr.decode()
+    assert re.search(r"heapscope: the process can get only \d+ MiB more memory \(%s\), under the floor of 100 MiB: "
+                     r"the capture ends here \(api\.hsc\)" % re.escape(cgroup), err), err
+    steps = len(proc.stdout.split())
+    stats = hs.stats_json(tmp_path / "api.hsc")
+    assert stats["truncated"] is False
+    # Stopped past the cgroup's 400 MiB less the 100 MiB floor (about 300
+    # steps of 1 MB, less the interpreter; up to 100 ms of steps more between
+    # two looks) and before the cgroup's limit, where the OOM killer would be.
+    assert 150 <= steps < 400 * 2**20 // MB, steps
+    assert (steps - 5) * MB <= stats["peak_bytes"] <= (steps + 5) * MB
+    assert stats["top_by_bytes"][0]["function"] == "grow_step"
+
+
 def test_killed_by_the_oom_killer(hs, tmp_path, memory_cgroup):
     cgroup = memory_cgroup(200 * 2**20)
     write(tmp_path / "grow.py", GROW_FOREVER)

@@ -228,16 +228,16 @@ static PyObject *hs_py_start(PyObject *self, PyObject *args, PyObject *kwargs) {
     (void)self;
     static char *keywords[] = {"path", "native", "trace_python_allocators", "follow_fork", "overwrite",
                                "memory_interval_ms", "compress", "metadata", "memory_limit", "parent_pid",
-                               "live_fd", "count_totals", "threads", NULL};
+                               "live_fd", "count_totals", "watch_floor", "threads", NULL};
     PyObject *path = NULL, *threads = NULL;
     hs_start_options options = {.trace_python_allocators = 1, .compress = 1, .memory_interval_ms = 10, .live_fd = -1};
     const char *metadata = "{}";
     Py_ssize_t metadata_len = 2;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$ppppIps#KIipO", keywords, PyUnicode_FSConverter, &path,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$ppppIps#KIippO", keywords, PyUnicode_FSConverter, &path,
                                      &options.native, &options.trace_python_allocators, &options.follow_fork,
                                      &options.overwrite, &options.memory_interval_ms, &options.compress, &metadata,
                                      &metadata_len, &options.memory_limit, &options.parent_pid, &options.live_fd, &options.count_totals,
-                                     &threads))
+                                     &options.watch_floor, &threads))
         return NULL;
     Py_ssize_t thread_count;
     hs_thread_name *names = hs_read_thread_names(threads, &thread_count);
@@ -317,7 +317,7 @@ static PyObject *hs_py_allocator_name(PyObject *self, PyObject *unused) {
 static PyMethodDef hs_methods[] = {
     {"start", (PyCFunction)(void (*)(void))hs_py_start, METH_VARARGS | METH_KEYWORDS,
      "start(path, *, native=False, trace_python_allocators=True, follow_fork=False, overwrite=False, "
-     "memory_interval_ms=10, compress=True, metadata='{}', memory_limit=0, parent_pid=0, live_fd=-1, count_totals=False, threads=())\n"
+     "memory_interval_ms=10, compress=True, metadata='{}', memory_limit=0, parent_pid=0, live_fd=-1, count_totals=False, watch_floor=False, threads=())\n"
      "Start recording every allocation into path; threads: (name, native_id) of the threads running."},
     {"pause", hs_py_pause, METH_NOARGS, "Stop recording; the capture stays open for thread names until stop()."},
     {"stop", hs_py_stop, METH_NOARGS, "Stop recording and finish the capture."},

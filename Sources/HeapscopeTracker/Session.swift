@@ -1,5 +1,6 @@
 import Glibc
 import HeapscopeHooks
+import HeapscopeSystem
 import HeapscopeWire
 
 /// What a session was started with: needed again at stop (compression) and in
@@ -16,6 +17,9 @@ private struct SessionConfig {
     var liveFD: Int32
     /// The writer counts the summary trailer's totals (run's and attach's exit summary).
     var countsTotals: Bool
+    /// The writer stops the process under the memory floor (`FloorWatch` below):
+    /// a `heapscope.Tracker` with a memory limit; `run` and `attach` watch it themselves.
+    var watchesFloor: Bool
 }
 
 /// Touched only from start, stop and the fork handler, never from a hook.
@@ -26,6 +30,8 @@ nonisolated(unsafe) private var sink: FileSink?
 nonisolated(unsafe) private var eventsAtClose: UInt64 = 0
 /// The totals of what the sink wrote, like the sink the writer thread's, then stop's.
 nonisolated(unsafe) private var streamTotals: StreamTotals?
+/// The writer thread's, while it runs: the floor of a session that watches it.
+nonisolated(unsafe) private var floorWatch: FloorWatch?
 
 @inline(__always)
 private func recorder(_ state: UnsafeMutablePointer<hs_state>) -> UnsafeMutablePointer<Recorder>? {
@@ -97,6 +103,33 @@ func hs_snapshot_tick() {
         r.pointee.recordSnapshot(rss: rss)
         r.pointee.submit()
     }
+    if floorWatch?.isBelowFloor() == true {
+        whileRecording { _, _ in hs_state_ptr()!.pointee.tracking = 0 }
+        hs_writer_request_exit(CaptureFile.memoryLimitExitStatus)
+    }
+}
+
+/// The memory floor of `--memory-limit` (HeapscopeSystem), for a process with
+/// no heapscope outside to watch it: looked at every 100 ms by the writer
+/// thread, which then ends the capture and the process as the traced-heap
+/// limit does (status 120), after one line on stderr saying why.
+private struct FloorWatch {
+    let cgroups = MemoryCgroups()
+    let path: String
+    private var nextLook: UInt64 = 0
+
+    init(path: String) { self.path = path }
+
+    mutating func isBelowFloor() -> Bool {
+        let now = monotonicMicroseconds()
+        guard now >= nextLook else { return false }
+        nextLook = now + 100_000
+        guard let room = cgroups.room(), room.isBelowFloor else { return false }
+        let mib = { (bytes: UInt64) in "\(bytes >> 20) MiB" }
+        let message = "heapscope: the process can get only \(mib(room.available)) more memory (\(room.boundBy)), under the floor of \(mib(room.floor)): the capture ends here (\(path)) and the process exits with status \(CaptureFile.memoryLimitExitStatus)\n"
+        message.utf8CString.withUnsafeBufferPointer { _ = Glibc.write(2, $0.baseAddress, $0.count - 1) }
+        return true
+    }
 }
 
 @_cdecl("hs_write_chunk")
@@ -154,7 +187,8 @@ func hs_session_start(_ options: UnsafePointer<hs_start_options>, _ error: Unsaf
     let metadata = Array(UnsafeRawBufferPointer(start: o.metadata, count: o.metadata_len))
     let session = SessionConfig(path: path, metadata: metadata, flags: flags, followFork: o.follow_fork != 0,
                                 compress: o.compress != 0, intervalMS: o.memory_interval_ms,
-                                memoryLimit: o.memory_limit, liveFD: o.live_fd, countsTotals: o.count_totals != 0)
+                                memoryLimit: o.memory_limit, liveFD: o.live_fd, countsTotals: o.count_totals != 0,
+                                watchesFloor: o.watch_floor != 0)
     // Never replace a file unless asked: O_EXCL makes "exists" an error atomically.
     let mode = O_WRONLY | O_CREAT | O_CLOEXEC | (o.overwrite != 0 ? O_TRUNC : O_EXCL)
     let fd = open(path, mode, 0o644)
@@ -308,6 +342,7 @@ private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, s
     streamTotals = !session.countsTotals ? nil
         : StreamTotals(native: session.flags.contains(.native),
                        countsArenas: !session.flags.contains(.pythonAllocators), headerBytes: header.count)
+    floorWatch = session.watchesFloor ? FloorWatch(path: session.path) : nil
     guard hs_writer_start(session.intervalMS) == 0 else {
         _ = sink?.finish()
         sink = nil

@@ -15,6 +15,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import HeapscopeSystem
 
 struct AttachCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -8,6 +8,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import HeapscopeSystem
 
 struct AttachTarget {
     var pid: Int32

@@ -6,6 +6,7 @@ import Glibc
 import HeapscopeAnalysis
 import HeapscopeFormat
 import HeapscopeReports
+import HeapscopeSystem
 
 enum SuppressionsLoad {
     case success(Suppressions)
@@ -21,24 +22,6 @@ func loadSuppressions(_ path: String) -> SuppressionsLoad {
         return .success(try Suppressions(text: String(decoding: bytes, as: UTF8.self)))
     } catch {
         return .failure("suppressions file \(path): \(error)")
-    }
-}
-
-/// The whole file, or nil (errno set).
-func readWholeFile(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            return nil
-        }
-        if n == 0 { return out }
-        out += buffer[0..<n]
     }
 }
 

@@ -16,6 +16,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import HeapscopeSystem
 
 /// --memory-limit of run and attach.
 let memoryLimitHelp = ArgumentHelp(

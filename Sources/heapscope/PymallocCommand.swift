@@ -3,6 +3,7 @@ import Glibc
 import HeapscopeAnalysis
 import HeapscopeFormat
 import HeapscopeReports
+import HeapscopeSystem
 
 /// `heapscope pymalloc CAPTURE [--html] [--json]`: the pymalloc arena model
 /// (docs/PYMALLOC.md).

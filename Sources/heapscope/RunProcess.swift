@@ -9,6 +9,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import HeapscopeSystem
 
 enum ChildStatus: Equatable {
     case exited(Int32)

@@ -6,6 +6,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import HeapscopeSystem
 
 /// One line the target rewrites at each step (attach.c, _attach.py).
 enum AttachStatus: Equatable {

@@ -169,6 +169,8 @@ typedef struct hs_start_options {
     int live_fd;                       // live mode: a socket the writer also sends the stream to (FileSink); -1: none
     int count_totals;                  // the writer counts the summary trailer's totals (StreamTotals): run and attach,
                                        // for their exit summary; it costs the writer a table of the live blocks
+    int watch_floor;                   // the writer stops the process under the memory floor (a Tracker with a
+                                       // memory limit; run and attach watch the floor from outside)
 } hs_start_options;
 
 // 0 on success; otherwise an errno value (OS errors) or -1 (message in `error`).

@@ -7,7 +7,7 @@
 // (heapscope/_attach.py, imported from this tracker's own package): a
 // heapscope.Tracker started and stopped like any other.
 //
-// Protocol with the CLI (Sources/heapscope/Attaching.swift): the status file
+// Protocol with the CLI (Sources/heapscope/AttachSession.swift, StatusFile.swift): the status file
 // holds one line, rewritten at each step: "starting", then "running <capture>"
 // or "error <message>", and at the end "stopped request|exit <capture>".
 #define PY_SSIZE_T_CLEAN

@@ -8,7 +8,6 @@
 // The method and what it changes in the target: docs/ATTACH.md.
 
 import ArgumentParser
-import HeapscopeFormat
 
 #if canImport(Glibc)
 import Glibc
@@ -79,18 +78,8 @@ struct AttachCommand: ParsableCommand {
         if let duration, !(duration > 0) { throw commandFail("--duration must be a positive number of seconds") }
         if !(timeout > 0) { throw commandFail("--timeout must be a positive number of seconds") }
 
-        let target = try AttachTarget.inspect(pid)
-        guard let version = target.pythonVersion else {
-            throw commandFail("\(target.described) is not a CPython process (its program is \(target.executable))")
-        }
-        let tracker = try TrackerLibrary.locate(for: target, version: version)
-        if let other = target.loadedTrackers.first(where: { $0 != tracker.path }) {
-            throw commandFail("\(target.described) already has another heapscope's tracker loaded (\(other))")
-        }
-        let output = try CaptureOutput.check(
-            self.output, default: "heapscope-attach-\(target.pid).\(timestamp(compact: true)).hsc", force: force)
-        let gdb = try Gdb.locate()
-        try target.checkPtracePermission()
+        let plan = try AttachPlan.make(self)
+        let (target, output) = (plan.target, plan.output)
 
         // The first viewer before any file is made: Ctrl-C while waiting leaves nothing behind.
         var remote: (listener: LiveListener, first: Int32)?
@@ -102,10 +91,10 @@ struct AttachCommand: ParsableCommand {
         let feed = try liveMode.map { _ in try FeedListener.open(for: target, next: output) }
         defer { feed?.remove() }
         let store = try liveMode.map { _ in try LiveStore() }
-        let session = AttachSession(target: target, gdb: gdb, status: status, timeout: timeout)
+        let session = AttachSession(target: target, gdb: plan.gdb, status: status, timeout: timeout)
         watchInterrupts()
         let startedAt = try session.start(
-            tracker: tracker, options: trackerOptions(tracker: tracker, gdb: gdb, output: output, liveSocket: feed?.path))
+            tracker: plan.tracker, options: plan.trackerOptions(liveSocket: feed?.path))
         var connection: Int32?
         if let feed {
             connection = feed.accept(from: target.pid)
@@ -126,47 +115,13 @@ struct AttachCommand: ParsableCommand {
         guard captureWritten(at: output.absolute, replacing: output.previous) else {
             throw commandFail("no capture was written to \(output.display)")
         }
-        var lines = ["heapscope: capture written to \(output.display)"]
-        lines.append("  process:           \(target.pid) (\(shellQuoted(target.commandLine)))")
-        lines.append("  attached for:      \(formatSeconds(elapsed))")
+        var facts = [summaryLine("process", "\(target.pid) (\(shellQuoted(target.commandLine)))"),
+                     summaryLine("attached for", formatSeconds(elapsed))]
         switch end {
-        case .detached: lines.append("  ended by:          heapscope detach")
-        case .exited: lines.append("  ended by:          the process's exit")
+        case .detached: facts.append(summaryLine("ended by", "heapscope detach"))
+        case .exited: facts.append(summaryLine("ended by", "the process's exit"))
         case .requested: break
         }
-        lines += captureTotalsLines(path: output.absolute)
-        lines.append(nextStepLine(path: output.display))
-        writeStderr(lines.joined(separator: "\n") + "\n")
+        writeCaptureSummary(capture: output.display, facts: facts, totals: captureTotals(path: output.absolute))
     }
-
-    /// The JSON heapscope._attach.start reads in the target: the Tracker's arguments, and
-    /// the `attach` object of the capture's metadata (docs/FORMAT.md).
-    func trackerOptions(tracker: TrackerLibrary, gdb: Gdb, output: CaptureOutput, liveSocket: String?) -> String {
-        var fields: [(key: String, value: JSONValue)] = [
-            ("output", .string(output.absolute)),
-            ("package_dir", .string(tracker.packageDir)),
-            ("native", .bool(tracking.native)),
-            ("trace_python_allocators", .bool(tracking.tracePythonAllocators)),
-            ("follow_fork", .bool(tracking.followFork)),
-            ("overwrite", .bool(force)),
-            ("attach", .object([
-                ("method", .string("gdb")),
-                ("time", .string(timestamp(compact: false))),
-                ("gdb", .string(gdb.path)),
-                ("heapscope_pid", .int(Int64(getpid()))),
-            ])),
-        ]
-        if let liveSocket { fields.append(("live_socket", .string(liveSocket))) }
-        return JSONValue.object(fields).serialized()
-    }
-}
-
-/// UTC now: `20261201-201949` for file names, ISO 8601 for the metadata.
-private func timestamp(compact: Bool) -> String {
-    var now = time(nil)
-    var parts = tm()
-    gmtime_r(&now, &parts)
-    var buf = [CChar](repeating: 0, count: 64)
-    strftime(&buf, buf.count, compact ? "%Y%m%d-%H%M%S" : "%Y-%m-%dT%H:%M:%SZ", &parts)
-    return cStringBuffer(buf)
 }

@@ -12,23 +12,32 @@ import Glibc
 import Musl
 #endif
 
-/// The totals lines of the summary (nothing if the capture cannot be read: that is said on stderr).
-func captureTotalsLines(path absolutePath: String) -> [String] {
-    captureTotalsLines(captureTotals(path: absolutePath))
+/// Writes the summary on stderr: the capture's path, what was recorded
+/// (`facts`), its totals, what follows them (`more`) and what to run next.
+func writeCaptureSummary(capture path: String, facts: [String], totals: CaptureTotals?, more: [String] = []) {
+    let lines = ["heapscope: capture written to \(path)"] + facts + captureTotalsLines(totals) + more + [nextStepLine(path: path)]
+    writeStderr(lines.joined(separator: "\n") + "\n")
 }
 
-func captureTotalsLines(_ totals: CaptureTotals?) -> [String] {
+/// One line of the summary: `  label:   value`, values aligned.
+func summaryLine(_ label: String, _ value: String) -> String {
+    let head = label + ":"
+    return "  " + head + String(repeating: " ", count: max(1, 19 - head.count)) + value
+}
+
+/// The totals lines of the summary (nothing if the capture cannot be read: that is said on stderr).
+private func captureTotalsLines(_ totals: CaptureTotals?) -> [String] {
     guard let totals else { return [] }
     var lines: [String] = []
-    if let note = totals.note { lines.append("  note:              \(note)") }
-    lines.append("  total allocations: \(groupedThousands(totals.allocations))")
-    lines.append("  total allocated:   \(formatBytes(totals.allocatedBytes))")
-    lines.append("  peak memory:       \(formatBytes(totals.peakBytes))")
+    if let note = totals.note { lines.append(summaryLine("note", note)) }
+    lines.append(summaryLine("total allocations", groupedThousands(totals.allocations)))
+    lines.append(summaryLine("total allocated", formatBytes(totals.allocatedBytes)))
+    lines.append(summaryLine("peak memory", formatBytes(totals.peakBytes)))
     return lines
 }
 
 /// The summary's last line: what to run next on the capture.
-func nextStepLine(path: String) -> String {
+private func nextStepLine(path: String) -> String {
     let quoted = shellQuoted([path])
     return "next: heapscope summary \(quoted)   (or: heapscope stats \(quoted))"
 }

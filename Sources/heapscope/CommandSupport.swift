@@ -248,3 +248,17 @@ func shellQuoted(_ words: [String]) -> String {
         return "'" + word.replacing("'", with: "'\\''") + "'"
     }.joined(separator: " ")
 }
+
+/// This process's environment as (name, value) pairs, in its order.
+func currentEnvironment() -> [(String, String)] {
+    var out: [(String, String)] = []
+    var p = environ
+    while let entry = p.pointee {
+        let s = String(cString: entry)
+        if let eq = s.firstIndex(of: "=") {
+            out.append((String(s[..<eq]), String(s[s.index(after: eq)...])))
+        }
+        p += 1
+    }
+    return out
+}

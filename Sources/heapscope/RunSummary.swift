@@ -40,32 +40,27 @@ extension RunPlan {
 
     func reportCapture(path: String, absolutePath: String, elapsed: Double, status: ChildStatus, totals: CaptureTotals?, atLimit: Bool,
                        limitLines: [String], children: [String]) {
-        var lines: [String] = []
-        lines.append("heapscope: capture written to \(path)")
-        lines.append("  command line:      \(shellQuoted(commandLine))")
-        lines.append("  duration:          \(formatSeconds(elapsed))")
+        var facts = [summaryLine("command line", shellQuoted(commandLine)), summaryLine("duration", formatSeconds(elapsed))]
         switch status {
         case .exited where atLimit:
             break   // said below, with what held the memory
         case .exited(let code) where code != 0:
-            lines.append("  exit status:       \(code)")
+            facts.append(summaryLine("exit status", "\(code)"))
         case .signaled(let sig):
             // Whether the capture is complete is the totals' note, from the capture itself.
-            lines.append("  killed by signal:  \(sig) (\(String(cString: strsignal(sig))))")
+            facts.append(summaryLine("killed by signal", "\(sig) (\(String(cString: strsignal(sig))))"))
         default:
             break
         }
-        lines += captureTotalsLines(totals)
-        lines += limitLines
+        var lines = limitLines
         if !children.isEmpty {
-            lines.append("  child processes:   \(children.count) captures: \(children.joined(separator: ", "))")
+            lines.append(summaryLine("child processes", "\(children.count) captures: \(children.joined(separator: ", "))"))
         }
         if options.leaks {
             // LEAKS SUMMARY (run --leaks): LeaksSummary.swift.
             lines += leaksSummaryLines(capture: absolutePath, suppressionsFile: options.suppressions,
                                        userPythonMalloc: userPythonMalloc)
         }
-        lines.append(nextStepLine(path: path))
-        writeStderr(lines.joined(separator: "\n") + "\n")
+        writeCaptureSummary(capture: path, facts: facts, totals: totals, more: lines)
     }
 }

@@ -1,0 +1,64 @@
+// What `heapscope attach` is to do, from its command line: the target process,
+// the tracker for its CPython, gdb, the capture file, and the options the
+// tracker reads in the target. Everything is checked before gdb touches it.
+
+import ArgumentParser
+import HeapscopeFormat
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+struct AttachPlan {
+    var target: AttachTarget
+    var tracker: TrackerLibrary
+    var gdb: Gdb
+    var output: CaptureOutput
+    var options: AttachCommand
+
+    static func make(_ cmd: AttachCommand) throws -> AttachPlan {
+        let target = try AttachTarget.inspect(cmd.pid)
+        guard let version = target.pythonVersion else {
+            throw commandFail("\(target.described) is not a CPython process (its program is \(target.executable))")
+        }
+        let tracker = try TrackerLibrary.locate(for: target, version: version)
+        if let other = target.loadedTrackers.first(where: { $0 != tracker.path }) {
+            throw commandFail("\(target.described) already has another heapscope's tracker loaded (\(other))")
+        }
+        let output = try CaptureOutput.check(
+            cmd.output, default: "heapscope-attach-\(target.pid).\(timestamp(compact: true)).hsc", force: cmd.force)
+        let gdb = try Gdb.locate()
+        try target.checkPtracePermission()
+        return AttachPlan(target: target, tracker: tracker, gdb: gdb, output: output, options: cmd)
+    }
+
+    /// The JSON heapscope._attach.start reads in the target: the Tracker's arguments, and
+    /// the `attach` object of the capture's metadata (docs/FORMAT.md).
+    func trackerOptions(liveSocket: String?) -> String {
+        var fields = options.tracking.trackerFields() + [
+            ("output", .string(output.absolute)),
+            ("package_dir", .string(tracker.packageDir)),
+            ("overwrite", .bool(options.force)),
+            ("attach", .object([
+                ("method", .string("gdb")),
+                ("time", .string(timestamp(compact: false))),
+                ("gdb", .string(gdb.path)),
+                ("heapscope_pid", .int(Int64(getpid()))),
+            ])),
+        ]
+        if let liveSocket { fields.append(("live_socket", .string(liveSocket))) }
+        return JSONValue.object(fields).serialized()
+    }
+}
+
+/// UTC now: `20261201-201949` for file names, ISO 8601 for the metadata.
+private func timestamp(compact: Bool) -> String {
+    var now = time(nil)
+    var parts = tm()
+    gmtime_r(&now, &parts)
+    var buf = [CChar](repeating: 0, count: 64)
+    strftime(&buf, buf.count, compact ? "%Y%m%d-%H%M%S" : "%Y-%m-%dT%H:%M:%SZ", &parts)
+    return cStringBuffer(buf)
+}

@@ -59,10 +59,6 @@ public struct Aggregation: ReplayConsumer {
     /// The stream's END has been read: the program stopped tracking cleanly.
     public var streamEnded: Bool { model.endTime != nil }
 
-    /// What the model holds now (docs/CLI.md, the exit summary of `run`).
-    public var allocated: Totals { model.allocated }
-    public var peakBytes: UInt64 { model.peakBytes }
-
     /// The aggregated capture of everything read so far, `state` saying how far the program got.
     public func capture(state: AggregateTotals.State) -> [UInt8] {
         var aggregatedHeader = header

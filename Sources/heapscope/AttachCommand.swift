@@ -73,7 +73,7 @@ struct AttachCommand: ParsableCommand {
     var pid: String
 
     func run() throws {
-        if aggregate { throw commandFail("--aggregate is not available yet: attach writes a capture file") }
+        if aggregate { throw commandFail("--aggregate is not available for attach yet: use `heapscope run --aggregate` or heapscope.Tracker(path, aggregate=True)") }
         let liveMode = try LiveMode.make(live: live, liveRemote: liveRemote, livePort: livePort, followFork: tracking.followFork)
         if let duration, !(duration > 0) { throw commandFail("--duration must be a positive number of seconds") }
         if !(timeout > 0) { throw commandFail("--timeout must be a positive number of seconds") }

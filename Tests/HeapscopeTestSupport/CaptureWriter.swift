@@ -228,6 +228,16 @@ public struct CaptureWriter: Sendable {
         varint(length)
     }
 
+    // Aggregated captures (flags `.aggregated`, version 2): the one encoder's records.
+
+    public mutating func site(_ site: AggregatedSite) { bytes += site.encoded }
+
+    public mutating func aggregateTotals(_ totals: AggregateTotals) { bytes += totals.encoded }
+
+    public mutating func heapSample(timeMicros: UInt64, rssBytes: UInt64, heapBytes: UInt64) {
+        bytes += heapSampleRecord(timeMicros: timeMicros, rssBytes: rssBytes, heapBytes: heapBytes)
+    }
+
     /// The bytes written so far, which the writer then forgets (it keeps its
     /// state): a long capture is written out piece by piece in flat memory.
     public mutating func takeBytes() -> [UInt8] {

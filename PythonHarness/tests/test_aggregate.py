@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import shutil
+
 import pytest
 
 from conftest import EXAMPLES, clean_env, write
@@ -211,3 +213,30 @@ def test_refusals(hs, tmp_path):
     # The default name says what it is.
     proc = hs("run", "-q", "--aggregate", script)
     assert proc.returncode == 0 and len(list(tmp_path.glob("heapscope-small.*.aggregated.hsc"))) == 1
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (Debian package gdb)")
+def test_attach_aggregate(hs, tmp_path):
+    from test_attach import BYTES_OVERHEAD, LOOP_SCRIPT, LOOP_SIZE, Target
+
+    target = Target(tmp_path, LOOP_SCRIPT)
+    try:
+        proc = hs("attach", "--aggregate", "--duration", "0.5", str(target.pid))
+        assert proc.returncode == 0, proc.stderr.decode()
+        made = list(tmp_path.glob("heapscope-attach-%d.*.aggregated.hsc" % target.pid))
+        assert len(made) == 1 and ("capture written to %s" % made[0].name) in proc.stderr.decode()
+        stats = hs.stats_json(made[0], "-n", "1")
+        assert stats["flags"]["aggregated"] and not stats["truncated"] and stats["metadata"]["source"] == "attach"
+        top = stats["top_by_bytes"][0]
+        assert top["function"] == "loop" and top["count"] > 0 and top["bytes"] == top["count"] * (LOOP_SIZE + BYTES_OVERHEAD)
+        assert one_line(hs("attach", "--aggregate", "--live-remote", str(target.pid))) \
+            == "heapscope: error: --aggregate cannot be used with live mode (--live, --live-remote)"
+    finally:
+        code, _, err = target.finish()
+    assert code == 0 and err == ""
+
+
+def one_line(proc):
+    lines = proc.stderr.decode().strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, lines
+    return lines[0]

@@ -1,7 +1,7 @@
 // `--aggregate` (run, and the Python API's `heapscope aggregate` child): the
 // tracker writes no event file, it streams to its live fd only; this process
-// stores the stream (LiveStore: the program never waits for the aggregator),
-// replays it into the one replay engine (`Aggregation`) and rewrites the
+// stores the stream (LiveStore: the program never waits for the aggregator;
+// what has been replayed is given back to the disk), replays it into the one replay engine (`Aggregation`) and rewrites the
 // aggregated capture at least every second, atomically, then once more when
 // the stream ends: a program killed by SIGKILL loses nothing that reached the
 // socket (docs/ARCHITECTURE.md, "Aggregated captures").
@@ -34,6 +34,7 @@ enum AggregateWriter {
             if state.length > offset && !failed {
                 let bytes = store.read(at: offset, count: min(state.length - offset, chunk))
                 offset += bytes.count
+                store.release(before: offset)
                 do {
                     try feed.append(bytes)
                 } catch {

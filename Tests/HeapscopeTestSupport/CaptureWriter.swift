@@ -193,8 +193,7 @@ public struct CaptureWriter: Sendable {
     }
 
     public mutating func end(timeMicros: UInt64) {
-        bytes.append(RecordTag.end)
-        varint(timeMicros)
+        bytes += endRecord(timeMicros: timeMicros)
     }
 
     public mutating func stopped(_ cause: StopCause, timeMicros: UInt64) {

@@ -13,6 +13,8 @@ so their live sets are the same at the same moment.
     python bench/soak.py --minutes 1          # smoke run
     python bench/soak.py --mode=--native      # heapscope run's options (repeatable)
     python bench/soak.py --same-thread-name   # every batch thread named alike
+    python bench/soak.py --aggregate          # under run --aggregate: also the capture's size
+                                              # over time and the aggregating heapscope's RSS
 
 heapscope is the one installed in the interpreter running this script.
 Results: a line per minute and a summary on stdout, bench/out/soak.json.
@@ -79,6 +81,8 @@ def main():
     parser.add_argument("--mode", action="append", default=[], help="an option for heapscope run (repeatable)")
     parser.add_argument("--same-thread-name", action="store_true",
                         help="every batch thread named alike (default: each its own name)")
+    parser.add_argument("--aggregate", action="store_true",
+                        help="run --aggregate: sample the capture's size and heapscope's own RSS too")
     parser.add_argument("--json-out", default=os.path.join(OUT_DIR, "soak.json"))
     args = parser.parse_args()
 
@@ -87,6 +91,8 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     work = tempfile.mkdtemp(prefix="soak-", dir=OUT_DIR)
     capture = os.path.join(work, "soak.hsc")
+    if args.aggregate:
+        args.mode.append("--aggregate")
     service = [SERVICE, str(requests), str(args.rate), "same" if args.same_thread_name else "unique"]
     began = time.monotonic()
     plain = subprocess.Popen([sys.executable] + service, stdout=subprocess.PIPE)
@@ -95,12 +101,15 @@ def main():
     traced = interpreter_of(traced_cli.pid, began + 30)
 
     samples = []  # (seconds, untracked RSS, tracked RSS)
+    aggregator = []  # --aggregate: (seconds, capture bytes, heapscope's RSS)
     while True:
         a, b = rss(plain.pid), rss(traced)
         if a is None or b is None or plain.poll() is not None or traced_cli.poll() is not None:
             break
         now = time.monotonic() - began
         samples.append((now, a, b))
+        if args.aggregate and os.path.exists(capture):
+            aggregator.append((now, os.path.getsize(capture), rss(traced_cli.pid) or 0))
         if len(samples) == 1 or int(now // 60) != int(samples[-2][0] // 60):
             print("%6.0f s  untracked %s  tracked %s  overhead %s" % (now, mib(a), mib(b), mib(b - a)), flush=True)
         time.sleep(args.interval)
@@ -137,6 +146,13 @@ def main():
         "capture_truncated": stats["truncated"], "threads_in_capture": len(stats["threads"]),
         "rss_samples": samples,
     }
+    if args.aggregate:
+        result.update({
+            "capture_bytes_max": max(c for _, c, _ in aggregator),
+            "aggregator_rss_early": statistics.median(r for _, _, r in aggregator[n // 10: n // 5]),
+            "aggregator_rss_late": statistics.median(r for _, _, r in aggregator[-(n // 10):]),
+            "aggregator_samples": aggregator,
+        })
     os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
     with open(args.json_out, "w") as f:
         json.dump(result, f)
@@ -148,6 +164,9 @@ def main():
           % (mib(early), mib(late), mib(result["overhead_max"]), result["overhead_slope_per_minute"] / 2**20))
     print("capture: %s, %d allocations, %d threads, truncated: %s"
           % (mib(result["capture_bytes"]), result["events_allocations"], result["threads_in_capture"], stats["truncated"]))
+    if args.aggregate:
+        print("aggregated capture: at most %s while running; heapscope's own RSS %s after warm-up, %s at the end"
+              % (mib(result["capture_bytes_max"]), mib(result["aggregator_rss_early"]), mib(result["aggregator_rss_late"])))
 
 
 if __name__ == "__main__":

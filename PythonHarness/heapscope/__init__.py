@@ -220,6 +220,9 @@ class Tracker:
       ``heapscope run --memory-limit`` (100 MiB or 2%), the capture ends
       there (complete) and the process exits at once with status 120
       (docs/CLI.md, "--memory-limit"). None: no limit.
+    - ``aggregate``: write an aggregated capture (per-stack totals, rewritten
+      every second; docs/PYTHON_API.md): the records stream to a ``heapscope
+      aggregate`` child process, which writes ``path``; ``stop`` waits for it.
 
     Only one Tracker can be active in a process at a time (a second one
     raises RuntimeError, also while ``heapscope run`` is tracking the whole
@@ -237,6 +240,7 @@ class Tracker:
         memory_interval_ms: int = 10,
         compress: bool = True,
         memory_limit: Optional[int] = None,
+        aggregate: bool = False,
     ) -> None:
         raw = os.fspath(path)
         self.path: str = raw if isinstance(raw, str) else os.fsdecode(raw)
@@ -251,6 +255,12 @@ class Tracker:
         self.memory_limit = None if memory_limit is None else int(memory_limit)
         if self.memory_limit is not None and self.memory_limit <= 0:
             raise ValueError("memory_limit must be a positive number of bytes")
+        self.aggregate = bool(aggregate)
+        if self.aggregate and self.follow_fork:
+            raise ValueError("aggregate=True does not follow child processes: leave out follow_fork")
+        if self.aggregate and self.memory_limit is not None:
+            raise ValueError("aggregate=True cannot be used with memory_limit")
+        self._aggregator = None   # aggregate=True: the `heapscope aggregate` process writing path
         self._source = "api"
         self._command_line: Optional[list[str]] = None
         self._extra_metadata: Optional[dict[str, Any]] = None
@@ -324,6 +334,8 @@ class Tracker:
             import json   # here: the `heapscope` command imports this package only to start the CLI
 
             metadata = json.dumps(self.metadata(mod.allocator_name()))
+            if self.aggregate:
+                self._start_aggregator()
             # Everything is ready before recording starts: from mod.start on,
             # nothing of heapscope's runs in Python until stop (so none of its
             # frames is in the capture).
@@ -332,11 +344,11 @@ class Tracker:
             _install_fork_warning_filter()
             try:
                 mod.start(
-                    self.path,
+                    "/dev/null" if self.aggregate else self.path,
                     native=self.native,
                     trace_python_allocators=self.trace_python_allocators,
                     follow_fork=self.follow_fork,
-                    overwrite=self.overwrite,
+                    overwrite=self.overwrite or self.aggregate,
                     memory_interval_ms=self.memory_interval_ms,
                     compress=self.compress,
                     metadata=metadata,
@@ -349,6 +361,7 @@ class Tracker:
                 )
             except BaseException:
                 _remove_thread_hook()
+                self._stop_aggregator(close_feed=True)
                 raise
             self._started = True
             _active_tracker = self
@@ -383,6 +396,39 @@ class Tracker:
             finally:
                 _active_tracker = None
                 _remove_thread_hook()
+                self._stop_aggregator()
+
+    def _start_aggregator(self) -> None:
+        """aggregate=True: the process that writes the aggregated capture, fed by a socket pair."""
+        import socket
+        import subprocess
+
+        from heapscope.__main__ import binary_path
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            # Its own session: the terminal's ^C is the program's, and it
+            # outlives a program killed before stop, to write what it was sent.
+            self._aggregator = subprocess.Popen(
+                [binary_path(), "aggregate", "--fd", str(theirs.fileno()), self.path],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        self._live_fd = ours.detach()
+
+    def _stop_aggregator(self, close_feed: bool = False) -> None:
+        """Waits until the aggregated capture is final: the tracker's stop closed
+        the stream (``close_feed``: it never started, so the feed is still ours)."""
+        if self._aggregator is None:
+            return
+        if close_feed and self._live_fd >= 0:
+            os.close(self._live_fd)
+        self._live_fd = -1
+        self._aggregator.wait()
+        self._aggregator = None
 
     @property
     def active(self) -> bool:

@@ -45,7 +45,8 @@ def start(status_path, options_json):
         tracker = heapscope._tracker_from_options(options["output"], options)
         tracker._source = "attach"
         tracker._extra_metadata = {"attach": options.get("attach", {})}
-        tracker._count_totals = True   # for attach's summary
+        # For attach's summary; --aggregate: heapscope's own replay has them.
+        tracker._count_totals = not options.get("aggregate", False)
         if options.get("live_socket") is not None:
             tracker._live_fd = _connect(options["live_socket"])
         try:

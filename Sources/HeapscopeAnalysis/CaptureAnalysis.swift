@@ -91,6 +91,7 @@ public struct CaptureAnalysis: Sendable {
     public init(reader: CaptureReader, view: ReportView = .peak, keepsLiveAllocations: Bool = true,
                 progress: ((Int, Int) -> Void)? = nil) throws(CaptureError) {
         var reader = reader
+        try AggregatedCaptures.check(reader.header, view: view)
         var features = HeapModel.Features()
         features.counters = true
         features.gather = HeapModel.Gather(view)

@@ -53,7 +53,7 @@ public struct LeakSummary: Sendable {
 
     public init(liveAtEnd: [LiveAllocation], tables: CaptureTables, suppressions: Suppressions = Suppressions(patterns: []),
                 siteFloor: UInt64 = LeakSummary.defaultSiteFloor) {
-        total = liveAtEnd.reduce(into: Totals()) { $0.add($1.size) }
+        total = liveAtEnd.reduce(into: Totals()) { $0.add($1.size, count: $1.count) }
         let filtered = suppressions.filter(liveAtEnd, tables: tables)
         suppressed = filtered.hidden
         suppressedByPattern = filtered.byPattern.sorted { $0.key < $1.key }
@@ -65,15 +65,15 @@ public struct LeakSummary: Sendable {
         var byLocation: [Location: (totals: Totals, frames: [FrameID: UInt64])] = [:]
         for allocation in filtered.kept {
             if allocation.frame == 0 {
-                interpreter.add(allocation.size)
+                interpreter.add(allocation.size, count: allocation.count)
                 continue
             }
             let location = tables.location(ofFrame: allocation.frame)
             if Self.isImportMachinery(location.file) {
-                imports.add(allocation.size)
+                imports.add(allocation.size, count: allocation.count)
                 continue
             }
-            byLocation[location, default: (Totals(), [:])].totals.add(allocation.size)
+            byLocation[location, default: (Totals(), [:])].totals.add(allocation.size, count: allocation.count)
             byLocation[location]!.frames[allocation.frame, default: 0] &+= allocation.size
         }
         self.interpreter = interpreter

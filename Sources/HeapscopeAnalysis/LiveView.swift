@@ -52,18 +52,21 @@ public struct LiveView: Sendable {
     }
 }
 
-/// The live view's model as the stream arrives: the capture's bytes go in
-/// (`append`, compressed or not), and `view` says what they show so far. Each
-/// byte is decoded and replayed once, by the engine's live consumer, so a
-/// refresh costs what arrived since the one before.
-public struct LiveFeed {
+/// A capture's stream as it arrives (live mode, `--aggregate`): its bytes go in
+/// (`append`, compressed or not) and are read and replayed into `consumer`,
+/// made once the header is in. Each byte is decoded and replayed once, so a
+/// look at the consumer costs what arrived since the one before.
+public struct StreamFeed<Consumer: ReplayConsumer> {
     private let decoder = CaptureStreamDecoder()
+    private let makeConsumer: (CaptureHeader) -> Consumer
     /// Uncompressed bytes before the header is complete.
     private var pending: [UInt8] = []
-    private var reader: CaptureReader?
-    private var sites: LiveSites?
+    public private(set) var reader: CaptureReader?
+    public private(set) var consumer: Consumer?
 
-    public init() {}
+    public init(_ makeConsumer: @escaping (CaptureHeader) -> Consumer) {
+        self.makeConsumer = makeConsumer
+    }
 
     /// Reads and replays the bytes that follow those appended before.
     public mutating func append(_ bytes: [UInt8]) throws(CaptureError) {
@@ -75,15 +78,22 @@ public struct LiveFeed {
             // The header (its metadata can be long) may take a few pieces to arrive.
             guard let first = try? CaptureReader(bytes: pending) else { return }
             reader = first
-            sites = LiveSites(header: first.header)
+            consumer = makeConsumer(first.header)
             pending = []
         }
-        try Replay.run(&reader!, into: &sites!)
+        try Replay.run(&reader!, into: &consumer!)
     }
+}
+
+/// The live view's model as the stream arrives: `view` says what it shows so far.
+public typealias LiveFeed = StreamFeed<LiveSites>
+
+extension StreamFeed where Consumer == LiveSites {
+    public init() { self.init { LiveSites(header: $0) } }
 
     /// The figures so far; nil until the header has arrived.
     public var view: LiveView? {
-        guard let reader, let sites else { return nil }
-        return LiveView(header: reader.header, tables: reader.tables, sites: sites)
+        guard let reader, let consumer else { return nil }
+        return LiveView(header: reader.header, tables: reader.tables, sites: consumer)
     }
 }

@@ -175,6 +175,7 @@ public struct PymallocAnalysis: Sendable {
 
     public init(reader: CaptureReader, referrers: ReferrerTable? = nil, pinnedPercent: Int = 10) throws(CaptureError) {
         var reader = reader
+        try AggregatedCaptures.refuse(reader.header, "the pymalloc model (it places each block by its address)")
         let metadata = reader.header.metadata
         let geometry = PymallocGeometry(metadata: metadata)
         var model = PymallocReplay(geometry: geometry,

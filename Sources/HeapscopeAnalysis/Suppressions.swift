@@ -124,8 +124,8 @@ public struct Suppressions: Sendable, Equatable {
                 verdict[allocation.frame] = .some(match)
             }
             if let match {
-                hidden.add(allocation.size)
-                byPattern[match, default: Totals()].add(allocation.size)
+                hidden.add(allocation.size, count: allocation.count)
+                byPattern[match, default: Totals()].add(allocation.size, count: allocation.count)
             } else {
                 kept.append(allocation)
             }

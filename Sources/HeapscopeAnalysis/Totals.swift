@@ -24,6 +24,15 @@ public struct Totals: Equatable, Sendable {
     }
 }
 
+// An aggregated capture's records carry figures as unsigned counts.
+extension Totals {
+    init(_ figures: BlockFigures) { self.init(count: Int(truncatingIfNeeded: figures.count), bytes: figures.bytes) }
+}
+
+extension BlockFigures {
+    init(_ totals: Totals) { self.init(count: UInt64(truncatingIfNeeded: totals.count), bytes: totals.bytes) }
+}
+
 /// Allocation sizes in power-of-two buckets: bucket 0 holds size 0, bucket k
 /// (1...64) holds sizes in [2^(k-1), 2^k).
 public struct SizeHistogram: Equatable, Sendable {
@@ -46,6 +55,8 @@ public struct SizeHistogram: Equatable, Sendable {
     mutating func add(_ other: SizeHistogram) {
         for index in counts.indices { counts[index] &+= other.counts[index] }
     }
+
+    mutating func add(bucket: Int, count: Int) { counts[bucket] &+= count }
 
     /// The buckets from the first to the last non-empty one (empty ones between included).
     public var populatedBuckets: [(range: ClosedRange<UInt64>, count: Int)] {
@@ -128,12 +139,16 @@ public struct LiveAllocation: Equatable, Sendable {
     public var size: UInt64
     public var frame: FrameID
     public var thread: ThreadNumber
+    /// Blocks it stands for: 1, or in an aggregated capture (no addresses, address 0)
+    /// the blocks its site had live, `size` their bytes.
+    public var count: Int
 
-    public init(kind: AllocatorKind, address: UInt64, size: UInt64, frame: FrameID, thread: ThreadNumber) {
+    public init(kind: AllocatorKind, address: UInt64, size: UInt64, frame: FrameID, thread: ThreadNumber, count: Int = 1) {
         self.kind = kind
         self.address = address
         self.size = size
         self.frame = frame
         self.thread = thread
+        self.count = count
     }
 }

@@ -130,6 +130,7 @@ public struct ViewAnalysis: Sendable {
     public init(reader: CaptureReader, view: ReportView, temporal: Bool = false, sizes: Bool = false,
                 progress: ((Int, Int) -> Void)? = nil) throws(CaptureError) {
         var reader = reader
+        try AggregatedCaptures.check(reader.header, view: view, temporal: temporal)
         var features = HeapModel.Features()
         features.counters = true
         features.gather = HeapModel.Gather(view)

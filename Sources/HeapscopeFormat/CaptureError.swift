@@ -14,6 +14,9 @@ public enum CaptureError: Error, Equatable, Sendable, CustomStringConvertible {
     case newerVersion(UInt16)
     case corrupt(offset: Int, reason: String)
     case damagedCompression(String)
+    /// An aggregated capture given to a report that needs its events in order
+    /// (`what`: e.g. "--temporal").
+    case needsEvents(String)
 
     public var description: String {
         switch self {
@@ -28,11 +31,13 @@ public enum CaptureError: Error, Equatable, Sendable, CustomStringConvertible {
         case .headerCutShort:
             return "capture was cut short inside its header: it holds no records"
         case .newerVersion(let version):
-            return "written by a newer heapscope (format \(version)); this one reads up to \(CaptureFile.version)"
+            return "written by a newer heapscope (format \(version)); this one reads up to \(CaptureFile.newestVersion)"
         case .corrupt(let offset, let reason):
             return "corrupt at byte offset \(offset): \(reason)"
         case .damagedCompression(let reason):
             return "compressed capture is damaged: \(reason)"
+        case .needsEvents(let what):
+            return "an aggregated capture (--aggregate) keeps no events: \(what) needs them in order (record without --aggregate)"
         }
     }
 }

@@ -28,7 +28,7 @@ public struct CaptureHeader: Sendable {
         guard stream.prefix(magicPrefix).elementsEqual(magic.prefix(magicPrefix)) else { throw .notACapture }
         guard stream.count >= 10 else { throw .headerCutShort }
         let version = readLittleEndian(stream, at: 8, as: UInt16.self)
-        if version > CaptureFile.version { throw .newerVersion(version) }
+        if version > CaptureFile.newestVersion { throw .newerVersion(version) }
         if version == 0 { throw .corrupt(offset: 8, reason: "format version 0 does not exist") }
         guard stream.count >= CaptureFile.fixedHeaderSize else { throw .headerCutShort }
         let metadataLength = Int(readLittleEndian(stream, at: 32, as: UInt32.self))

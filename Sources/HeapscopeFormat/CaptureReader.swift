@@ -17,6 +17,10 @@ public enum Record: Equatable, Sendable {
     case stopped(cause: StopCause, timeMicros: UInt64)
     case alloc(Allocation)
     case free(kind: AllocatorKind, address: UInt64, thread: ThreadNumber)
+    // Aggregated captures only (docs/FORMAT.md, "Aggregated captures").
+    case site(AggregatedSite)
+    case aggregateTotals(AggregateTotals)
+    case heapSample(timeMicros: UInt64, rssBytes: UInt64, heapBytes: UInt64)
 }
 
 public struct Allocation: Equatable, Sendable {
@@ -87,6 +91,8 @@ public struct CaptureReader {
     public private(set) var isTruncated: Bool
     /// Why the tracker stopped writing early, when it said so (a STOPPED record).
     public private(set) var stopCause: StopCause?
+    /// An aggregated capture's TOTALS said how far the program got.
+    public private(set) var aggregateState: AggregateTotals.State?
     /// `next()` returned nil: END was read or the stream ran out.
     public private(set) var isFinished = false
     /// Byte offset in the (decompressed) stream of the record `next()` returned last.
@@ -174,10 +180,14 @@ public struct CaptureReader {
             switch record {
             case .end:
                 isFinished = true
+                // A checkpoint, or the last one of a killed program, ends with END too.
+                if let state = aggregateState, state != .ended { isTruncated = true }
             case .stopped(let cause, _):
                 isFinished = true
                 isTruncated = true
                 stopCause = cause
+            case .aggregateTotals(let totals):
+                aggregateState = totals.state
             default:
                 break
             }
@@ -201,6 +211,12 @@ public struct CaptureReader {
                 throw .corrupt(offset: windowOffset + position, reason: reason)
             }
         }
+    }
+
+    /// The bytes of the record `next()` returned last, as they are in the stream
+    /// (an aggregated capture copies the definitions so).
+    public var lastRecordBytes: [UInt8] {
+        Array(UnsafeBufferPointer(start: base + (recordOffset - windowOffset), count: windowOffset + position - recordOffset))
     }
 
     /// A stream that is still being written goes on (live mode, docs/FORMAT.md
@@ -417,6 +433,44 @@ public struct CaptureReader {
             let objects = try loadedObjects(&cursor)
             tables.addMappings(objects)
             return .mappings(objectCount: objects.count)
+        case RecordTag.site where header.flags.contains(.aggregated):
+            let thread = try cursor.varint()
+            guard thread < UInt64(tables.threads.count) else { throw .corrupt("undefined thread \(thread)") }
+            let kind = try cursor.varint()
+            guard kind <= UInt64(AllocatorKind.pymallocArena.rawValue) else { throw .corrupt("unknown allocator kind \(kind)") }
+            let frame = try cursor.varint()
+            guard frame < UInt64(tables.frames.count) else { throw .corrupt("undefined frame \(frame)") }
+            let nativeFrame = try cursor.varint()
+            guard nativeFrame < UInt64(tables.nativeFrames.count) else { throw .corrupt("undefined native frame \(nativeFrame)") }
+            let bucket = try cursor.varint()
+            guard bucket <= 64 else { throw .corrupt("size bucket \(bucket) out of range") }
+            var figures: [BlockFigures] = []
+            for _ in 0..<3 { figures.append(BlockFigures(count: try cursor.varint(), bytes: try cursor.varint())) }
+            return .site(AggregatedSite(thread: ThreadNumber(thread), kind: unsafeBitCast(UInt8(kind), to: AllocatorKind.self),
+                                        frame: FrameID(frame), nativeFrame: NativeFrameID(nativeFrame),
+                                        sizeBucket: UInt8(bucket), atPeak: figures[0], live: figures[1], allocated: figures[2]))
+        case RecordTag.aggregateTotals where header.flags.contains(.aggregated):
+            let rawState = try cursor.varint()
+            guard rawState <= 2, let state = AggregateTotals.State(rawValue: UInt8(rawState)) else {
+                throw .corrupt("unknown aggregate state \(rawState)")
+            }
+            let peakBytes = try cursor.varint()
+            let peakSerial = try cursor.varint()
+            let peakTime = try cursor.varint()
+            var figures: [BlockFigures] = []
+            for _ in 0..<3 { figures.append(BlockFigures(count: try cursor.varint(), bytes: try cursor.varint())) }
+            let kinds = try cursor.varint()
+            guard kinds <= UInt64(AllocatorKind.allCases.count) else { throw .corrupt("\(kinds) allocator kinds") }
+            var byAllocator: [BlockFigures] = []
+            for _ in 0..<kinds { byAllocator.append(BlockFigures(count: try cursor.varint(), bytes: try cursor.varint())) }
+            return .aggregateTotals(AggregateTotals(state: state, peakBytes: peakBytes, peakSerial: peakSerial,
+                                                    peakTimeMicros: peakTime == 0 ? nil : peakTime - 1,
+                                                    allocated: figures[0], freed: figures[1], live: figures[2],
+                                                    byAllocator: byAllocator))
+        case RecordTag.heapSample where header.flags.contains(.aggregated):
+            let time = try cursor.varint()
+            let rss = try cursor.varint()
+            return .heapSample(timeMicros: time, rssBytes: rss, heapBytes: try cursor.varint())
         default:
             throw .corrupt("unknown record tag 0x\(String(tag, radix: 16))")
         }

@@ -8,6 +8,7 @@ public enum RecordText {
         if header.flags.contains(.native) { flags.append("native") }
         if header.flags.contains(.pythonAllocators) { flags.append("python_allocators") }
         if header.flags.contains(.followFork) { flags.append("follow_fork") }
+        if header.flags.contains(.aggregated) { flags.append("aggregated") }
         return [
             "HEADER version=\(header.version) flags=\(flags.isEmpty ? "none" : flags.joined(separator: ","))"
                 + " pid=\(header.pid) parent_pid=\(header.parentPid) start_time_us=\(header.startTimeMicros)"
@@ -59,6 +60,18 @@ public enum RecordText {
                 + "\(native) thread=\(allocation.thread)"
         case .free(let kind, let address, let thread):
             return "FREE \(kind.name) \(hex(address)) thread=\(thread)"
+        case .site(let site):
+            let native = site.nativeFrame == 0 ? "" : " native=\(site.nativeFrame)"
+            return "SITE \(site.kind.name) frame=\(site.frame)\(native) thread=\(site.thread) size_bucket=\(site.sizeBucket)"
+                + " peak=\(site.atPeak.count)/\(site.atPeak.bytes) live=\(site.live.count)/\(site.live.bytes)"
+                + " allocated=\(site.allocated.count)/\(site.allocated.bytes)"
+        case .aggregateTotals(let totals):
+            return "TOTALS state=\(totals.state) peak=\(totals.peakBytes) peak_serial=\(totals.peakSerial)"
+                + " peak_time_us=\(totals.peakTimeMicros.map(String.init) ?? "-")"
+                + " allocated=\(totals.allocated.count)/\(totals.allocated.bytes) freed=\(totals.freed.count)/\(totals.freed.bytes)"
+                + " live=\(totals.live.count)/\(totals.live.bytes)"
+        case .heapSample(let time, let rss, let heap):
+            return "HEAP_SAMPLE time_us=\(time) rss=\(rss) heap=\(heap)"
         }
     }
 

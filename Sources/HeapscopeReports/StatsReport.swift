@@ -151,6 +151,7 @@ public struct StatsReport {
             ("native", .bool(header.flags.contains(.native))),
             ("python_allocators", .bool(header.flags.contains(.pythonAllocators))),
             ("follow_fork", .bool(header.flags.contains(.followFork))),
+            ("aggregated", .bool(header.flags.contains(.aggregated))),
         ])
         let byAllocator: [(key: String, value: JSONValue)] = AllocatorKind.allCases.compactMap { kind in
             analysis.byAllocator[kind].map { (kind.name, .object(totals($0))) }

@@ -7,7 +7,14 @@
 public enum CaptureFile {
     /// `\x89HSC\r\n\x1a\n`: the high byte and the CR/LF catch text-mode damage.
     public static let magic: [UInt8] = [0x89, 0x48, 0x53, 0x43, 0x0D, 0x0A, 0x1A, 0x0A]
+    /// The version of an event capture (what the tracker writes).
     public static let version: UInt16 = 1
+    /// An aggregated capture (flag `aggregated`) is version 2: format 1's
+    /// definitions plus the site and totals records, so a reader of format 1
+    /// refuses it as newer instead of calling its new tags corrupt.
+    public static let aggregatedVersion: UInt16 = 2
+    /// The newest version this build reads.
+    public static let newestVersion: UInt16 = 2
     /// The status a process stopped at its memory limit exits with, and
     /// `heapscope run` then (docs/CLI.md, "Exit status").
     public static let memoryLimitExitStatus: Int32 = 120
@@ -43,6 +50,8 @@ public struct CaptureFlags: OptionSet, Sendable {
     public static let native = CaptureFlags(rawValue: 1 << 0)
     public static let pythonAllocators = CaptureFlags(rawValue: 1 << 1)
     public static let followFork = CaptureFlags(rawValue: 1 << 2)
+    /// Per-site totals instead of events (`--aggregate`; docs/FORMAT.md, "Aggregated captures").
+    public static let aggregated = CaptureFlags(rawValue: 1 << 3)
 }
 
 public enum RecordTag {
@@ -58,6 +67,13 @@ public enum RecordTag {
     public static let mappings: UInt8 = 0x0A
     /// The tracker could not go on writing (disk full, file deleted): nothing follows.
     public static let stopped: UInt8 = 0x0B
+    // Aggregated captures only (format 2).
+    /// One site's figures: at the peak, live at the end, allocated in all.
+    public static let site: UInt8 = 0x0C
+    /// The capture's totals and whether the program ended.
+    public static let aggregateTotals: UInt8 = 0x0D
+    /// A SNAPSHOT with the heap's live bytes then (the events that tell it are not kept).
+    public static let heapSample: UInt8 = 0x0E
     /// ALLOC of kind k is `allocBase + k`; FREE of kind k is `freeBase + k`;
     /// an ALLOC with the same stacks as the previous ALLOC is `allocSameStackBase + k`.
     public static let allocBase: UInt8 = 0x20

@@ -70,16 +70,22 @@ struct AttachCommand: ParsableCommand {
     @Option(help: ArgumentHelp("With --live-remote: the port to listen on, on 127.0.0.1 only.", valueName: "port"))
     var livePort: Int?
 
-    // A mode of `run` that does not exist for attach: refused in one line
-    // rather than reported as an unknown option.
-    @Flag(help: .hidden) var aggregate = false
+    @Flag(help: ArgumentHelp(
+        "Write an aggregated capture: per-stack totals instead of every event, rewritten at least every second (docs/CLI.md, \"Aggregated captures\"); default name heapscope-attach-<pid>.<time>.aggregated.hsc."))
+    var aggregate = false
 
     @Argument(help: ArgumentHelp("The id of the Python process.", valueName: "pid"))
     var pid: String
 
     func run() throws {
-        if aggregate { throw commandFail("--aggregate is not available yet: attach writes a capture file") }
         let liveMode = try LiveMode.make(live: live, liveRemote: liveRemote, livePort: livePort, followFork: tracking.followFork)
+        if aggregate {
+            if liveMode != nil { throw commandFail("--aggregate cannot be used with live mode (--live, --live-remote)") }
+            if tracking.followFork { throw commandFail("--aggregate does not follow child processes: leave out --follow-fork") }
+            if memoryLimit != nil { throw commandFail("--memory-limit cannot be used with --aggregate") }
+        }
+        // The stream's feed: live mode's, or --aggregate's.
+        let streams = liveMode != nil || aggregate
         if let duration, !(duration > 0) { throw commandFail("--duration must be a positive number of seconds") }
         if !(timeout > 0) { throw commandFail("--timeout must be a positive number of seconds") }
 
@@ -93,9 +99,9 @@ struct AttachCommand: ParsableCommand {
         }
         let status = try StatusFile.create(for: target, next: output)
         defer { status.remove() }
-        let feed = try liveMode.map { _ in try FeedListener.open(for: target, next: output) }
+        let feed = streams ? try FeedListener.open(for: target, next: output) : nil
         defer { feed?.remove() }
-        let store = try liveMode.map { _ in try LiveStore() }
+        let store = streams ? try LiveStore() : nil
         let session = AttachSession(target: target, gdb: plan.gdb, status: status, timeout: timeout)
         watchInterrupts()
         let startedAt = try session.start(
@@ -116,8 +122,9 @@ struct AttachCommand: ParsableCommand {
         let until = duration.map { startedAt + $0 }
         // The floor is watched by the plain recording loop; the live views leave it to the tracker's limit, as in run.
         var floor = plan.memoryLimit.map { _ in FloorWatch(cgroups: MemoryCgroups(of: target.pid)) }
-        let end = try connection.map { try session.recordLive(feed: $0, store: store!, remote: remote, until: until) }
-            ?? session.record(until: until, floor: &floor)
+        let end = try connection.map {
+            try session.recordLive(feed: $0, store: store!, remote: remote, aggregateTo: aggregate ? output.absolute : nil, until: until)
+        } ?? session.record(until: until, floor: &floor)
         let elapsed = monotonicSeconds() - startedAt
         guard captureWritten(at: output.absolute, replacing: output.previous) else {
             throw commandFail("no capture was written to \(output.display)")

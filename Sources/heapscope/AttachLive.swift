@@ -131,10 +131,11 @@ extension AttachEnd {
 
 extension AttachSession {
     /// Records as `record(until:)` does while the feed fills `store`, shown in
-    /// this terminal or served to viewers (`remote`); the store ends with why
+    /// this terminal, served to viewers (`remote`) or aggregated into the
+    /// capture at `aggregateTo` (--aggregate); the store ends with why
     /// recording ended.
     func recordLive(feed: Int32, store: LiveStore, remote: (listener: LiveListener, first: Int32)?,
-                    until end: Double?) throws -> AttachEnd {
+                    aggregateTo: String? = nil, until end: Double?) throws -> AttachEnd {
         let received = Handoff<Bool>()
         startThread {
             _ = store.receive(from: feed)
@@ -164,6 +165,10 @@ extension AttachSession {
         }
         let outcome = Handoff<Result<AttachEnd, Error>>()
         startThread { outcome.put(recordAndEnd()) }
+        if let aggregateTo {
+            AggregateWriter.follow(store, to: aggregateTo)
+            return try outcome.take()!.get()
+        }
         LiveViewer(store: store,
                    stop: LiveStop(prompt: "Detach from process \(target.pid)? Tracking stops; the process runs on. (y/n)",
                                   note: "detaching (the process runs on)", quit: "detach", onSignals: true,

@@ -31,7 +31,8 @@ struct AttachPlan {
             throw commandFail("\(target.described) already has another heapscope's tracker loaded (\(other))")
         }
         let output = try CaptureOutput.check(
-            cmd.output, default: "heapscope-attach-\(target.pid).\(timestamp(compact: true)).hsc", force: cmd.force)
+            cmd.output, default: "heapscope-attach-\(target.pid).\(timestamp(compact: true))\(cmd.aggregate ? ".aggregated" : "").hsc",
+            force: cmd.force)
         let gdb = try Gdb.locate()
         try target.checkPtracePermission()
         return AttachPlan(target: target, tracker: tracker, gdb: gdb, output: output, options: cmd, memoryLimit: memoryLimit)
@@ -40,10 +41,12 @@ struct AttachPlan {
     /// The JSON heapscope._attach.start reads in the target: the Tracker's arguments, and
     /// the `attach` object of the capture's metadata (docs/FORMAT.md).
     func trackerOptions(liveSocket: String?) -> String {
+        // --aggregate: the tracker streams to this process only, which writes the capture.
         var fields = options.tracking.trackerFields() + [
-            ("output", .string(output.absolute)),
+            ("output", .string(options.aggregate ? "/dev/null" : output.absolute)),
             ("package_dir", .string(tracker.packageDir)),
-            ("overwrite", .bool(options.force)),
+            ("overwrite", .bool(options.force || options.aggregate)),
+            ("aggregate", .bool(options.aggregate)),
             ("attach", .object([
                 ("method", .string("gdb")),
                 ("time", .string(timestamp(compact: false))),

@@ -13,6 +13,6 @@ struct Heapscope: ParsableCommand {
         version: heapscopeVersion(),
         subcommands: [RunCommand.self, AttachCommand.self, DetachCommand.self, StatsCommand.self, SummaryCommand.self, ParseCommand.self,
                       FlamegraphCommand.self, TableCommand.self, TreeCommand.self, TransformCommand.self,
-                      PymallocCommand.self, DiffCommand.self, LiveCommand.self]
+                      PymallocCommand.self, DiffCommand.self, LiveCommand.self, AggregateCommand.self]
     )
 }

@@ -93,6 +93,14 @@ final class LiveStore: @unchecked Sendable {
         return Array(bytes.prefix(done))
     }
 
+    /// Gives the disk space of bytes `[0, offset)` back: a reader that
+    /// replays the stream once (`--aggregate`) never reads them again, so a
+    /// long run keeps only what it has not read yet. Reading them gives zeros.
+    func release(before offset: Int) {
+        let punchHole: Int32 = 0x02, keepSize: Int32 = 0x01   // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE (linux/falloc.h)
+        _ = fallocate(fd, punchHole | keepSize, 0, off_t(offset))
+    }
+
     private func append(_ bytes: [UInt8]) -> Bool {
         var done = 0
         while done < bytes.count {

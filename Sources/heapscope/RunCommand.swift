@@ -70,6 +70,11 @@ struct RunCommand: ParsableCommand {
         discussion: "See docs/PYMALLOC.md."))
     var referrers = false
 
+    @Flag(help: ArgumentHelp(
+        "Write an aggregated capture: per-stack totals instead of every event, rewritten at least every second, so its size grows with the distinct stacks, not with time, and a killed program loses nothing that reached heapscope (docs/CLI.md, \"Aggregated captures\").",
+        discussion: "Default name: heapscope-<script>.<pid>.aggregated.hsc. Reports that need the order of events (--temporary-allocations, --temporal, pymalloc) refuse it."))
+    var aggregate = false
+
     @Flag(help: "Leave the capture uncompressed (by default it is zstd-compressed as it is written).")
     var noCompress = false
 

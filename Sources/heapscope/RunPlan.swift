@@ -37,6 +37,12 @@ struct RunPlan {
     var live: LiveMode?
     /// False in live mode without -o: the tracker's capture then goes to /dev/null.
     var writesCapture = true
+    /// --aggregate: the tracker streams to this process only (its file is
+    /// /dev/null), which writes the aggregated capture at the output path.
+    var aggregate = false
+
+    /// The file the tracker writes.
+    var trackerOutput: String { aggregate ? "/dev/null" : absoluteOutput }
 
     static func make(_ cmd: RunCommand) throws -> RunPlan {
         var rest = cmd.program
@@ -67,6 +73,12 @@ struct RunPlan {
             if case .failure(let message) = loadSuppressions(file) { throw commandFail(message) }
         }
         let live = try LiveMode.make(cmd)
+        if cmd.aggregate {
+            if live != nil { throw commandFail("--aggregate cannot be used with live mode (--live, --live-remote)") }
+            if cmd.tracking.followFork { throw commandFail("--aggregate does not follow child processes: leave out --follow-fork") }
+            if cmd.referrers { throw commandFail("--referrers needs the addresses of blocks, which --aggregate does not keep") }
+            if memoryLimit != nil { throw commandFail("--memory-limit cannot be used with --aggregate") }
+        }
         let arguments = Array(rest.dropFirst())
 
         var stem: String
@@ -98,7 +110,8 @@ struct RunPlan {
         // Output: checked before anything starts.
         let writesCapture = live == nil || cmd.output != nil
         let output = writesCapture
-            ? try CaptureOutput.check(cmd.output, default: "heapscope-\(stem.replacingSlashes()).{pid}.hsc", force: cmd.force)
+            ? try CaptureOutput.check(cmd.output, default: "heapscope-\(stem.replacingSlashes()).{pid}\(cmd.aggregate ? ".aggregated" : "").hsc",
+                                      force: cmd.force)
             : CaptureOutput(display: "/dev/null", absolute: "/dev/null", previous: nil)
 
         return RunPlan(
@@ -106,7 +119,8 @@ struct RunPlan {
             python: python, packageDir: packageDir, bootstrapDir: bootstrapDir,
             displayOutput: output.display, absoluteOutput: output.absolute, pidInOutput: cmd.output == nil && writesCapture,
             options: cmd, previousOutput: output.previous, memoryLimit: memoryLimit,
-            live: try live.map { try $0.withOutput(stem: stem.replacingSlashes()) }, writesCapture: writesCapture)
+            live: try live.map { try $0.withOutput(stem: stem.replacingSlashes()) }, writesCapture: writesCapture,
+            aggregate: cmd.aggregate)
     }
 
     /// The JSON object the bootstrap reads from HEAPSCOPE_RUN_OPTIONS.
@@ -117,17 +131,18 @@ struct RunPlan {
             ("pythonmalloc_set_by_heapscope", .bool(setsPythonMalloc)),
             ("user_pythonmalloc", optionalString(userPythonMalloc)),
             ("compress", .bool(!options.noCompress)),
-            ("overwrite", .bool(options.force || !writesCapture)),
+            ("overwrite", .bool(options.force || !writesCapture || aggregate)),
             ("memory_interval_ms", .int(Int64(options.memoryIntervalMs))),
             ("memory_limit", memoryLimit.map { .int(Int64($0)) } ?? .null),
             ("package_dir", .string(packageDir)),
             ("bootstrap_dir", .string(bootstrapDir)),
             ("pythonpath", optionalString(userPythonPath)),
-            ("pid_in_output", .bool(pidInOutput)),
+            ("pid_in_output", .bool(pidInOutput && !aggregate)),
             ("referrers", .bool(options.referrers)),
             ("ready_fd", .int(Int64(readyFD))),
             // The totals of the summary; -q prints none, so its run does not pay for them.
-            ("count_totals", .bool(!options.quiet)),
+            // --aggregate: this process has them.
+            ("count_totals", .bool(!options.quiet && !aggregate)),
         ]
         if mode == .module { fields.append(("module", .string(target))) }
         if let liveFD { fields.append(("live_fd", .int(Int64(liveFD)))) }
@@ -166,7 +181,7 @@ struct RunPlan {
             env.removeAll { $0.0 == "PYTHONMALLOC" }
             env.append(("PYTHONMALLOC", "malloc"))
         }
-        env.append(("HEAPSCOPE_RUN_OUTPUT", absoluteOutput))
+        env.append(("HEAPSCOPE_RUN_OUTPUT", trackerOutput))
         env.append(("HEAPSCOPE_RUN_OPTIONS", bootstrapOptions(userPythonPath: userPythonPath, readyFD: readyFD, liveFD: liveFD)))
         return env.map { "\($0.0)=\($0.1)" }
     }

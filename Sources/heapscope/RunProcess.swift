@@ -36,13 +36,14 @@ extension RunPlan {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
-        if let live {
+        if live != nil || aggregate {
             guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &feed) == 0 else {
                 throw commandFail("cannot create a socket pair: \(String(cString: strerror(errno)))")
             }
             _ = fcntl(feed[1], F_SETFD, 0)
             store = try LiveStore()
             switch live {
+            case nil: break
             case .local(let output):
                 // The view owns the terminal: the program reads nothing from it and writes to the file.
                 liveOutput = try Self.openLiveOutput(output!)
@@ -53,7 +54,7 @@ extension RunPlan {
                 remote = try LiveListener.waitForFirstViewer(port: port, starting: "the program starts")
             }
         }
-        let envp = childEnvironment(readyFD: ready[1], liveFD: live == nil ? nil : feed[1])
+        let envp = childEnvironment(readyFD: ready[1], liveFD: store == nil ? nil : feed[1])
 
         // The terminal sends SIGINT/SIGQUIT to the whole foreground group: the
         // child handles them; we only wait. Signals that were ignored when we
@@ -102,6 +103,9 @@ extension RunPlan {
         switch live {
         case .local(let output)?: result = showLive(feed: feed[0], pid: pid, store: store!, output: output!)
         case .remote?: result = serveLive(feed: feed[0], pid: pid, store: store!, listener: remote!.listener, first: remote!.first)
+        case nil where aggregate:
+            let path = pidInOutput ? absoluteOutput.replacing("{pid}", with: String(pid)) : absoluteOutput
+            result = followAggregate(feed: feed[0], pid: pid, store: store!, path: path)
         case nil: (result, floorReached) = waitForChild(pid, floorIn: memoryLimit == nil ? nil : cgroups)
         }
         let elapsed = monotonicSeconds() - start

@@ -131,13 +131,13 @@ func sampleCapture(end: Bool = true) -> (bytes: [UInt8], frame: FrameID) {
     }
 
     @Test func headerErrors() {
-        #expect(throws: CaptureError.newerVersion(2)) { try CaptureReader(bytes: CaptureWriter(version: 2).bytes) }
+        #expect(throws: CaptureError.newerVersion(3)) { try CaptureReader(bytes: CaptureWriter(version: 3).bytes) }
         #expect(throws: CaptureError.notACapture) { try CaptureReader(bytes: [0x89, 0x48, 0x53, 0x00]) }
         var badMetadata = CaptureWriter().bytes
         badMetadata[CaptureFile.fixedHeaderSize] = UInt8(ascii: "[")
         #expect(throws: CaptureError.self) { try CaptureReader(bytes: badMetadata) }
-        #expect(CaptureError.newerVersion(2).description
-                == "written by a newer heapscope (format 2); this one reads up to 1")
+        #expect(CaptureError.newerVersion(3).description
+                == "written by a newer heapscope (format 3); this one reads up to 2")
     }
 
     @Test func corruptRecords() throws {

@@ -193,8 +193,7 @@ public struct CaptureWriter: Sendable {
     }
 
     public mutating func end(timeMicros: UInt64) {
-        bytes.append(RecordTag.end)
-        varint(timeMicros)
+        bytes += endRecord(timeMicros: timeMicros)
     }
 
     public mutating func stopped(_ cause: StopCause, timeMicros: UInt64) {
@@ -226,6 +225,16 @@ public struct CaptureWriter: Sendable {
         bytes.append(RecordTag.munmap)
         addressDelta(address)
         varint(length)
+    }
+
+    // Aggregated captures (flags `.aggregated`, version 2): the one encoder's records.
+
+    public mutating func site(_ site: AggregatedSite) { bytes += site.encoded }
+
+    public mutating func aggregateTotals(_ totals: AggregateTotals) { bytes += totals.encoded }
+
+    public mutating func heapSample(timeMicros: UInt64, rssBytes: UInt64, heapBytes: UInt64) {
+        bytes += heapSampleRecord(timeMicros: timeMicros, rssBytes: rssBytes, heapBytes: heapBytes)
     }
 
     /// The bytes written so far, which the writer then forgets (it keeps its

@@ -56,6 +56,8 @@ struct HeapModel: ReplayConsumer {
     var allocated = Totals()
     /// Counted allocations freed (or replaced, or unmapped whole).
     var freed = Totals()
+    /// Blocks live at the end of an aggregated capture (its TOTALS): it has no heap to count.
+    private var aggregatedLiveCount = 0
 
     // Counters (features.counters).
     /// Every allocation by kind, arenas included even when not counted.
@@ -121,8 +123,67 @@ struct HeapModel: ReplayConsumer {
             samples.append(MemorySample(timeMicros: time, rssBytes: rss, heapBytes: liveBytes))
             temporal?.snapshot()
         case .end(let time): endTime = time
+        case .site(let site): load(site)
+        case .aggregateTotals(let totals): load(totals)
+        case .heapSample(let time, let rss, let heap):
+            lastSnapshotTime = time
+            samples.append(MemorySample(timeMicros: time, rssBytes: rss, heapBytes: heap))
         case .string, .code, .nativeFrame, .mappings, .stopped: break
         }
+    }
+
+    // MARK: Aggregated captures
+
+    /// A SITE record: its figures become the site's, as if its events had been
+    /// replayed (the views, the counters, the sizes when kept apart).
+    private mutating func load(_ site: AggregatedSite) {
+        let allocatedTotals = Totals(site.allocated)
+        if features.counters {
+            allocatedByFrame[Int(site.frame)] = allocatedByFrame[Int(site.frame)] + allocatedTotals
+            histogram.add(bucket: Int(site.sizeBucket), count: allocatedTotals.count)
+            while Int(site.thread) >= threadTotals.count { threadTotals.append(.zero) }
+            threadTotals[Int(site.thread)] = threadTotals[Int(site.thread)] + allocatedTotals
+        }
+        let stack = stacks.id(frame: site.frame, nativeFrame: site.nativeFrame)
+        let id = siteID(SiteTable.key(stack: stack, thread: site.thread, kind: site.kind,
+                                      bucket: features.sizes ? Int(site.sizeBucket) : 0))
+        figures.load(id, atPeak: Totals(site.atPeak), live: Totals(site.live),
+                     gathered: features.gather == .allocated ? allocatedTotals : .zero)
+    }
+
+    /// The TOTALS record: the figures the aggregating replay had.
+    private mutating func load(_ totals: AggregateTotals) {
+        peakBytes = totals.peakBytes
+        peakSerial = totals.peakSerial
+        peakTime = totals.peakTimeMicros
+        allocated = Totals(totals.allocated)
+        freed = Totals(totals.freed)
+        liveBytes = totals.live.bytes
+        aggregatedLiveCount = Int(clamping: totals.live.count)
+        for (kind, figures) in totals.byAllocator.enumerated() where kind < byAllocator.count {
+            byAllocator[kind] = Totals(figures)
+        }
+    }
+
+    /// Every site's figures, for an aggregated capture. Needs `gather == .allocated`
+    /// (the allocated figures) and `sizes` (the bucket in each site).
+    func aggregatedSites() -> [AggregatedSite] {
+        (0..<sites.count).map { site in
+            let id = UInt32(site)
+            let cell = figures.cells[site]
+            let stack = stacks.key(sites.stack(id))
+            return AggregatedSite(thread: sites.thread(id), kind: sites.kind(id), frame: stack.frame,
+                                  nativeFrame: stack.nativeFrame, sizeBucket: UInt8(sites.bucket(id)),
+                                  atPeak: BlockFigures(cell.atPeak), live: BlockFigures(cell.atPeak + cell.sincePeak),
+                                  allocated: BlockFigures(cell.gathered))
+        }
+    }
+
+    /// The capture's totals, for an aggregated capture (needs `counters` for the allocator split).
+    func aggregateTotals(state: AggregateTotals.State) -> AggregateTotals {
+        AggregateTotals(state: state, peakBytes: peakBytes, peakSerial: peakSerial, peakTimeMicros: peakTime,
+                        allocated: BlockFigures(allocated), freed: BlockFigures(freed), live: BlockFigures(liveTotals),
+                        byAllocator: byAllocator.map(BlockFigures.init))
     }
 
     @inline(__always)
@@ -205,7 +266,9 @@ struct HeapModel: ReplayConsumer {
     // MARK: Results
 
 
-    var liveTotals: Totals { Totals(count: heap.count + mapped.mappings.count, bytes: liveBytes) }
+    var liveTotals: Totals {
+        Totals(count: heap.count + mapped.mappings.count + aggregatedLiveCount, bytes: liveBytes)
+    }
 
     enum Figures {
         case peak, live, gathered
@@ -259,6 +322,13 @@ struct HeapModel: ReplayConsumer {
                                          frame: stacks.key(sites.stack(site)).frame, thread: sites.thread(site)))
         }
         heap.forEach { add(address: $0.address, size: $0.size, site: $0.site) }
+        if aggregatedLiveCount > 0 {
+            // An aggregated capture keeps no blocks: one entry per site, with its count.
+            for site in siteTotals(.live) {
+                result.append(LiveAllocation(kind: site.kind, address: 0, size: site.totals.bytes, frame: site.frame,
+                                             thread: site.thread, count: site.totals.count))
+            }
+        }
         for mapping in mapped.mappings.values { add(address: mapping.address, size: mapping.liveBytes, site: mapping.site) }
         return result.sorted { ($0.address, $0.size) < ($1.address, $1.size) }
     }
@@ -339,6 +409,14 @@ final class SiteFigures {
 
     @inline(__always)
     func gather(_ site: UInt32, bytes: UInt64) { cells[Int(site)].gathered.add(bytes) }
+
+    /// An aggregated capture's site: no event follows, so nothing is dirty.
+    func load(_ site: UInt32, atPeak: Totals, live: Totals, gathered: Totals) {
+        let cell = cells + Int(site)
+        cell.pointee.atPeak = cell.pointee.atPeak + atPeak
+        cell.pointee.sincePeak = cell.pointee.sincePeak + Totals(count: live.count &- atPeak.count, bytes: live.bytes &- atPeak.bytes)
+        cell.pointee.gathered = cell.pointee.gathered + gathered
+    }
 
     /// A new peak: live now is what was live at the peak.
     @inline(__always)

@@ -9,6 +9,15 @@ import HeapscopeFormat
 public protocol ReplayConsumer {
     mutating func events(_ batch: UnsafeMutableBufferPointer<Event>, thread: ThreadNumber)
     mutating func record(_ record: Record, tables: CaptureTables)
+    /// The consumer also wants each record other than ALLOC and FREE as the
+    /// stream holds it (`recordBytes`): the aggregator copies the definitions.
+    static var wantsRecordBytes: Bool { get }
+    mutating func recordBytes(_ bytes: [UInt8], of record: Record)
+}
+
+extension ReplayConsumer {
+    public static var wantsRecordBytes: Bool { false }
+    public mutating func recordBytes(_ bytes: [UInt8], of record: Record) {}
 }
 
 /// Two consumers fed by one pass.
@@ -55,6 +64,7 @@ public enum Replay {
                 consumer.events(UnsafeMutableBufferPointer(rebasing: events[0..<count]), thread: reader.currentThread)
             } else {
                 guard let record = try reader.next() else { break }
+                if Consumer.wantsRecordBytes { consumer.recordBytes(reader.lastRecordBytes, of: record) }
                 consumer.record(record, tables: reader.tables)
             }
             report.note(reader)

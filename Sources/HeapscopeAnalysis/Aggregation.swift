@@ -1,0 +1,100 @@
+import HeapscopeFormat
+
+/// Turns an event capture's stream into an aggregated capture (`--aggregate`;
+/// docs/FORMAT.md, "Aggregated captures"): the replay engine's `HeapModel`
+/// takes the events, the definitions are kept as the stream holds them, and
+/// `capture(state:)` writes the sites' figures at any moment. Out of the
+/// profiled process (docs/ARCHITECTURE.md, "Aggregated captures"), so its
+/// figures are by construction those every report of the full capture gives.
+///
+/// Memory: the model's live blocks and sites, the definitions, the samples.
+public struct Aggregation: ReplayConsumer {
+    /// Samples an aggregated capture keeps at most: a longer run keeps, of each
+    /// run of consecutive samples, the one with the most heap.
+    public static let maxSamples = 2048
+
+    private let header: CaptureHeader
+    private var model: HeapModel
+    /// STRING, CODE, FRAME, NATIVE_FRAME, MAPPINGS, THREAD_INFO records and each
+    /// thread's first THREAD, in stream order: ids stay those of the full stream.
+    private var definitions: [UInt8] = []
+    private var threadsSeen: ThreadNumber = 0
+    /// The stream's last time (END, STOPPED or SNAPSHOT).
+    private var lastTime: UInt64 = 0
+
+    public init(header: CaptureHeader) {
+        self.header = header
+        var features = HeapModel.Features()
+        features.counters = true
+        features.gather = .allocated
+        features.sizes = true
+        model = HeapModel(header: header, tables: CaptureTables(), features: features)
+    }
+
+    public static var wantsRecordBytes: Bool { true }
+
+    public mutating func recordBytes(_ bytes: [UInt8], of record: Record) {
+        switch record {
+        case .string, .code, .frame, .nativeFrame, .mappings, .threadInfo:
+            definitions += bytes
+        case .thread(let number) where number > threadsSeen:
+            threadsSeen = number
+            definitions += bytes
+        case .snapshot(let time, _), .end(let time), .stopped(_, let time):
+            lastTime = time
+        default:
+            break
+        }
+    }
+
+    @inline(__always)
+    public mutating func events(_ batch: UnsafeMutableBufferPointer<Event>, thread: ThreadNumber) {
+        model.events(batch, thread: thread)
+    }
+
+    public mutating func record(_ record: Record, tables: CaptureTables) {
+        model.record(record, tables: tables)
+    }
+
+    /// The stream's END has been read: the program stopped tracking cleanly.
+    public var streamEnded: Bool { model.endTime != nil }
+
+    /// The aggregated capture of everything read so far, `state` saying how far the program got.
+    public func capture(state: AggregateTotals.State) -> [UInt8] {
+        var aggregatedHeader = header
+        aggregatedHeader.version = CaptureFile.aggregatedVersion
+        aggregatedHeader.flags.insert(.aggregated)
+        var out = aggregatedHeader.encoded()
+        out += definitions
+        for sample in Self.thinned(model.samples) {
+            out += heapSampleRecord(timeMicros: sample.timeMicros, rssBytes: sample.rssBytes, heapBytes: sample.heapBytes)
+        }
+        for site in model.aggregatedSites() { out += site.encoded }
+        out += model.aggregateTotals(state: state).encoded
+        out += endRecord(timeMicros: model.endTime ?? lastTime)
+        return out
+    }
+
+    /// At most `maxSamples`, the one with the most heap of each run of consecutive ones.
+    static func thinned(_ samples: [MemorySample]) -> [MemorySample] {
+        guard samples.count > maxSamples else { return samples }
+        let stride = (samples.count + maxSamples - 1) / maxSamples
+        return Swift.stride(from: 0, to: samples.count, by: stride).map { start in
+            samples[start..<min(start + stride, samples.count)].max { $0.heapBytes < $1.heapBytes }!
+        }
+    }
+}
+
+/// What an aggregated capture can answer: every view but the temporary one, no temporal aggregate.
+public enum AggregatedCaptures {
+    public static func check(_ header: CaptureHeader, view: ReportView = .peak, temporal: Bool = false) throws(CaptureError) {
+        guard header.flags.contains(.aggregated) else { return }
+        if case .temporary = view { throw .needsEvents("--temporary-allocations") }
+        if temporal { throw .needsEvents("--temporal") }
+    }
+
+    /// For a report that needs the addresses of blocks or their order (`what`).
+    public static func refuse(_ header: CaptureHeader, _ what: String) throws(CaptureError) {
+        if header.flags.contains(.aggregated) { throw .needsEvents(what) }
+    }
+}

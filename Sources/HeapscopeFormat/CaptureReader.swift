@@ -313,9 +313,29 @@ public struct CaptureReader {
     }
 
     /// A varint with no bounds checks (the caller made sure 10 bytes are there);
-    /// nil if it runs over 10 bytes.
+    /// nil if it runs over 10 bytes. Up to three bytes (sizes, frame ids, most
+    /// address deltas) are decoded without a loop.
     @inline(__always)
     private static func varint(_ base: UnsafePointer<UInt8>, _ position: inout Int) -> UInt64? {
+        let first = UInt64(base[position])
+        if first < 0x80 {
+            position &+= 1
+            return first
+        }
+        let second = UInt64(base[position &+ 1])
+        if second < 0x80 {
+            position &+= 2
+            return first & 0x7F | second << 7
+        }
+        let third = UInt64(base[position &+ 2])
+        if third < 0x80 {
+            position &+= 3
+            return first & 0x7F | (second & 0x7F) << 7 | third << 14
+        }
+        return longVarint(base, &position)
+    }
+
+    private static func longVarint(_ base: UnsafePointer<UInt8>, _ position: inout Int) -> UInt64? {
         var byte = base[position]
         position &+= 1
         var value = UInt64(byte & 0x7F)

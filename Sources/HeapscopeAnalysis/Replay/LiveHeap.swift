@@ -72,6 +72,8 @@ final class LiveHeap {
     private static let shardBits: UInt64 = 6
     private static let shardCount = 1 << shardBits
     private static let initialCapacity = 64
+    /// Shards up to this many slots are kept at most half full.
+    private static let sparseCapacity = 16 << 10
     private let shards: UnsafeMutablePointer<Shard>
     let isTagged: Bool
     /// The blocks a slot cannot hold, by address. An address is either here or
@@ -168,8 +170,12 @@ final class LiveHeap {
             let replaced = overflow.updateValue(Block(address: address, size: size, site: site, tag: tag), forKey: address)
             return replaced ?? (Self.isSlotAddress(address) ? removeFromSlots(address) : nil)
         }
-        // Up to 3/4 full, then a fifth more: between 62% and 75% full.
-        if (shards[shardNumber].count + 1) * 4 > shards[shardNumber].capacity * 3 { grow(shardNumber) }
+        // Up to 3/4 full, then a fifth more: between 62% and 75% full. A shard
+        // of up to 16 Ki slots (a table of up to 12 MiB) stays at most half
+        // full: its probe runs are half as long, and so is the work of a table
+        // that fits in the caches.
+        let count = shards[shardNumber].count + 1, capacity = shards[shardNumber].capacity
+        if count * 4 > capacity * 3 || (capacity <= Self.sparseCapacity && count * 2 > capacity) { grow(shardNumber) }
         let shard = shards[shardNumber]
         let stored = Slot(address: address, size: size, site: site)
         var index = Self.home(hash, capacity: shard.capacity)

@@ -329,9 +329,36 @@ public struct CaptureReader {
     }
 
     /// A varint with no bounds checks (the caller made sure 10 bytes are there);
-    /// nil if it runs over 10 bytes.
+    /// nil if it runs over 10 bytes. One and two bytes (most sizes, frame ids
+    /// and address deltas) are tested first; up to eight (every address delta
+    /// below 2^56) are decoded from one 8-byte load without a loop: the first
+    /// clear top bit ends the varint, and the 7-bit groups below it are packed
+    /// together in three shifts.
     @inline(__always)
     private static func varint(_ base: UnsafePointer<UInt8>, _ position: inout Int) -> UInt64? {
+        let first = UInt64(base[position])
+        if first < 0x80 {
+            position &+= 1
+            return first
+        }
+        let second = UInt64(base[position &+ 1])
+        if second < 0x80 {
+            position &+= 2
+            return first & 0x7F | second << 7
+        }
+        let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+        let ends = ~word & 0x8080_8080_8080_8080
+        guard ends != 0 else { return longVarint(base, &position) }
+        // The bytes up to and including the last one, without their top bits.
+        var value = word & (ends ^ (ends &- 1)) & 0x7F7F_7F7F_7F7F_7F7F
+        value = value & 0x007F_007F_007F_007F | (value & 0x7F00_7F00_7F00_7F00) >> 1
+        value = value & 0x0000_3FFF_0000_3FFF | (value & 0x3FFF_0000_3FFF_0000) >> 2
+        value = value & 0x0000_0000_0FFF_FFFF | (value & 0x0FFF_FFFF_0000_0000) >> 4
+        position &+= ends.trailingZeroBitCount &>> 3 &+ 1
+        return value
+    }
+
+    private static func longVarint(_ base: UnsafePointer<UInt8>, _ position: inout Int) -> UInt64? {
         var byte = base[position]
         position &+= 1
         var value = UInt64(byte & 0x7F)

@@ -77,7 +77,10 @@ import HeapscopeTestSupport
 
     /// 3000 events over 3 threads, 6 stacks, 2 allocators and 150 addresses (so
     /// some allocations replace a block whose FREE is missing, and some frees
-    /// name nothing live), with one block of over 4 GiB. The model is fed as
+    /// name nothing live), with one block of over 4 GiB, some of 16 MiB (a
+    /// byte under to a byte over), at addresses 0 and above 2^48 too (blocks
+    /// the live table's slots cannot hold, replacing and replaced by blocks
+    /// they can). The model is fed as
     /// the capture is written; `checkpoint` gets the model after each record.
     static func capture(threshold: Int, checkpoint: ((Model) -> Void)? = nil) -> (bytes: [UInt8], model: Model, records: Int) {
         var writer = CaptureWriter()
@@ -100,10 +103,11 @@ import HeapscopeTestSupport
                 thread = ThreadNumber(1 + random.next(3))
                 writer.thread(thread)
             } else {
-                let address = 0x10_0000 + random.next(150) * 64
+                let slot = random.next(150)
+                let address = slot == 0 ? 0 : slot < 4 ? 1 << 48 | slot * 64 : 0x10_0000 + slot * 64
                 if step == 1500 || random.next(100) < 55 {
                     let kind: AllocatorKind = random.next(2) == 0 ? .pymemObj : .malloc
-                    let size = step == 1500 ? (UInt64(5) << 30) : 1 + random.next(5000)
+                    let size = step == 1500 ? (UInt64(5) << 30) : random.next(20) == 0 ? (16 << 20) - 1 + random.next(3) : 1 + random.next(5000)
                     let frame = frames[Int(random.next(6))]
                     writer.alloc(kind, address: address, size: size, frame: frame)
                     model.alloc(address: address, size: size, site: Site(frame: frame, thread: thread, kind: kind))

@@ -7,7 +7,7 @@ import HeapscopeFormat
 /// (`LiveSites`), and, when asked for, the stats counters, the temporary and
 /// allocated views, size histograms per site and the temporal aggregate.
 ///
-/// Memory is bounded by what is live (a 16-byte slot per block, 24 with tags)
+/// Memory is bounded by what is live (a 12-byte slot per block, 20 with tags)
 /// and by the number of sites, never by the number of events.
 ///
 /// What was live at the peak, per site, without a log of the blocks freed

@@ -1,8 +1,9 @@
+import Glibc
 import HeapscopeFormat
 
 /// Live heap blocks by address: for each, its size, its site (a `SiteTable`
 /// id) and, when asked for, a 64-bit tag (`HeapModel` keeps the snapshot epoch
-/// and the per-thread allocation number there). 16 bytes a block (24 tagged):
+/// and the per-thread allocation number there). 12 bytes a block (20 tagged):
 /// what the replay of a capture with ten million blocks live at once holds.
 ///
 /// Open addressing with linear probing and backward-shift deletion (no
@@ -11,13 +12,45 @@ import HeapscopeFormat
 /// fifth (capacities need not be powers of two: the slot is picked by a
 /// multiply-shift), so the table's size follows the live count closely and a
 /// growth never holds two copies of the whole table.
+///
+/// A slot packs a 48-bit address, a 24-bit size and a 24-bit site: smaller
+/// slots let the table stay at most 3/4 full in less memory than 16-byte ones
+/// at 85%, and at 3/4 an insert or a removal walks about half as many slots
+/// (the walk to the end of the probe run is what each event costs). Blocks
+/// that do not fit (address 0 or above 2^48, 16 MiB or more, site 2^24 or
+/// more) are kept whole in `overflow`: rare, so a dictionary will do.
 final class LiveHeap {
     struct Slot {
-        /// 0: empty (a block at address 0 is kept apart).
-        var address: UInt64
-        /// `UInt32.max`: the size is in `largeSizes`.
-        var size: UInt32
-        var site: UInt32
+        /// Address bits 0-31.
+        var low: UInt32
+        /// Address bits 32-47 (low half), size bits 0-15 (high half).
+        var middle: UInt32
+        /// Size bits 16-23 (low byte), the site (the rest).
+        var high: UInt32
+
+        static let empty = Slot(low: 0, middle: 0, high: 0)
+
+        init(low: UInt32, middle: UInt32, high: UInt32) {
+            self.low = low
+            self.middle = middle
+            self.high = high
+        }
+
+        /// The caller checked `LiveHeap.fits`.
+        @inline(__always)
+        init(address: UInt64, size: UInt64, site: UInt32) {
+            low = UInt32(truncatingIfNeeded: address)
+            middle = UInt32(truncatingIfNeeded: address >> 32) & 0xFFFF | UInt32(truncatingIfNeeded: size) << 16
+            high = UInt32(truncatingIfNeeded: size >> 16) & 0xFF | site << 8
+        }
+
+        /// 0: empty.
+        @inline(__always)
+        var address: UInt64 { UInt64(low) | UInt64(middle & 0xFFFF) << 32 }
+        @inline(__always)
+        var size: UInt64 { UInt64(middle >> 16) | UInt64(high & 0xFF) << 16 }
+        @inline(__always)
+        var site: UInt32 { high >> 8 }
     }
 
     /// A block taken out of the table.
@@ -39,11 +72,16 @@ final class LiveHeap {
     private static let shardBits: UInt64 = 6
     private static let shardCount = 1 << shardBits
     private static let initialCapacity = 64
+    /// Shards up to this many slots are kept at most half full.
+    private static let sparseCapacity = 16 << 10
     private let shards: UnsafeMutablePointer<Shard>
     let isTagged: Bool
-    private var blockAtZero: Block?
-    /// Sizes of 4 GiB and more, by address.
-    private var largeSizes: [UInt64: UInt64] = [:]
+    /// The blocks a slot cannot hold, by address. An address is either here or
+    /// in the table, never both.
+    private var overflow: [UInt64: Block] = [:]
+    /// Bit n: overflow may hold a block hashed to shard n (cleared when it is
+    /// empty), so the table's events skip the dictionary.
+    private var overflowShards: UInt64 = 0
 
     init(tagged: Bool) {
         isTagged = tagged
@@ -54,19 +92,38 @@ final class LiveHeap {
     }
 
     deinit {
-        for index in 0..<Self.shardCount {
-            shards[index].slots.deallocate()
-            shards[index].tags?.deallocate()
-        }
+        for index in 0..<Self.shardCount { Self.release(shards[index]) }
         shards.deallocate()
     }
 
+    /// A shard's arrays are zeroed memory (an empty slot is all zeros) mapped
+    /// with its pages faulted in at once: a growing table touches every page
+    /// of each new shard, and faulting them one by one cost more than the
+    /// rehash itself.
     private static func emptyShard(capacity: Int, tagged: Bool) -> Shard {
-        let slots = UnsafeMutablePointer<Slot>.allocate(capacity: capacity)
-        slots.initialize(repeating: Slot(address: 0, size: 0, site: 0), count: capacity)
-        let tags = tagged ? UnsafeMutablePointer<UInt64>.allocate(capacity: capacity) : nil
-        tags?.initialize(repeating: 0, count: capacity)
+        let slots = zeroedPages(MemoryLayout<Slot>.stride * capacity).bindMemory(to: Slot.self, capacity: capacity)
+        let tags = tagged ? zeroedPages(MemoryLayout<UInt64>.stride * capacity).bindMemory(to: UInt64.self, capacity: capacity) : nil
         return Shard(slots: slots, tags: tags, capacity: capacity, count: 0)
+    }
+
+    private static func zeroedPages(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let pointer = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
+        guard let pointer, pointer != MAP_FAILED else { fatalError("heapscope: out of memory for the live blocks") }
+        return pointer
+    }
+
+    private static func release(_ shard: Shard) {
+        munmap(shard.slots, MemoryLayout<Slot>.stride * shard.capacity)
+        if let tags = shard.tags { munmap(tags, MemoryLayout<UInt64>.stride * shard.capacity) }
+    }
+
+    /// An address a slot can hold (0 marks an empty slot).
+    @inline(__always)
+    private static func isSlotAddress(_ address: UInt64) -> Bool { address != 0 && address >> 48 == 0 }
+
+    @inline(__always)
+    private static func fits(address: UInt64, size: UInt64, site: UInt32) -> Bool {
+        isSlotAddress(address) && size >> 24 == 0 && site >> 24 == 0
     }
 
     /// Fibonacci hashing: the product's high bits mix every address bit,
@@ -84,17 +141,20 @@ final class LiveHeap {
 
     /// Blocks live now.
     var count: Int {
-        (0..<Self.shardCount).reduce(blockAtZero == nil ? 0 : 1) { $0 + shards[$1].count }
+        (0..<Self.shardCount).reduce(overflow.count) { $0 + shards[$1].count }
     }
 
-    /// Loads the home slots of `events` so their cache misses overlap; the
+    /// Loads the home slots of `events`, and the slots five further on (the
+    /// next cache line: an insert or a removal walks to the end of the probe
+    /// run, about six slots at 3/4 full), so their cache misses overlap; the
     /// caller keeps the result so the loads are not optimised away.
     func warm(_ events: UnsafeMutableBufferPointer<Event>) -> UInt64 {
         var combined: UInt64 = 0
         for event in events {
             let hash = Self.hash(event.address)
             let shard = shards[Self.shardIndex(hash)]
-            combined |= shard.slots[Self.home(hash, capacity: shard.capacity)].address
+            let home = Self.home(hash, capacity: shard.capacity)
+            combined |= UInt64(shard.slots[home].low) | UInt64(shard.slots[min(home + 5, shard.capacity - 1)].low)
         }
         return combined
     }
@@ -103,32 +163,34 @@ final class LiveHeap {
     /// FREE the capture did not hold), if any.
     @inline(__always)
     func insert(address: UInt64, size: UInt64, site: UInt32, tag: UInt64) -> Block? {
-        if address == 0 {
-            defer { blockAtZero = Block(address: 0, size: size, site: site, tag: tag) }
-            return blockAtZero
-        }
         let hash = Self.hash(address)
         let shardNumber = Self.shardIndex(hash)
-        // Up to 85% full, then a fifth more: between 71% and 85% full, the
-        // probe runs stay short and a live block costs 19-23 bytes.
-        if (shards[shardNumber].count + 1) * 20 > shards[shardNumber].capacity * 17 { grow(shardNumber) }
+        guard Self.fits(address: address, size: size, site: site) else {
+            overflowShards |= 1 << UInt64(shardNumber)
+            let replaced = overflow.updateValue(Block(address: address, size: size, site: site, tag: tag), forKey: address)
+            return replaced ?? (Self.isSlotAddress(address) ? removeFromSlots(address) : nil)
+        }
+        // Up to 3/4 full, then a fifth more: between 62% and 75% full. A shard
+        // of up to 16 Ki slots (a table of up to 12 MiB) stays at most half
+        // full: its probe runs are half as long, and so is the work of a table
+        // that fits in the caches.
+        let count = shards[shardNumber].count + 1, capacity = shards[shardNumber].capacity
+        if count * 4 > capacity * 3 || (capacity <= Self.sparseCapacity && count * 2 > capacity) { grow(shardNumber) }
         let shard = shards[shardNumber]
-        let stored = Slot(address: address, size: size < UInt64(UInt32.max) ? UInt32(size) : .max, site: site)
+        let stored = Slot(address: address, size: size, site: site)
         var index = Self.home(hash, capacity: shard.capacity)
         while true {
-            let current = shard.slots[index]
-            if current.address == 0 {
+            let current = shard.slots[index].address
+            if current == 0 {
                 shard.slots[index] = stored
                 shard.tags?[index] = tag
                 shards[shardNumber].count += 1
-                if stored.size == .max { largeSizes[address] = size }
-                return nil
+                return overflowShards >> UInt64(shardNumber) & 1 == 0 ? nil : removeFromOverflow(address)
             }
-            if current.address == address {
-                let replaced = block(current, tag: shard.tags?[index] ?? 0)
+            if current == address {
+                let replaced = block(shard.slots[index], tag: shard.tags?[index] ?? 0)
                 shard.slots[index] = stored
                 shard.tags?[index] = tag
-                if stored.size == .max { largeSizes[address] = size }
                 return replaced
             }
             index += 1
@@ -138,17 +200,23 @@ final class LiveHeap {
 
     @inline(__always)
     private func block(_ slot: Slot, tag: UInt64) -> Block {
-        let size = slot.size == .max ? largeSizes.removeValue(forKey: slot.address) ?? UInt64(UInt32.max) : UInt64(slot.size)
-        return Block(address: slot.address, size: size, site: slot.site, tag: tag)
+        Block(address: slot.address, size: slot.size, site: slot.site, tag: tag)
     }
 
     /// Removes and returns the block at `address`, if live.
     @inline(__always)
     func remove(_ address: UInt64) -> Block? {
-        if address == 0 {
-            defer { blockAtZero = nil }
-            return blockAtZero
-        }
+        if Self.isSlotAddress(address), let removed = removeFromSlots(address) { return removed }
+        return overflowShards >> UInt64(Self.shardIndex(Self.hash(address))) & 1 == 0 ? nil : removeFromOverflow(address)
+    }
+
+    private func removeFromOverflow(_ address: UInt64) -> Block? {
+        defer { if overflow.isEmpty { overflowShards = 0 } }
+        return overflow.removeValue(forKey: address)
+    }
+
+    @inline(__always)
+    private func removeFromSlots(_ address: UInt64) -> Block? {
         let hash = Self.hash(address)
         let shardNumber = Self.shardIndex(hash)
         let shard = shards[shardNumber]
@@ -167,8 +235,10 @@ final class LiveHeap {
         // would move one before its home slot.
         var hole = index
         var next = index + 1 == capacity ? 0 : index + 1
-        while shard.slots[next].address != 0 {
-            let nextHome = Self.home(Self.hash(shard.slots[next].address), capacity: capacity)
+        while true {
+            let nextAddress = shard.slots[next].address
+            if nextAddress == 0 { break }
+            let nextHome = Self.home(Self.hash(nextAddress), capacity: capacity)
             let fromHome = next >= nextHome ? next - nextHome : next + capacity - nextHome
             let toHole = next >= hole ? next - hole : next + capacity - hole
             if fromHome >= toHole {
@@ -178,19 +248,17 @@ final class LiveHeap {
             }
             next = next + 1 == capacity ? 0 : next + 1
         }
-        shard.slots[hole].address = 0
+        shard.slots[hole] = .empty
         return removed
     }
 
     /// Every live block, in no particular order.
     func forEach(_ body: (Block) -> Void) {
-        if let blockAtZero { body(blockAtZero) }
+        for block in overflow.values { body(block) }
         for number in 0..<Self.shardCount {
             let shard = shards[number]
             for index in 0..<shard.capacity where shard.slots[index].address != 0 {
-                let slot = shard.slots[index]
-                let size = slot.size == .max ? largeSizes[slot.address] ?? UInt64(UInt32.max) : UInt64(slot.size)
-                body(Block(address: slot.address, size: size, site: slot.site, tag: shard.tags?[index] ?? 0))
+                body(block(shard.slots[index], tag: shard.tags?[index] ?? 0))
             }
         }
     }
@@ -208,8 +276,7 @@ final class LiveHeap {
             grown.tags?[target] = old.tags![index]
         }
         grown.count = old.count
-        old.slots.deallocate()
-        old.tags?.deallocate()
+        Self.release(old)
         shards[number] = grown
     }
 }

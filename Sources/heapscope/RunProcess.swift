@@ -135,8 +135,8 @@ extension RunPlan {
         } else if case .signaled(SIGKILL) = result {
             limitLines = killedReport(capture: path, byOOMKiller: cgroups.oomKills() > oomKillsBefore)
         }
+        let children = options.tracking.followFork ? childCaptures(of: path) : []
         if !quiet {
-            let children = options.tracking.followFork ? childCaptures(of: path) : []
             reportCapture(path: path, absolutePath: absolutePath, elapsed: elapsed, status: result, totals: totals, atLimit: atLimit,
                           limitLines: limitLines, children: children)
         }

@@ -12,8 +12,18 @@ import Musl
 extension RunPlan {
     /// Captures of the processes the program started (`--follow-fork`): those
     /// `heapscope stats --children` reads with it (ProcessTree.find).
-    func childCaptures(of path: String) -> [String] {
-        ((try? ProcessTree.find(root: path))?.captures ?? []).dropFirst().map(\.path)
+    /// The program has ended, but processes it started may still be finishing
+    /// their captures (a pool's workers, SIGTERMed as the pool closes, or a
+    /// forkserver's): heapscope waits for them, up to `timeout` seconds, so
+    /// that every capture it names is complete when it exits.
+    func childCaptures(of path: String, timeout: Double = 5) -> [String] {
+        let deadline = monotonicSeconds() + timeout
+        while true {
+            let children = ((try? ProcessTree.find(root: path))?.captures ?? []).dropFirst()
+            let running = children.contains { kill(pid_t($0.header.pid), 0) == 0 }
+            if !running || monotonicSeconds() > deadline { return children.map(\.path) }
+            usleep(10_000)
+        }
     }
 
     func reportCapture(path: String, absolutePath: String, elapsed: Double, status: ChildStatus, totals: CaptureTotals?, atLimit: Bool,

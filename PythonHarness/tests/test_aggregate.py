@@ -142,6 +142,47 @@ churn()
     assert capture.stat().st_size < 64 * KIB
 
 
+def test_threads_after_the_first_64_are_summed(hs, tmp_path):
+    # A thread per task (a service's pattern): the aggregated capture keeps 64
+    # threads apart and sums the rest into one, exactly; its sites do not grow
+    # with the threads.
+    def run(threads):
+        script = write(tmp_path / ("t%d.py" % threads), """\
+import threading
+held = []
+def work():
+    for _ in range(20):
+        held.append(bytearray(10_000))
+for i in range(%d):
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+""" % threads)
+        full, aggregated = tmp_path / ("full%d.hsc" % threads), tmp_path / ("agg%d.hsc" % threads)
+        proc = hs("run", "-q", "-o", full, script)
+        assert proc.returncode == 0, proc.stderr.decode()
+        aggregate_of(hs, full, aggregated)
+        return hs.stats_json(full), hs.stats_json(aggregated), aggregated
+
+    full, stats, aggregated = run(200)
+    kept = [t for t in full["threads"] if t["thread"] <= 64]
+    later = [t for t in full["threads"] if t["thread"] > 64]
+    assert len(later) >= 135
+    summed = {"thread": 65, "tid": None, "name": "[threads after the first 64, summed]",
+              "count": sum(t["count"] for t in later), "bytes": sum(t["bytes"] for t in later)}
+    assert stats["threads"] == kept + [summed]
+    assert {k: v for k, v in comparable(stats).items() if k != "threads"} == \
+        {k: v for k, v in comparable(full).items() if k != "threads"}
+    for view in (None, "--leaks"):
+        same_sites(hs, tmp_path / "full200.hsc", aggregated, view)
+
+    def sites(capture):
+        return sum(1 for line in hs("parse", str(capture)).stdout.decode().splitlines() if line.startswith("SITE"))
+    # Twice the threads: the same sites but for the list `held` reaching a
+    # size bucket or two more (each thread apart has about 20 of its own).
+    assert sites(run(400)[2]) - sites(aggregated) < 10
+
+
 def test_checkpoints_always_read(hs, tmp_path):
     # Allocates until the test has read five checkpoints, each a whole capture.
     script = write(tmp_path / "service.py", """\

@@ -12,6 +12,12 @@ public struct Aggregation: ReplayConsumer {
     /// Samples an aggregated capture keeps at most: a longer run keeps, of each
     /// run of consecutive samples, the one with the most heap.
     public static let maxSamples = 2048
+    /// Threads an aggregated capture keeps apart, in order of first appearance.
+    /// The sites of every later thread are summed into one more thread, named
+    /// `laterThreadsName`: a service that starts a thread per task keeps a
+    /// capture (and checkpoints) that grows with its stacks, not its threads.
+    public static let threadsKeptApart: ThreadNumber = 64
+    public static let laterThreadsName = "[threads after the first 64, summed]"
 
     private let header: CaptureHeader
     private var model: HeapModel
@@ -19,6 +25,8 @@ public struct Aggregation: ReplayConsumer {
     /// thread's first THREAD, in stream order: ids stay those of the full stream.
     private var definitions: [UInt8] = []
     private var threadsSeen: ThreadNumber = 0
+    /// STRING records in `definitions`: the next one's id is this plus 1.
+    private var strings = 0
     /// The stream's last time (END, STOPPED or SNAPSHOT).
     private var lastTime: UInt64 = 0
 
@@ -35,11 +43,16 @@ public struct Aggregation: ReplayConsumer {
 
     public mutating func recordBytes(_ bytes: [UInt8], of record: Record) {
         switch record {
-        case .string, .code, .frame, .nativeFrame, .mappings, .threadInfo:
+        case .string:
+            strings += 1
+            definitions += bytes
+        case .code, .frame, .nativeFrame, .mappings:
+            definitions += bytes
+        case .threadInfo(let number) where number <= Self.threadsKeptApart:
             definitions += bytes
         case .thread(let number) where number > threadsSeen:
             threadsSeen = number
-            definitions += bytes
+            if number <= Self.threadsKeptApart { definitions += bytes }
         case .snapshot(let time, _), .end(let time), .stopped(_, let time):
             lastTime = time
         default:
@@ -66,13 +79,51 @@ public struct Aggregation: ReplayConsumer {
         aggregatedHeader.flags.insert(.aggregated)
         var out = aggregatedHeader.encoded()
         out += definitions
+        var sites = model.aggregatedSites()
+        if threadsSeen > Self.threadsKeptApart {
+            let later = Self.threadsKeptApart + 1
+            out += stringRecord(Self.laterThreadsName)
+            out += threadInfoRecord(thread: later, osThreadID: 0, name: StringID(strings + 1))
+            sites = Self.folded(sites, into: later)
+        }
         for sample in Self.thinned(model.samples) {
             out += heapSampleRecord(timeMicros: sample.timeMicros, rssBytes: sample.rssBytes, heapBytes: sample.heapBytes)
         }
-        for site in model.aggregatedSites() { out += site.encoded }
+        for site in sites { out += site.encoded }
         out += model.aggregateTotals(state: state).encoded
         out += endRecord(timeMicros: model.endTime ?? lastTime)
         return out
+    }
+
+    /// The sites of threads after `threadsKeptApart` summed under `thread`, per
+    /// (stack, allocator, size bucket): the figures at the peak, at the end and
+    /// allocated are each a sum over the blocks, so the sums are exact.
+    static func folded(_ sites: [AggregatedSite], into thread: ThreadNumber) -> [AggregatedSite] {
+        struct Key: Hashable {
+            var kind: AllocatorKind, frame: FrameID, nativeFrame: NativeFrameID, sizeBucket: UInt8
+        }
+        var kept: [AggregatedSite] = []
+        var later: [Key: AggregatedSite] = [:]
+        var order: [Key] = []
+        for site in sites {
+            guard site.thread >= thread else {
+                kept.append(site)
+                continue
+            }
+            let key = Key(kind: site.kind, frame: site.frame, nativeFrame: site.nativeFrame, sizeBucket: site.sizeBucket)
+            if var sum = later[key] {
+                sum.atPeak.add(site.atPeak)
+                sum.live.add(site.live)
+                sum.allocated.add(site.allocated)
+                later[key] = sum
+            } else {
+                var first = site
+                first.thread = thread
+                later[key] = first
+                order.append(key)
+            }
+        }
+        return kept + order.map { later[$0]! }
     }
 
     /// At most `maxSamples`, the one with the most heap of each run of consecutive ones.

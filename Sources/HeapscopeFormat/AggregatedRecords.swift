@@ -12,6 +12,11 @@ public struct BlockFigures: Equatable, Sendable {
         self.count = count
         self.bytes = bytes
     }
+
+    public mutating func add(_ other: BlockFigures) {
+        count &+= other.count
+        bytes &+= other.bytes
+    }
 }
 
 /// A SITE record: what one site held at the peak, held at the end (or at the
@@ -105,6 +110,20 @@ extension AggregateTotals {
 public func heapSampleRecord(timeMicros: UInt64, rssBytes: UInt64, heapBytes: UInt64) -> [UInt8] {
     var out = [RecordTag.heapSample]
     appendVarints([timeMicros, rssBytes, heapBytes], to: &out)
+    return out
+}
+
+/// A STRING record (its id is the count of STRING records before it, plus 1).
+public func stringRecord(_ text: String) -> [UInt8] {
+    var out = [RecordTag.string]
+    appendVarints([UInt64(text.utf8.count)], to: &out)
+    return out + Array(text.utf8)
+}
+
+/// A THREAD_INFO record: the thread's number, OS thread id (0: none) and name.
+public func threadInfoRecord(thread: ThreadNumber, osThreadID: UInt64, name: StringID) -> [UInt8] {
+    var out = [RecordTag.threadInfo]
+    appendVarints([UInt64(thread), osThreadID, UInt64(name)], to: &out)
     return out
 }
 

@@ -44,6 +44,7 @@ def start(status_path, options_json):
             return False
         tracker = heapscope._tracker_from_options(options["output"], options)
         tracker._source = "attach"
+        tracker._watch_floor = False   # `heapscope attach` watches the floor from outside
         tracker._extra_metadata = {"attach": options.get("attach", {})}
         # For attach's summary; --aggregate: heapscope's own replay has them.
         tracker._count_totals = not options.get("aggregate", False)

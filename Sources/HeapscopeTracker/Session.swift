@@ -17,7 +17,7 @@ private struct SessionConfig {
     var liveFD: Int32
     /// The writer counts the summary trailer's totals (run's and attach's exit summary).
     var countsTotals: Bool
-    /// The writer stops the process under the memory floor (`FloorWatch` below):
+    /// The writer stops the process under the memory floor (`OwnFloorWatch` below; the CLI has its own `FloorWatch` for a process it watches from outside):
     /// a `heapscope.Tracker` with a memory limit; `run` and `attach` watch it themselves.
     var watchesFloor: Bool
 }
@@ -31,7 +31,7 @@ nonisolated(unsafe) private var eventsAtClose: UInt64 = 0
 /// The totals of what the sink wrote, like the sink the writer thread's, then stop's.
 nonisolated(unsafe) private var streamTotals: StreamTotals?
 /// The writer thread's, while it runs: the floor of a session that watches it.
-nonisolated(unsafe) private var floorWatch: FloorWatch?
+nonisolated(unsafe) private var floorWatch: OwnFloorWatch?
 
 @inline(__always)
 private func recorder(_ state: UnsafeMutablePointer<hs_state>) -> UnsafeMutablePointer<Recorder>? {
@@ -113,7 +113,7 @@ func hs_snapshot_tick() {
 /// no heapscope outside to watch it: looked at every 100 ms by the writer
 /// thread, which then ends the capture and the process as the traced-heap
 /// limit does (status 120), after one line on stderr saying why.
-private struct FloorWatch {
+private struct OwnFloorWatch {
     let cgroups = MemoryCgroups()
     let path: String
     private var nextLook: UInt64 = 0
@@ -342,7 +342,7 @@ private func openSession(fd: Int32, session: SessionConfig, parentPID: UInt32, s
     streamTotals = !session.countsTotals ? nil
         : StreamTotals(native: session.flags.contains(.native),
                        countsArenas: !session.flags.contains(.pythonAllocators), headerBytes: header.count)
-    floorWatch = session.watchesFloor ? FloorWatch(path: session.path) : nil
+    floorWatch = session.watchesFloor ? OwnFloorWatch(path: session.path) : nil
     guard hs_writer_start(session.intervalMS) == 0 else {
         _ = sink?.finish()
         sink = nil

@@ -221,3 +221,67 @@ def test_sigterm_right_after_fork(hs, tmp_path):
     for child in children:
         assert child.stat().st_size > 0, child
         assert hs.stats_json(child)["truncated"] is False, child
+
+
+def test_sigterm_while_stop_names_the_threads(hs, tmp_path):
+    # Stop has paused recording and is naming the threads when SIGTERM comes
+    # (a pool worker leaving as Pool.terminate() kills it): the capture still
+    # gets its END, and the process dies of the signal.
+    write(
+        tmp_path / "late.py",
+        "import os, signal, threading, heapscope\n"
+        "class Killer(threading.Thread):\n"
+        "    @property\n"
+        "    def name(self):\n"
+        "        if armed:\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        return 'killer'\n"
+        "    @name.setter\n"
+        "    def name(self, value):\n"
+        "        pass\n"
+        "armed = False\n"
+        "stop = threading.Event()\n"
+        "killer = Killer(target=stop.wait, daemon=True)\n"
+        "tracker = heapscope.Tracker('late.hsc').start()\n"
+        "killer.start()\n"
+        "held = [bytearray(1000) for _ in range(500)]\n"
+        "armed = True\n"
+        "tracker.stop()\n"
+        "print('not reached')\n",
+    )
+    proc = hs.python("late.py", cwd=str(tmp_path))
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert proc.stdout == b""
+    stats = hs.stats_json(tmp_path / "late.hsc")
+    assert stats["truncated"] is False
+    assert stats["total_bytes"] >= 500 * 1000
+
+
+def test_sigterm_as_a_child_calls_os_exit(hs, tmp_path):
+    # Each child allocates, then leaves by os._exit (as a forkserver worker
+    # does) while the parent's SIGTERM lands, before, during or after: the
+    # signal may come inside an allocation hook just before the exit. Every
+    # capture is complete, whichever came first.
+    write(
+        tmp_path / "exits.py",
+        "import os, signal, time\n"
+        "for i in range(40):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        held = []\n"
+        "        end = time.monotonic() + 0.02\n"
+        "        while time.monotonic() < end:\n"
+        "            held.append(bytearray(100))\n"
+        "        os._exit(0)\n"
+        "    time.sleep(0.015 + i * 0.0003)  # across the child's exit\n"
+        "    os.kill(pid, signal.SIGTERM)\n"
+        "    assert os.waitpid(pid, 0)[1] in (0, signal.SIGTERM)\n"
+        "print('ok')\n",
+    )
+    proc = hs("run", "-q", "--follow-fork", "-o", "x.hsc", "exits.py")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"ok\n"
+    children = [p for p in tmp_path.glob("x.hsc.*")]
+    assert len(children) == 40
+    for child in children:
+        assert hs.stats_json(child)["truncated"] is False, child

@@ -27,6 +27,10 @@ __attribute__((noinline)) void hs_on_free(uint8_t kind, void *p, int which);
 extern volatile sig_atomic_t hs_pending_signal;   // a fatal signal the writer must finish the capture for
 void hs_signal_finished(int sig);                 // the capture is complete: die of `sig`
 void hs_signals_after_fork(void);
+// From the `_exit` and exec hooks, before the process image goes: the capture
+// is finished, by this thread or by whoever is already finishing it. Not
+// gated on `tracking`, which a pending signal or a paused stop has cleared.
+void hs_finish_at_exit(void);
 
 // writer.c: the exit status the writer will end the process with (0: none
 // asked); the asking thread waits for it there.

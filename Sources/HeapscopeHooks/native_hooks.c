@@ -133,13 +133,8 @@ int hs_munmap(void *addr, size_t length) {
 // os._exit() and C code that calls _exit skip atexit, so Tracker.stop never
 // runs: end the capture here, uncompressed, rather than lose its last records.
 void hs__exit(int status) {
-    // A vfork child (subprocess whose exec failed) shares our memory but is
-    // not the process recording: finishing the capture there would end the
-    // parent's.
-    if (hs_global.tracking && hs_global.pid == getpid()) {
-        hs_guard |= HS_IN_RECORD;
-        hs_finish_before_exit();
-    }
+    hs_guard |= HS_IN_RECORD;
+    hs_finish_at_exit();
     _exit(status);
 }
 
@@ -147,12 +142,10 @@ void hs__exit(int status) {
 // ends here, complete (a Python exec'd under --follow-fork starts its own).
 // Should exec fail, the process goes on untracked.
 static void hs_finish_before_exec(void) {
-    if (hs_global.tracking && hs_global.pid == getpid()) {
-        unsigned saved = hs_guard;
-        hs_guard |= HS_IN_RECORD;
-        hs_finish_before_exit();
-        hs_guard = saved;
-    }
+    unsigned saved = hs_guard;
+    hs_guard |= HS_IN_RECORD;
+    hs_finish_at_exit();
+    hs_guard = saved;
 }
 
 int hs_execv(const char *path, char *const argv[]) {

@@ -62,7 +62,9 @@ static void hs_on_fatal_signal(int sig) {
             return;
         }
         hs_wait_for(&hs_finishing, 0);
-    } else if (hs_global.tracking && hs_global.pid == getpid() && hs_writer_is_running()) {
+    } else if (hs_global.pid == getpid() && hs_writer_is_running()) {
+        // Not `tracking`: it is also 0 while stop is paused before it
+        // finishes (naming threads), and the capture must still get its END.
         hs_global.tracking = 0;
         hs_pending_signal = sig;
         // A thread interrupted inside the recorder may hold the lock the
@@ -113,4 +115,20 @@ void hs_signals_after_fork(void) {
     hs_signal_done = 0;
     hs_finishing = 0;
     hs_deferred_signal = 0;
+}
+
+void hs_finish_at_exit(void) {
+    // A vfork child (subprocess whose exec failed) shares our memory but is
+    // not the process recording: finishing the capture there would end the
+    // parent's.
+    if (hs_global.pid != getpid() || !hs_global.recorder) return;
+    if (hs_pending_signal && hs_writer_is_running()) {
+        // A fatal signal came first, inside a hook of this thread: the writer
+        // is finishing the capture, then ends the process with the signal.
+        hs_wait_for(&hs_signal_done, 1);
+    } else if (hs_finishing) {
+        hs_wait_for(&hs_finishing, 0);   // stop, on another thread
+    } else {
+        hs_finish_before_exit();
+    }
 }

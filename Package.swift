@@ -38,6 +38,9 @@ let package = Package(
         // The memory a process has left (MemAvailable, cgroups) and the floor
         // of --memory-limit: watched by the CLI and, under the API, the tracker.
         .target(name: "HeapscopeSystem"),
+        // ptrace(2) for Swift, and calls into another process's main thread with it (attach).
+        .target(name: "CPtrace"),
+        .target(name: "HeapscopeInject", dependencies: ["CPtrace"]),
         .target(name: "HeapscopeFormat", dependencies: ["HeapscopeWire", "CZstd"]),
         // Report-side symbolication; never loaded into the profiled process.
         .target(name: "HeapscopeSymbols", dependencies: ["CDwarf"]),
@@ -56,7 +59,8 @@ let package = Package(
         .executableTarget(
             name: "heapscope",
             dependencies: [
-                "HeapscopeFormat", "HeapscopeAnalysis", "HeapscopeReports", "HeapscopeSystem",
+                "HeapscopeFormat", "HeapscopeAnalysis", "HeapscopeReports", "HeapscopeSystem", "HeapscopeInject",
+                "HeapscopeSymbols",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 
-import shutil
 
 import pytest
 
@@ -256,7 +255,6 @@ def test_refusals(hs, tmp_path):
     assert proc.returncode == 0 and len(list(tmp_path.glob("heapscope-small.*.aggregated.hsc"))) == 1
 
 
-@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (Debian package gdb)")
 def test_attach_aggregate(hs, tmp_path):
     from test_attach import BYTES_OVERHEAD, LOOP_SCRIPT, LOOP_SIZE, Target
 

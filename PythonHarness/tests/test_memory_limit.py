@@ -6,7 +6,6 @@ killer) leaves a capture that reads to its last complete record, and the
 flame graph of its peak."""
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -308,9 +307,6 @@ for i in range(300):
 """
 
 
-needs_gdb = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (Debian package gdb)")
-
-
 def attach_to_growing(hs, tmp_path, capture, limit, preexec_fn=None):
     """Starts grow.py plainly, attaches with --memory-limit, lets it grow:
     (the target's status, attach's status, attach's stderr)."""
@@ -329,7 +325,6 @@ def attach_to_growing(hs, tmp_path, capture, limit, preexec_fn=None):
         target.kill()
 
 
-@needs_gdb
 def test_attach_memory_limit_stops_the_target(hs, tmp_path):
     write(tmp_path / "grow.py", GROW_WHEN_TOLD)
     status, attach_status, err = attach_to_growing(hs, tmp_path, "a.hsc", "20MB")
@@ -347,7 +342,6 @@ def test_attach_memory_limit_stops_the_target(hs, tmp_path):
     assert table[2].split()[0] == "grow_step", table[:4]
 
 
-@needs_gdb
 def test_attach_watches_the_floor_of_the_target_cgroup(hs, tmp_path, memory_cgroup):
     # The target alone in a 400 MB cgroup (attach is outside it): the floor is
     # the target's cgroup's, and attach stops the target there.

@@ -2,28 +2,66 @@
 // needs, with C conventions (out-parameters, status codes) turned into
 // optionals and arrays. Nothing here knows about captures.
 internal import CDwarf
+internal import Glibc
 
-/// An offline libdwfl session. Modules are reported from their files at the
-/// bias a capture recorded; debug info is found the standard way (build-id
-/// links under /usr/lib/debug, <path>.debug, .gnu_debuglink).
+/// A libdwfl session. Offline (symbolication): modules are reported from their
+/// files at the bias a capture recorded; debug info is found the standard way
+/// (build-id links under /usr/lib/debug, <path>.debug, .gnu_debuglink).
+/// Live (attach): the modules a running process has mapped, from /proc.
 final class DwflSession {
     let handle: OpaquePointer
     // libdwfl keeps the pointer to the callbacks, so they must outlive it.
     private let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
 
-    init?() {
-        callbacks = .allocate(capacity: 1)
-        callbacks.initialize(to: Dwfl_Callbacks(
+    convenience init?() {
+        self.init(callbacks: Dwfl_Callbacks(
             find_elf: dwfl_build_id_find_elf,
             find_debuginfo: dwfl_standard_find_debuginfo,
             section_address: dwfl_offline_section_address,
             debuginfo_path: nil))
+        dwfl_report_begin(handle)
+    }
+
+    /// Every object process `pid` has mapped, at its load address, with the
+    /// symbol tables of the files themselves (no debug files are looked for).
+    static func process(_ pid: Int32) throws(DwflError) -> DwflSession {
+        guard let session = DwflSession(callbacks: Dwfl_Callbacks(
+            find_elf: dwfl_linux_proc_find_elf,
+            find_debuginfo: { _, _, _, _, _, _, _, _ in -1 },
+            section_address: nil,
+            debuginfo_path: nil))
+        else { throw .last }
+        dwfl_report_begin(session.handle)
+        let rc = dwfl_linux_proc_report(session.handle, pid)
+        dwfl_report_end(session.handle, nil, nil)
+        // rc > 0: an errno (reading /proc/<pid>/maps).
+        if rc > 0 { throw DwflError(message: String(cString: strerror(rc))) }
+        if rc < 0 { throw .last }
+        return session
+    }
+
+    /// The reported modules with their names (for a process: the mapped paths).
+    func modules() -> [(name: String, module: DwflModule)] {
+        var found: [(name: String, module: DwflModule)] = []
+        withUnsafeMutablePointer(to: &found) { list in
+            _ = dwfl_getmodules(handle, { module, _, name, _, list in
+                guard let module, let name else { return Int32(DWARF_CB_OK) }
+                list!.assumingMemoryBound(to: [(name: String, module: DwflModule)].self).pointee
+                    .append((String(cString: name), DwflModule(handle: module)))
+                return Int32(DWARF_CB_OK)
+            }, list, 0)
+        }
+        return found
+    }
+
+    private init?(callbacks value: Dwfl_Callbacks) {
+        callbacks = .allocate(capacity: 1)
+        callbacks.initialize(to: value)
         guard let handle = dwfl_begin(callbacks) else {
             callbacks.deallocate()
             return nil
         }
         self.handle = handle
-        dwfl_report_begin(handle)
     }
 
     deinit {

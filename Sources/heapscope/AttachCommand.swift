@@ -1,9 +1,10 @@
 // `heapscope attach PID`: records a CPython process that is already running.
-// gdb loads this installation's tracker into it and calls hs_attach_start,
+// It loads this installation's tracker into it and calls hs_attach_start
+// (TrackerCalls.swift, on the target's main thread stopped with ptrace),
 // which schedules the start at the interpreter's next safe point; attach then
 // watches the status file until tracking has started, records for
 // --duration (or until `heapscope detach`, Ctrl-C or the process's exit),
-// has gdb schedule the stop the same way, and prints the summary `run` prints.
+// schedules the stop the same way, and prints the summary `run` prints.
 // With --live or --live-remote the stream is also shown (AttachLive.swift).
 // The method and what it changes in the target: docs/ATTACH.md.
 
@@ -22,8 +23,8 @@ struct AttachCommand: ParsableCommand {
         commandName: "attach",
         abstract: "Record the allocations of a Python process that is already running.",
         discussion: """
-            heapscope loads its tracker into process <pid> with gdb (Debian package gdb) and \
-            starts tracking at the interpreter's next safe point: on its main thread, between \
+            heapscope loads its tracker into process <pid> (through ptrace, as a debugger \
+            would) and starts tracking at the interpreter's next safe point: on its main thread, between \
             two bytecodes. Recording ends when --duration is over, `heapscope detach <pid>` \
             is run, attach is interrupted (Ctrl-C) or the process exits; the hooks then come \
             out and the process runs on unchanged. Needs ptrace permission (the process's \
@@ -102,7 +103,7 @@ struct AttachCommand: ParsableCommand {
         let feed = streams ? try FeedListener.open(for: target, next: output) : nil
         defer { feed?.remove() }
         let store = streams ? try LiveStore() : nil
-        let session = AttachSession(target: target, gdb: plan.gdb, status: status, timeout: timeout)
+        let session = AttachSession(target: target, status: status, timeout: timeout)
         watchInterrupts()
         let startedAt = try session.start(
             tracker: plan.tracker, options: plan.trackerOptions(liveSocket: feed?.path))

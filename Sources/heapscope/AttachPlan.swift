@@ -1,6 +1,6 @@
 // What `heapscope attach` is to do, from its command line: the target process,
-// the tracker for its CPython, gdb, the capture file, and the options the
-// tracker reads in the target. Everything is checked before gdb touches it.
+// the tracker for its CPython, the capture file, and the options the tracker
+// reads in the target. Everything is checked before the target is touched.
 
 import ArgumentParser
 import HeapscopeFormat
@@ -14,7 +14,6 @@ import Musl
 struct AttachPlan {
     var target: AttachTarget
     var tracker: TrackerLibrary
-    var gdb: Gdb
     var output: CaptureOutput
     var options: AttachCommand
     /// --memory-limit, in bytes.
@@ -33,9 +32,8 @@ struct AttachPlan {
         let output = try CaptureOutput.check(
             cmd.output, default: "heapscope-attach-\(target.pid).\(timestamp(compact: true))\(cmd.aggregate ? ".aggregated" : "").hsc",
             force: cmd.force)
-        let gdb = try Gdb.locate()
         try target.checkPtracePermission()
-        return AttachPlan(target: target, tracker: tracker, gdb: gdb, output: output, options: cmd, memoryLimit: memoryLimit)
+        return AttachPlan(target: target, tracker: tracker, output: output, options: cmd, memoryLimit: memoryLimit)
     }
 
     /// The JSON heapscope._attach.start reads in the target: the Tracker's arguments, and
@@ -48,9 +46,8 @@ struct AttachPlan {
             ("overwrite", .bool(options.force || options.aggregate)),
             ("aggregate", .bool(options.aggregate)),
             ("attach", .object([
-                ("method", .string("gdb")),
+                ("method", .string("ptrace")),
                 ("time", .string(timestamp(compact: false))),
-                ("gdb", .string(gdb.path)),
                 ("heapscope_pid", .int(Int64(getpid()))),
             ])),
         ]

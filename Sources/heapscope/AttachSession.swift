@@ -1,4 +1,4 @@
-// One attach, from the gdb call that schedules the start to the stop; the
+// One attach, from the call that schedules the start to the stop; the
 // Python half that the entry points run is PythonHarness/heapscope/_attach.py.
 
 import ArgumentParser
@@ -12,10 +12,9 @@ import Musl
 /// Why recording ended.
 enum AttachEnd { case requested, detached, exited }
 
-/// One attach, from the gdb call that schedules the start to the stop.
+/// One attach, from the call that schedules the start to the stop.
 struct AttachSession {
     var target: AttachTarget
-    var gdb: Gdb
     var status: StatusFile
     var timeout: Double
 
@@ -23,22 +22,14 @@ struct AttachSession {
     /// (the monotonic time it was seen running).
     func start(tracker: TrackerLibrary, options: String) throws -> Double {
         let deadline = monotonicSeconds() + timeout
-        let values = try gdb.run(target, [
-            "printf \"hs-handle %lu\\n\", (unsigned long)dlopen(\(gdbString(tracker.path)), 2)",
-            // Prints nothing when dlopen worked (dlerror() is NULL).
-            "printf \"hs-dlerror %s\\n\", (char *)dlerror()",
-            "printf \"hs-start %d\\n\", (int)hs_attach_start(\(gdbString(tracker.packageParent)), "
-                + "\(gdbString(status.path)), \(gdbString(options)), \(UInt64(deadline * 1e9))ULL)",
-        ])
-        if values["hs-handle"] == "0" || values["hs-handle"] == nil {
-            let reason = values["hs-dlerror"].map { ": \($0)" } ?? ""
-            throw commandFail("gdb could not load heapscope's tracker into \(target.described)\(reason)")
-        }
-        switch values["hs-start"] {
-        case "0"?: break
-        case "1"?: throw commandFail("\(target.described) is already being tracked by heapscope")
-        case "2"?: throw commandFail("\(target.described) has too many pending calls queued; try again")
-        default: throw commandFail("gdb could not start heapscope's tracker in \(target.described)")
+        let answer = try TrackerCalls(target: target).loadAndStart(
+            tracker, status: status, options: options, deadlineNanoseconds: UInt64(deadline * 1e9))
+        switch answer {
+        case 0: break
+        case 1: throw commandFail("\(target.described) is already being tracked by heapscope")
+        case 2: throw commandFail("\(target.described) has too many pending calls queued; try again")
+        case 3: throw commandFail("heapscope's tracker could not start in \(target.described): out of memory")
+        default: throw commandFail("heapscope's tracker in \(target.described) gave an unknown answer (\(answer)) to the start")
         }
         // Waits for the pending start; a start claimed just before the
         // deadline still gets to say how it went.
@@ -106,14 +97,14 @@ struct AttachSession {
     /// hs_attach_stop's answers (attach.c).
     enum StopRequest: Int { case notTracked = 0, scheduled, alreadyStopping, otherTracker, queueFull, cancelled }
 
-    /// Has gdb call hs_attach_stop: stops tracking at the target's next safe
-    /// point, or cancels a start still waiting for one.
+    /// Calls hs_attach_stop: stops tracking at the target's next safe point,
+    /// or cancels a start still waiting for one.
     func requestStop() throws -> StopRequest {
-        let values = try gdb.run(target, ["printf \"hs-stop %d\\n\", (int)hs_attach_stop()"])
-        guard let answer = values["hs-stop"].flatMap({ Int($0) }).flatMap(StopRequest.init(rawValue:)) else {
-            throw commandFail("gdb could not call heapscope's tracker in \(target.described)")
+        let answer = try TrackerCalls(target: target).stop()
+        guard let request = StopRequest(rawValue: Int(answer)) else {
+            throw commandFail("heapscope's tracker in \(target.described) gave an unknown answer (\(answer)) to the stop")
         }
-        return answer
+        return request
     }
 
     enum StopWait { case stopped, gone, stillRunning }

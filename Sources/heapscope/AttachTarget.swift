@@ -17,6 +17,8 @@ struct AttachTarget {
     var gid: UInt32
     /// Every file mapped into the process.
     var mappedFiles: Set<String>
+    /// The process tracing it (a debugger), if any.
+    var tracerPid: Int32?
 
     /// Reads /proc/<pid>: refuses a missing or finished process.
     static func inspect(_ argument: String) throws -> AttachTarget {
@@ -30,26 +32,33 @@ struct AttachTarget {
         }
         var uid: UInt32 = 0
         var gid: UInt32 = 0
+        var tracer: Int32?
         for line in textLines("/proc/\(pid)/status") {
             let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
             // "Uid:	real	effective	saved	fs": the effective one decides ptrace.
             if fields.count > 2, fields[0] == "Uid:" { uid = UInt32(fields[2]) ?? 0 }
             if fields.count > 2, fields[0] == "Gid:" { gid = UInt32(fields[2]) ?? 0 }
+            if fields.count > 1, fields[0] == "TracerPid:", let pid = Int32(fields[1]), pid != 0 { tracer = pid }
         }
         var mapped: Set<String> = []
         for line in textLines("/proc/\(pid)/maps") {
             if let slash = line.firstIndex(of: "/") { mapped.insert(String(line[slash...])) }
         }
-        return AttachTarget(pid: pid, commandLine: commandLine, uid: uid, gid: gid, mappedFiles: mapped)
+        return AttachTarget(pid: pid, commandLine: commandLine, uid: uid, gid: gid, mappedFiles: mapped, tracerPid: tracer)
     }
 
     /// Alive and not a zombie (a finished child its parent has not waited for yet).
     static func isRunning(_ pid: Int32) -> Bool {
+        guard let state = state(pid) else { return false }
+        return state != "Z" && state != "X"
+    }
+
+    /// The state letter of /proc/<pid>/stat: R, S, D, T (stopped), t (traced), Z...
+    static func state(_ pid: Int32) -> Character? {
         guard let stat = readWholeFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: UInt8(ascii: ")")),
               close + 2 < stat.count
-        else { return false }
-        let state = stat[close + 2]
-        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
+        else { return nil }
+        return Character(UnicodeScalar(stat[close + 2]))
     }
 
     var isRunning: Bool { AttachTarget.isRunning(pid) }
@@ -87,14 +96,18 @@ struct AttachTarget {
     }
 
     /// A heapscope tracker mapped in, from any installation.
-    var loadedTrackers: [String] {
-        mappedFiles.filter {
-            $0.contains("/heapscope/_tracker.cpython-") && $0.hasSuffix(".so")
-        }.sorted()
+    var loadedTrackers: [String] { mappedFiles.filter(AttachTarget.isTracker).sorted() }
+
+    static func isTracker(_ path: String) -> Bool {
+        path.contains("/heapscope/_tracker.cpython-") && path.hasSuffix(".so")
     }
 
-    /// Refuses what gdb would fail at, saying which setting stands in the way.
+    /// Refuses what ptrace would fail at, saying which setting stands in the way.
     func checkPtracePermission() throws {
+        if let tracerPid {
+            throw commandFail(
+                "process \(pid) is being traced by process \(tracerPid) (a debugger?); a process has one tracer at a time")
+        }
         let canTraceAny = geteuid() == 0 && hasCapSysPtrace()
         if canTraceAny { return }
         let advice = "run heapscope as root or with CAP_SYS_PTRACE (in a container: the SYS_PTRACE capability)"

@@ -1,5 +1,5 @@
 // `heapscope detach PID`: ends the recording `heapscope attach` started in a
-// process. gdb calls hs_attach_stop in it, which schedules the stop at the
+// process. It calls hs_attach_stop in it, which schedules the stop at the
 // next safe point; detach waits for the capture to be finished, and the
 // attach that started it prints the summary.
 
@@ -24,12 +24,10 @@ struct DetachCommand: ParsableCommand {
         if target.loadedTrackers.isEmpty {
             throw commandFail("\(target.described) is not being tracked by heapscope (no heapscope tracker is loaded in it)")
         }
-        let gdb = try Gdb.locate()
         try target.checkPtracePermission()
-        let values = try gdb.run(target, ["printf \"hs-status %s\\n\", (char *)hs_attach_status()"])
-        let status = StatusFile(path: values["hs-status"] ?? "")
+        let status = StatusFile(path: try TrackerCalls(target: target).statusPath())
         let capture: String? = if case .running(let path) = status.read() { path } else { nil }
-        let session = AttachSession(target: target, gdb: gdb, status: status, timeout: timeout)
+        let session = AttachSession(target: target, status: status, timeout: timeout)
         switch try session.requestStop() {
         case .notTracked:
             throw commandFail("\(target.described) is not being tracked by heapscope")

@@ -33,9 +33,9 @@ APT_PACKAGES := python3-dev libunwind-dev libdw-dev libzstd-dev pkg-config
 # What the test suite needs on top (docs/TEST_DEPS.md, docs/TEST_DEPS_PYTHON.md):
 # a headless browser for the HTML reports, protobuf/jsonschema to validate the
 # exports, numpy for the native-allocation scenario, xdist/asyncio/nbclient for
-# the pytest plugin and Jupyter tests, gdb for `heapscope attach` (test_attach.py),
+# the pytest plugin and Jupyter tests,
 # node to check the pages' scripts, tmux for the live views (test_live.py).
-TEST_APT_PACKAGES := chromium chromium-driver gdb nodejs tmux
+TEST_APT_PACKAGES := chromium chromium-driver nodejs tmux
 # The Python packages are the `test` extra of PythonHarness/pyproject.toml (one list).
 TEST_PIP_PACKAGES := $(shell sed -n '/^test = \[/,/^\]/p' PythonHarness/pyproject.toml | grep -o '"[^"]*"' | tr -d '"')
 

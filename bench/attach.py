@@ -2,7 +2,7 @@
 """Overhead while attached against `heapscope run` (issue 14).
 
 Each workload runs under bench/workloads/timed.py, which times the workload
-itself from inside the process (start-up, the attach through gdb and the
+itself from inside the process (start-up, the attach itself and the
 capture's end at exit are outside the figure, as they differ between the
 two ways of starting), three ways:
 

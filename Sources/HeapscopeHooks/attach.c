@@ -1,7 +1,7 @@
-// `heapscope attach`: the entry points gdb calls inside a running CPython
-// after it has dlopen'ed this tracker (docs/ATTACH.md). gdb stops the process
-// at an arbitrary instruction, maybe inside malloc or with another thread
-// holding the GIL, so these entries only take note and schedule the work with
+// `heapscope attach`: the entry points it calls inside a running CPython
+// after it has dlopen'ed this tracker (docs/ATTACH.md), on the main thread,
+// which it stopped at an arbitrary instruction, maybe inside malloc or
+// without the GIL, so these entries only take note and schedule the work with
 // Py_AddPendingCall: the interpreter runs it on its main thread, holding the
 // GIL, between two bytecodes. The work itself is Python
 // (heapscope/_attach.py, imported from this tracker's own package): a
@@ -24,7 +24,7 @@
 
 #define HS_ATTACH_API __attribute__((visibility("default"), used))
 
-// hs_attach_start results (the CLI reads them from gdb's output).
+// hs_attach_start results (the CLI's TrackerCalls.swift reads them).
 enum { HS_ATTACH_SCHEDULED = 0, HS_ATTACH_BUSY = 1, HS_ATTACH_QUEUE_FULL = 2, HS_ATTACH_NO_MEMORY = 3 };
 // hs_attach_stop results.
 enum { HS_DETACH_NOT_TRACKED = 0, HS_DETACH_SCHEDULED = 1, HS_DETACH_ALREADY = 2, HS_DETACH_OTHER_TRACKER = 3,
@@ -34,8 +34,9 @@ enum { HS_DETACH_NOT_TRACKED = 0, HS_DETACH_SCHEDULED = 1, HS_DETACH_ALREADY = 2
 // scheduled meanwhile then runs after it (pending calls run in order).
 enum { HS_PHASE_IDLE, HS_PHASE_START_PENDING, HS_PHASE_RUNNING, HS_PHASE_STOP_PENDING };
 
-// Written by the gdb-called entries while the whole process is stopped, read
-// by the pending calls under the GIL: no two of them ever run at once.
+// Written by the entries, which attach calls on the stopped main thread, and
+// read by the pending calls, which run on that same thread (Py_AddPendingCall
+// queues for the main thread in 3.10-3.13): no two of them ever run at once.
 static int hs_attach_phase = HS_PHASE_IDLE;
 // Each start has its own number: a pending start left from an attach that gave
 // up (the target never reached a safe point in time) sees that it is stale.
@@ -153,7 +154,7 @@ static int hs_replace(char **slot, const char *value) {
     return 1;
 }
 
-// Called by gdb. Schedules tracking to start at the next safe point, unless
+// Called by attach. Schedules tracking to start at the next safe point, unless
 // heapscope already tracks this process; the start is void after
 // `deadline_ns` (CLOCK_MONOTONIC), when attach stops waiting for it.
 HS_ATTACH_API int hs_attach_start(const char *package_parent, const char *status_path, const char *options,
@@ -175,8 +176,8 @@ HS_ATTACH_API int hs_attach_start(const char *package_parent, const char *status
     return HS_ATTACH_SCHEDULED;
 }
 
-// Called by gdb (`heapscope detach`, or attach when --duration is over or it
-// gives up waiting): stops tracking at the next safe point, or cancels a start
+// Called by `heapscope detach`, or by attach when --duration is over or it
+// gives up waiting: stops tracking at the next safe point, or cancels a start
 // still waiting for one.
 HS_ATTACH_API int hs_attach_stop(void) {
     if (hs_attach_phase == HS_PHASE_STOP_PENDING) return HS_DETACH_ALREADY;
@@ -191,7 +192,7 @@ HS_ATTACH_API int hs_attach_stop(void) {
     return HS_DETACH_SCHEDULED;
 }
 
-// Called by gdb (`heapscope detach`): where the attach that started tracking
+// Called by `heapscope detach`: where the attach that started tracking
 // watches for the stop.
 HS_ATTACH_API const char *hs_attach_status(void) {
     return hs_attach_status_path ? hs_attach_status_path : "";

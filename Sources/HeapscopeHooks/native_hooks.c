@@ -133,7 +133,6 @@ int hs_munmap(void *addr, size_t length) {
 // os._exit() and C code that calls _exit skip atexit, so Tracker.stop never
 // runs: end the capture here, uncompressed, rather than lose its last records.
 void hs__exit(int status) {
-    hs_guard |= HS_IN_RECORD;
     hs_finish_at_exit();
     _exit(status);
 }
@@ -141,30 +140,23 @@ void hs__exit(int status) {
 // exec replaces the process image without atexit or `_exit`: the capture
 // ends here, complete (a Python exec'd under --follow-fork starts its own).
 // Should exec fail, the process goes on untracked.
-static void hs_finish_before_exec(void) {
-    unsigned saved = hs_guard;
-    hs_guard |= HS_IN_RECORD;
-    hs_finish_at_exit();
-    hs_guard = saved;
-}
-
 int hs_execv(const char *path, char *const argv[]) {
-    hs_finish_before_exec();
+    hs_finish_at_exit();
     return execv(path, argv);
 }
 
 int hs_execve(const char *path, char *const argv[], char *const envp[]) {
-    hs_finish_before_exec();
+    hs_finish_at_exit();
     return execve(path, argv, envp);
 }
 
 int hs_execvp(const char *file, char *const argv[]) {
-    hs_finish_before_exec();
+    hs_finish_at_exit();
     return execvp(file, argv);
 }
 
 int hs_fexecve(int fd, char *const argv[], char *const envp[]) {
-    hs_finish_before_exec();
+    hs_finish_at_exit();
     return fexecve(fd, argv, envp);
 }
 

@@ -120,8 +120,11 @@ void hs_signals_after_fork(void) {
 void hs_finish_at_exit(void) {
     // A vfork child (subprocess whose exec failed) shares our memory but is
     // not the process recording: finishing the capture there would end the
-    // parent's.
+    // parent's, and even hs_guard there is the parent thread's.
     if (hs_global.pid != getpid() || !hs_global.recorder) return;
+    // A fatal signal from here on waits for the capture (hs_on_fatal_signal).
+    unsigned saved = hs_guard;
+    hs_guard |= HS_IN_RECORD;
     if (hs_pending_signal && hs_writer_is_running()) {
         // A fatal signal came first, inside a hook of this thread: the writer
         // is finishing the capture, then ends the process with the signal.
@@ -131,4 +134,5 @@ void hs_finish_at_exit(void) {
     } else {
         hs_finish_before_exit();
     }
+    hs_guard = saved;
 }

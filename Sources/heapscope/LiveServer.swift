@@ -45,8 +45,8 @@ struct LiveListener {
     }
 
     /// Before recording starts: the listener for --live-remote, and its first
-    /// viewer, greeted at once (so it does not give up while attach's gdb
-    /// works); `starting` says what waits for it ("the program starts").
+    /// viewer, greeted at once (so it does not give up while attach loads
+    /// the tracker); `starting` says what waits for it ("the program starts").
     static func waitForFirstViewer(port: Int, starting: String) throws -> (LiveListener, Int32) {
         let listener = try LiveListener.open(port: port)
         writeStderr("heapscope: live view on 127.0.0.1:\(listener.port): watch it with `heapscope live \(listener.port)`; "

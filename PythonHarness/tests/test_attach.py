@@ -398,15 +398,17 @@ def test_ptrace_not_permitted(hs, targets, tmp_path):
     assert code == 0 and err == ""
 
 
-# The main thread is caught in C code with a live vector register (memchr's
-# needle, which the calls' strlen and memcpy use too), in a sleep, or blocked
-# in a read: each must go on as if nothing had happened (the same answer; no
-# EINTR or ERESTART* leaking out).
+# The main thread is caught in C code with live vector registers (numpy's
+# summation loop: the calls' memcpy and strlen use those registers too), in
+# a sleep, or blocked in a read: each must go on as if nothing had happened
+# (the same sum; no EINTR or ERESTART* leaking out).
 STATE_SCRIPT = """\
 import os, sys, threading, time
+import numpy
 
 stop = sys.argv[1]
-data = bytes(64_000_000) + b"\\x01"
+data = numpy.arange(4_000_000, dtype=numpy.float64) * 0.5 + 0.25
+expected = numpy.add.reduce(data)
 r, w = os.pipe()
 
 def writer():
@@ -419,8 +421,8 @@ threading.Thread(target=writer, daemon=True).start()
 print("ready", flush=True)
 rounds = 0
 while os.read(r, 1) != b"q":
-    if data.find(b"\\x01") != len(data) - 1:
-        sys.exit("find went wrong")
+    if numpy.add.reduce(data) != expected:
+        sys.exit("sum changed")
     time.sleep(0.0005)
     rounds += 1
 print("rounds", rounds, flush=True)
@@ -445,6 +447,35 @@ def test_repeated_attach_leaves_the_target_exactly_as_it_was(hs, targets, tmp_pa
     code, out, err = target.finish()
     assert (code, err) == (0, "")
     assert re.search(r"^rounds [1-9]", out, re.M), out
+
+
+# The main thread spends its time inside glibc's malloc, free and memset:
+# attach stops it again until it is outside the C library (where it could
+# hold malloc's lock, which the calls need too), so no call waits on it.
+MALLOC_SCRIPT = """\
+import os, sys
+
+stop = sys.argv[1]
+print("ready", flush=True)
+while not os.path.exists(stop):
+    for _ in range(1000):
+        block = bytearray(60_000)
+        del block
+print("done", flush=True)
+"""
+
+
+def test_main_thread_busy_in_malloc(hs, targets, tmp_path):
+    target = targets(MALLOC_SCRIPT)
+    for k in range(5):
+        capture = tmp_path / f"malloc-{k}.hsc"
+        proc = hs("attach", "--duration", "0.3", "-o", str(capture), str(target.pid), timeout=60)
+        assert proc.returncode == 0, proc.stderr.decode()
+        # Line 7, each bytearray: its 60,001-byte buffer and one or two small objects.
+        [(count, size)] = [(e["count"], e["bytes"]) for e in hs.stats_json(capture)["top_by_bytes"] if e["line"] == 7]
+        assert count > 1 and size >= count // 3 * 60_001
+    code, out, err = target.finish()
+    assert (code, err) == (0, "") and "done" in out
 
 
 def test_stopped_target(hs, targets, tmp_path):

@@ -40,20 +40,34 @@ public struct RemoteProcess {
         pthread_sigmask(SIG_BLOCK, &blocked, &previous)
         defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
 
+        let cLibrary = cLibraryCode(pid)
         let thread = try TracedThread.seize(pid)
         // A signal the thread was about to receive when it stopped: it gets it on detach.
         var pendingSignal: Int32 = 0
-        let saved: user_regs_struct
+        var saved: user_regs_struct
         let vectors: VectorState
         do {
-            try thread.interrupt()
-            switch try thread.nextStop(until: monotonicSeconds() + 10) {
-            case .interrupted?: break
-            case .signal(let signal)?: pendingSignal = signal
-            case .exited?: throw RemoteCallError(.exited, "no such process")
-            case nil: throw RemoteCallError(.failed, "its main thread did not stop within 10 s")
+            var attempts = 0
+            while true {
+                try thread.interrupt()
+                switch try thread.nextStop(until: monotonicSeconds() + 10) {
+                case .interrupted?: break
+                case .signal(let signal)?: pendingSignal = signal
+                case .exited?: throw RemoteCallError(.exited, "no such process")
+                case nil: throw RemoteCallError(.failed, "its main thread did not stop within 10 s")
+                }
+                saved = try thread.registers()
+                // Stopped inside the C library, not in a system call, it may
+                // hold a lock of libc's that the calls need as well (malloc's
+                // arena, the loader's): it would wait for itself. Let it run a
+                // moment and stop it again; after 0.5 s, call all the same.
+                let inCLibrary = cLibrary.contains { $0.contains(saved.rip) }
+                guard inCLibrary, saved.orig_rax == UInt64.max, pendingSignal == 0, attempts < 250 else { break }
+                attempts += 1
+                try thread.resume()
+                var pause = timespec(tv_sec: 0, tv_nsec: 2_000_000)
+                nanosleep(&pause, nil)
             }
-            saved = try thread.registers()
             vectors = try thread.vectorState()
         } catch {
             try? thread.detach()
@@ -168,4 +182,33 @@ public struct RemoteProcess {
             throw RemoteCallError(.failed, "cannot write to its stack at 0x\(String(address, radix: 16))")
         }
     }
+}
+
+/// The executable mappings of the C library and the dynamic loader in process `pid`.
+private func cLibraryCode(_ pid: Int32) -> [Range<UInt64>] {
+    let fd = open("/proc/\(pid)/maps", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(fd, &chunk, chunk.count)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    var ranges: [Range<UInt64>] = []
+    for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+        // "start-end perms offset dev inode path"
+        let fields = line.split(separator: " ")
+        guard fields.count >= 6, fields[1].hasPrefix("r-x") else { continue }
+        let name = fields[5].split(separator: "/").last ?? ""
+        guard ["libc.so", "libc-", "ld-linux", "ld-musl", "libpthread", "libdl"].contains(where: { name.hasPrefix($0) })
+        else { continue }
+        let bounds = fields[0].split(separator: "-")
+        if bounds.count == 2, let start = UInt64(bounds[0], radix: 16), let end = UInt64(bounds[1], radix: 16), start < end {
+            ranges.append(start..<end)
+        }
+    }
+    return ranges
 }

@@ -94,6 +94,27 @@ def _explain_import_failure(exc):
     return message
 
 
+def _json_text(value: Any) -> str:
+    """json.dumps of plain values (the metadata), without the json package:
+    its imports (re, enum) would add ~10 ms to every `heapscope run` and
+    leave json and re imported in the program before it starts."""
+    import _json
+
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return _json.encode_basestring_ascii(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_json_text(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(_json_text(str(k)) + ": " + _json_text(v) for k, v in value.items()) + "}"
+    raise TypeError("metadata values are str, int, float, bool, None, lists and dicts, not %s" % type(value).__name__)
+
+
 def _platform_name():
     try:
         machine = os.uname().machine
@@ -331,9 +352,7 @@ class Tracker:
                     "capture file already exists (pass overwrite=True to replace it)",
                     self.path,
                 )
-            import json   # here: the `heapscope` command imports this package only to start the CLI
-
-            metadata = json.dumps(self.metadata(mod.allocator_name()))
+            metadata = _json_text(self.metadata(mod.allocator_name()))
             if self.aggregate:
                 self._start_aggregator()
             # Everything is ready before recording starts: from mod.start on,

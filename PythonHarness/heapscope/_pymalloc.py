@@ -128,37 +128,57 @@ def _write_text(path, text):
         pass
 
 
+def _report_numbers(text):
+    """The report's `name = number` lines as {name: number} (the first of
+    each name), the `Total` after the arena-alignment line as "arena total",
+    and the threshold line's two numbers. Plain string work: importing re
+    here would cost every start ~5 ms."""
+    numbers = {}
+    previous = None
+    for line in text.splitlines():
+        name, equals, value = line.partition("=")
+        name = name.strip()
+        if not equals:
+            previous = None
+            continue
+        if name == "Small block threshold":
+            # "Small block threshold = 512, in 32 size classes."
+            words = value.replace(",", " ").split()
+            if len(words) >= 3 and words[0].isdigit() and words[2].isdigit():
+                numbers["threshold"], numbers["size classes"] = int(words[0]), int(words[2])
+        digits = value.strip().replace(",", "")
+        if digits.isdigit():
+            key = "arena total" if name == "Total" and previous == "# bytes lost to arena alignment" else name
+            numbers.setdefault(key, int(digits))
+        previous = name
+    return numbers
+
+
 def _cross_check(geometry, text):
     """Checks the derived values against the report; returns the checks made."""
-    import re
-
+    numbers = _report_numbers(text)
     checks = {}
-    match = re.search(r"Small block threshold = (\d+), in (\d+) size classes", text)
-    if match:
-        threshold, classes = int(match.group(1)), int(match.group(2))
+    if "threshold" in numbers:
+        threshold, classes = numbers["threshold"], numbers["size classes"]
         checks["small_request_threshold"] = threshold == geometry["small_request_threshold"]
         checks["alignment"] = classes > 0 and threshold // classes == geometry["alignment"]
         checks["size_classes"] = classes == geometry["size_classes"]
-    current = re.search(r"# arenas allocated current\s*=\s*([\d,]+)", text)
-    arena_total = re.search(r"# bytes lost to arena alignment\s*=\s*[\d,]+\s*\nTotal\s*=\s*([\d,]+)", text)
-    if current and arena_total and _number(current.group(1)) > 0:
-        arenas = _number(current.group(1))
-        checks["arena_size"] = _number(arena_total.group(1)) == arenas * geometry["arena_size"]
-    headers = re.search(r"# bytes lost to pool headers\s*=\s*([\d,]+)", text)
+    arenas = numbers.get("# arenas allocated current", 0)
+    if arenas > 0 and "arena total" in numbers:
+        checks["arena_size"] = numbers["arena total"] == arenas * geometry["arena_size"]
     pools = 0
     for line in text.splitlines():
         # class   size   num pools   blocks in use  avail blocks
         parts = line.split()
         if len(parts) == 5 and all(p.replace(",", "").isdigit() for p in parts):
             pools += _number(parts[2])
-    if headers and pools > 0:
-        checks["pool_header_size"] = _number(headers.group(1)) == pools * geometry["pool_header_size"]
-    alignment_lost = re.search(r"# bytes lost to arena alignment\s*=\s*([\d,]+)", text)
-    if alignment_lost and current and _number(alignment_lost.group(1)) > 0:
+    if "# bytes lost to pool headers" in numbers and pools > 0:
+        checks["pool_header_size"] = numbers["# bytes lost to pool headers"] == pools * geometry["pool_header_size"]
+    lost = numbers.get("# bytes lost to arena alignment", 0)
+    if lost > 0 and "# arenas allocated current" in numbers:
         # The report counts one whole pool for each arena that does not start
         # on a pool boundary (from 3.10 arenas are only page-aligned).
-        lost = _number(alignment_lost.group(1))
-        checks["pool_size"] = lost % geometry["pool_size"] == 0 and lost <= _number(current.group(1)) * geometry["pool_size"]
+        checks["pool_size"] = lost % geometry["pool_size"] == 0 and lost <= arenas * geometry["pool_size"]
     return checks
 
 

@@ -273,3 +273,22 @@ def test_coverage_py_measures_the_same(hs, tmp_path, core):
     assert b"prog.py" in reports[0]
     count, complete = capture_records(hs, tmp_path / "traced" / "c.hsc")
     assert (count, complete) == (1, True)
+
+
+def test_the_program_starts_with_the_modules_plain_python_has(hs, tmp_path):
+    # heapscope's own start (options, metadata, pymalloc's cross-check) uses
+    # neither json nor re: the program finds them unimported, as under plain
+    # python, and pays for their import itself, recorded.
+    write(tmp_path / "modules.py", """
+import sys
+print(sorted(m for m in ("json", "re", "enum") if m in sys.modules))
+import json
+""")
+    expected = hs.python("modules.py")
+    proc = hs("run", "-q", "-o", "m.hsc", "modules.py")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == expected.stdout
+    assert b"'json'" not in proc.stdout and b"'re'" not in proc.stdout
+    # The program's `import json` is in the capture.
+    stats = hs.stats_json(tmp_path / "m.hsc", "-n", "1000")
+    assert any(e["file"].endswith(("json/__init__.py", "json/decoder.py")) for e in stats["top_by_bytes"])

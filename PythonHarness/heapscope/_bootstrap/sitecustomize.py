@@ -46,6 +46,27 @@ def _heapscope_tell_ready(fd):
         pass
 
 
+def _heapscope_json(text):
+    """json.loads without the json package, whose imports (re, enum) would add
+    ~10 ms to every `heapscope run` and leave json and re imported in the
+    program: CPython's own C scanner, driven as json.decoder drives it."""
+    import _json
+
+    class Settings:
+        strict = True
+        object_hook = None
+        object_pairs_hook = None
+        parse_float = float
+        parse_int = int
+        parse_constant = float   # NaN, Infinity, -Infinity
+        memo = {}
+
+    value, end = _json.make_scanner(Settings())(text, 0)
+    if text[end:].strip():
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
 def _heapscope_same_dir(a, b):
     try:
         return os.path.realpath(a or ".") == os.path.realpath(b)
@@ -60,11 +81,9 @@ def _heapscope_bootstrap():
 
     options = None
     if output is not None and raw_options is not None:
-        import json
-
         try:
-            options = json.loads(raw_options)
-        except ValueError:
+            options = _heapscope_json(raw_options)
+        except (ValueError, StopIteration):
             _heapscope_fail("bad HEAPSCOPE_RUN_OPTIONS from heapscope run")
         _heapscope_tell_ready(options.get("ready_fd"))
         bootstrap_dir = options.get("bootstrap_dir") or here

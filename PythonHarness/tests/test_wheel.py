@@ -142,6 +142,38 @@ def test_run_leaks_then_stats(venv, tmp_path):
     assert site["bytes"] == 3000 * sys.getsizeof(bytes(10_000))
 
 
+ATTACH_TARGET = """\
+import os, sys, time
+
+keep = None
+print("ready", flush=True)
+while not os.path.exists(sys.argv[1]):
+    keep = bytes(50_000)
+    time.sleep(0.005)
+"""
+
+
+def test_attach_to_a_plain_python(venv, tmp_path):
+    # Nothing but the wheel: no debugger on PATH, the tracker loaded from the wheel's package.
+    write(tmp_path / "target.py", ATTACH_TARGET)
+    stop = tmp_path / "stop"
+    target = subprocess.Popen([str(venv["dir"] / "bin" / "python"), "target.py", str(stop)], cwd=tmp_path,
+                              env=venv["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert target.stdout.readline() == b"ready\n"
+        ok(in_venv(venv, ["heapscope", "attach", "--duration", "0.5", "-o", "a.hsc", str(target.pid)], tmp_path))
+        stats = json.loads(ok(in_venv(venv, ["heapscope", "stats", "--json", "a.hsc"], tmp_path))[0])
+        site = next(e for e in stats["top_by_bytes"] if e["line"] == 6)
+        # Each bytes(50_000): one block, the object's header and its 50,000 bytes.
+        assert site["count"] >= 3 and site["bytes"] == site["count"] * sys.getsizeof(bytes(50_000))
+        stop.touch()
+        _, err = target.communicate(timeout=60)
+        assert target.returncode == 0 and err == b""
+    finally:
+        target.kill()
+        target.wait()
+
+
 NATIVE_SCRIPT = """\
 def make_blocks():
     return [bytearray(3 * 1024 * 1024) for _ in range(4)]

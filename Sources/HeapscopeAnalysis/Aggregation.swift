@@ -62,12 +62,30 @@ public struct Aggregation: ReplayConsumer {
 
     @inline(__always)
     public mutating func events(_ batch: UnsafeMutableBufferPointer<Event>, thread: ThreadNumber) {
-        model.events(batch, thread: thread)
+        model.events(batch, thread: Self.kept(thread))
     }
 
     public mutating func record(_ record: Record, tables: CaptureTables) {
-        model.record(record, tables: tables)
+        switch record {
+        case .alloc(var allocation):
+            allocation.thread = Self.kept(allocation.thread)
+            model.record(.alloc(allocation), tables: tables)
+        case .free(let kind, let address, let thread):
+            model.record(.free(kind: kind, address: address, thread: Self.kept(thread)), tables: tables)
+        case .thread(let number):
+            model.record(.thread(Self.kept(number)), tables: tables)
+        case .threadInfo(let number):
+            model.record(.threadInfo(Self.kept(number)), tables: tables)
+        default:
+            model.record(record, tables: tables)
+        }
     }
+
+    /// Threads after `threadsKeptApart` go into the model as one: their sites
+    /// are summed as the events come (exactly: each figure is a sum over
+    /// blocks), so this process's memory does not grow with them either.
+    @inline(__always)
+    private static func kept(_ thread: ThreadNumber) -> ThreadNumber { min(thread, threadsKeptApart + 1) }
 
     /// The stream's END has been read: the program stopped tracking cleanly.
     public var streamEnded: Bool { model.endTime != nil }
@@ -79,51 +97,17 @@ public struct Aggregation: ReplayConsumer {
         aggregatedHeader.flags.insert(.aggregated)
         var out = aggregatedHeader.encoded()
         out += definitions
-        var sites = model.aggregatedSites()
         if threadsSeen > Self.threadsKeptApart {
-            let later = Self.threadsKeptApart + 1
             out += stringRecord(Self.laterThreadsName)
-            out += threadInfoRecord(thread: later, osThreadID: 0, name: StringID(strings + 1))
-            sites = Self.folded(sites, into: later)
+            out += threadInfoRecord(thread: Self.threadsKeptApart + 1, osThreadID: 0, name: StringID(strings + 1))
         }
         for sample in Self.thinned(model.samples) {
             out += heapSampleRecord(timeMicros: sample.timeMicros, rssBytes: sample.rssBytes, heapBytes: sample.heapBytes)
         }
-        for site in sites { out += site.encoded }
+        for site in model.aggregatedSites() { out += site.encoded }
         out += model.aggregateTotals(state: state).encoded
         out += endRecord(timeMicros: model.endTime ?? lastTime)
         return out
-    }
-
-    /// The sites of threads after `threadsKeptApart` summed under `thread`, per
-    /// (stack, allocator, size bucket): the figures at the peak, at the end and
-    /// allocated are each a sum over the blocks, so the sums are exact.
-    static func folded(_ sites: [AggregatedSite], into thread: ThreadNumber) -> [AggregatedSite] {
-        struct Key: Hashable {
-            var kind: AllocatorKind, frame: FrameID, nativeFrame: NativeFrameID, sizeBucket: UInt8
-        }
-        var kept: [AggregatedSite] = []
-        var later: [Key: AggregatedSite] = [:]
-        var order: [Key] = []
-        for site in sites {
-            guard site.thread >= thread else {
-                kept.append(site)
-                continue
-            }
-            let key = Key(kind: site.kind, frame: site.frame, nativeFrame: site.nativeFrame, sizeBucket: site.sizeBucket)
-            if var sum = later[key] {
-                sum.atPeak.add(site.atPeak)
-                sum.live.add(site.live)
-                sum.allocated.add(site.allocated)
-                later[key] = sum
-            } else {
-                var first = site
-                first.thread = thread
-                later[key] = first
-                order.append(key)
-            }
-        }
-        return kept + order.map { later[$0]! }
     }
 
     /// At most `maxSamples`, the one with the most heap of each run of consecutive ones.

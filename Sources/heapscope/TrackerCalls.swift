@@ -12,11 +12,15 @@ struct TrackerCalls {
     func loadAndStart(_ tracker: TrackerLibrary, status: StatusFile, options: String, deadlineNanoseconds: UInt64)
         throws -> Int32
     {
-        try withMainThreadStopped { process in
-            let dlopen = try function("dlopen", in: isCLibrary)
+        // Functions are found before the thread is stopped (it stays stopped for the calls
+        // only); the tracker's entry once dlopen has mapped it.
+        let libc = try functions()
+        guard let dlopen = libc.address(of: "dlopen", inObjectsWhere: isCLibrary),
+              let dlerror = libc.address(of: "dlerror", inObjectsWhere: isCLibrary)
+        else { throw commandFail("\(target.described) has no dlopen in its C library") }
+        return try withMainThreadStopped { process in
             let handle = try process.call(dlopen, [.string(tracker.path), .integer(2)])   // RTLD_NOW
             if handle == 0 {
-                let dlerror = try function("dlerror", in: isCLibrary)
                 let message = try process.call(dlerror, [])
                 let reason = message == 0 ? "" : ": " + (try process.string(at: message))
                 throw commandFail("could not load heapscope's tracker into \(target.described)\(reason)")
@@ -31,15 +35,15 @@ struct TrackerCalls {
 
     /// hs_attach_stop's answer (attach.c's HS_DETACH_*).
     func stop() throws -> Int32 {
-        try withMainThreadStopped { process in
-            Int32(truncatingIfNeeded: try process.call(try function("hs_attach_stop", in: isLoadedTracker), []))
-        }
+        let entry = try function("hs_attach_stop", in: isLoadedTracker)
+        return try withMainThreadStopped { process in Int32(truncatingIfNeeded: try process.call(entry, [])) }
     }
 
     /// The status file of the attach recording the target (hs_attach_status).
     func statusPath() throws -> String {
-        try withMainThreadStopped { process in
-            let path = try process.call(try function("hs_attach_status", in: isLoadedTracker), [])
+        let entry = try function("hs_attach_status", in: isLoadedTracker)
+        return try withMainThreadStopped { process in
+            let path = try process.call(entry, [])
             return path == 0 ? "" : try process.string(at: path)
         }
     }
@@ -70,16 +74,18 @@ struct TrackerCalls {
 
     /// Where `name` is in the target now (the symbol tables of what it has mapped).
     private func function(_ name: String, in objects: (String) -> Bool) throws -> UInt64 {
-        let functions: ProcessFunctions
-        do {
-            functions = try ProcessFunctions(pid: target.pid)
-        } catch {
-            throw commandFail("cannot read the loaded objects of \(target.described): \(error.message)")
-        }
-        guard let address = functions.address(of: name, inObjectsWhere: objects) else {
+        guard let address = try functions().address(of: name, inObjectsWhere: objects) else {
             throw commandFail("\(target.described) has no function \(name) in its loaded objects")
         }
         return address
+    }
+
+    private func functions() throws -> ProcessFunctions {
+        do {
+            return try ProcessFunctions(pid: target.pid)
+        } catch {
+            throw commandFail("cannot read the loaded objects of \(target.described): \(error.message)")
+        }
     }
 }
 

@@ -50,6 +50,11 @@ def _heapscope_json(text):
     """json.loads without the json package, whose imports (re, enum) would add
     ~10 ms to every `heapscope run` and leave json and re imported in the
     program: CPython's own C scanner, driven as json.decoder drives it."""
+    if sys.version_info < (3, 10):
+        # Python 2's scanner takes other settings. An interpreter this old is
+        # only told no, or run untracked: json's cost does not matter there.
+        import json
+        return json.loads(text)
     import _json
 
     class Settings:
@@ -111,11 +116,11 @@ def _heapscope_bootstrap():
 
 
 def _heapscope_start(output, options):
-    if sys.version_info < (3, 8):
+    if sys.version_info < (3, 10):
         if options.get("child"):
             return  # a child of a followed program: an interpreter we cannot profile runs untracked
         _heapscope_fail(
-            "this interpreter is Python %d.%d (%s); heapscope needs CPython 3.8 or later"
+            "this interpreter is Python %d.%d (%s); heapscope supports CPython 3.10 to 3.13"
             % (sys.version_info[0], sys.version_info[1], sys.executable)
         )
     if options.get("pid_in_output"):

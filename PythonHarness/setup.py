@@ -179,4 +179,5 @@ setup(
     cmdclass={"build_py": BuildPyWithSwift, "sdist": SdistWithSwift},
     distclass=BinaryDistribution,
     package_data={"heapscope": [TRACKER, "bin/heapscope", "_bootstrap/sitecustomize.py", "VERSION", "py.typed"]},
+    scripts=["scripts/heapscope"],
 )

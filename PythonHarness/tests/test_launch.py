@@ -70,3 +70,15 @@ def test_command_line_longer_than_an_environment_variable(hs, tmp_path):
     assert proc.stdout == b"300 300000\n"
     header = hs("parse", str(capture)).stdout.decode().splitlines()[1]
     assert json.loads(header[len("METADATA "):])["command_line"] == [str(script)] + arguments
+
+
+def test_the_command_imports_only_what_it_needs(hs, tmp_path):
+    """The `heapscope` command's own interpreter, before it hands over to the
+    Swift CLI, imports heapscope's small front module and not re (which the
+    script pip writes for an entry point imports): every `heapscope run`
+    pays for that interpreter's start."""
+    proc = hs("--version", env=clean_env(PYTHONPROFILEIMPORTTIME="1"))
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.decode().splitlines() if line.startswith("import time:")}
+    assert "heapscope.__main__" in imported, imported
+    assert not imported & {"re", "enum", "json", "typing"}, sorted(imported)

@@ -297,7 +297,6 @@ def _heapscope_chain(here):
     """Runs the sitecustomize module we are shadowing, if there is one."""
     try:
         import importlib.machinery
-        import importlib.util
     except ImportError:
         return
     this = sys.modules.get(__name__)
@@ -309,6 +308,10 @@ def _heapscope_chain(here):
         # (sys.modules keeps this module as "sitecustomize": the import
         # system expects to find it there when this file finishes.)
         return
+    # Only now: importlib.util brings contextlib, collections and functools
+    # (a few ms of every start), and most programs have no sitecustomize.
+    import importlib.util
+
     module = importlib.util.module_from_spec(spec)
     sys.modules["sitecustomize"] = module
     try:

@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "HeapscopeSystem"),
         // ptrace(2) for Swift, and calls into another process's main thread with it (attach).
         .target(name: "CPtrace"),
-        .target(name: "HeapscopeInject", dependencies: ["CPtrace"]),
+        .target(name: "HeapscopeInject", dependencies: ["CPtrace", "HeapscopeSystem"]),
         .target(name: "HeapscopeFormat", dependencies: ["HeapscopeWire", "CZstd"]),
         // Report-side symbolication; never loaded into the profiled process.
         .target(name: "HeapscopeSymbols", dependencies: ["CDwarf"]),
@@ -83,6 +83,7 @@ let package = Package(
         // CZstd: live mode's tests compress a stream to feed it in pieces.
         .testTarget(name: "HeapscopeReportsTests",
                     dependencies: ["HeapscopeReports", "HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeTestSupport", "CZstd"]),
+        .testTarget(name: "HeapscopeSystemTests", dependencies: ["HeapscopeSystem"]),
         .testTarget(name: "HeapscopePymallocTests",
                     dependencies: ["HeapscopeAnalysis", "HeapscopeFormat", "HeapscopeReports", "HeapscopeTestSupport"]),
     ]

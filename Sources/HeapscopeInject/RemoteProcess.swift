@@ -6,6 +6,7 @@
 // other threads run on meanwhile. x86-64 Linux.
 
 import CPtrace   // user_regs_struct
+import HeapscopeSystem   // processMaps
 
 #if canImport(Glibc)
 import Glibc
@@ -186,29 +187,8 @@ public struct RemoteProcess {
 
 /// The executable mappings of the C library and the dynamic loader in process `pid`.
 private func cLibraryCode(_ pid: Int32) -> [Range<UInt64>] {
-    let fd = open("/proc/\(pid)/maps", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return [] }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = read(fd, &chunk, chunk.count)
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        bytes += chunk[0..<n]
-    }
-    var ranges: [Range<UInt64>] = []
-    for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-        // "start-end perms offset dev inode path"
-        let fields = line.split(separator: " ")
-        guard fields.count >= 6, fields[1].hasPrefix("r-x") else { continue }
-        let name = fields[5].split(separator: "/").last ?? ""
-        guard ["libc.so", "libc-", "ld-linux", "ld-musl", "libpthread", "libdl"].contains(where: { name.hasPrefix($0) })
-        else { continue }
-        let bounds = fields[0].split(separator: "-")
-        if bounds.count == 2, let start = UInt64(bounds[0], radix: 16), let end = UInt64(bounds[1], radix: 16), start < end {
-            ranges.append(start..<end)
-        }
-    }
-    return ranges
+    let names = ["libc.so", "libc-", "ld-linux", "ld-musl", "libpthread", "libdl"]
+    return processMaps(String(pid)).filter { region in
+        region.isExecutable && names.contains(where: { region.fileName.hasPrefix($0) })
+    }.map(\.range)
 }

@@ -40,10 +40,7 @@ struct AttachTarget {
             if fields.count > 2, fields[0] == "Gid:" { gid = UInt32(fields[2]) ?? 0 }
             if fields.count > 1, fields[0] == "TracerPid:", let pid = Int32(fields[1]), pid != 0 { tracer = pid }
         }
-        var mapped: Set<String> = []
-        for line in textLines("/proc/\(pid)/maps") {
-            if let slash = line.firstIndex(of: "/") { mapped.insert(String(line[slash...])) }
-        }
+        let mapped = Set(processMaps(String(pid)).map(\.path).filter { $0.hasPrefix("/") })
         return AttachTarget(pid: pid, commandLine: commandLine, uid: uid, gid: gid, mappedFiles: mapped, tracerPid: tracer)
     }
 

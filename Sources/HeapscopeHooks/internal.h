@@ -4,7 +4,6 @@
 #include "heapscope_hooks.h"
 
 extern __thread unsigned hs_guard __attribute__((tls_model("initial-exec")));
-extern hs_state hs_global;
 
 // Which thread state to read the Python stack from. A PyMem MEM/OBJ or arena
 // hook runs with the GIL held, so the GIL holder is the caller. Anything else

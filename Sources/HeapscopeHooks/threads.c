@@ -20,7 +20,6 @@ hs_state hs_global __attribute__((aligned(64)));   // the lock's own cache line:
 static pthread_key_t hs_thread_key;
 static pthread_once_t hs_thread_key_once = PTHREAD_ONCE_INIT;
 
-hs_state *hs_state_ptr(void) { return &hs_global; }
 unsigned *hs_guard_ptr(void) { return &hs_guard; }
 
 uint32_t hs_gettid(void) { return (uint32_t)syscall(SYS_gettid); }

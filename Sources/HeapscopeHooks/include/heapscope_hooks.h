@@ -80,7 +80,9 @@ typedef struct hs_state {
     void *recorder;            // the Swift recorder (opaque here)
 } hs_state;
 
-hs_state *hs_state_ptr(void);
+// Defined in threads.c. Inline: the recorder reads it on every event.
+extern hs_state hs_global;
+static inline hs_state *hs_state_ptr(void) { return &hs_global; }
 unsigned *hs_guard_ptr(void);
 hs_thread *hs_current_thread(void);   // creates the thread's state on first use
 // Doubles the frame arrays, keeping their contents; 0 at HS_MAX_FRAMES or out of memory.

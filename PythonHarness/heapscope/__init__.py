@@ -129,36 +129,20 @@ def _platform_name():
 # are named when tracking starts.
 
 _original_bootstrap_inner = None
-
-
-def _name_thread(tracker_mod, thread, native_id):
-    if native_id is None:
-        return
-    try:
-        tracker_mod.set_thread_name(str(thread.name), int(native_id))
-    except Exception:
-        pass
-
-
-def _patched_bootstrap_inner(self):
-    # Runs on the new thread, before its target: native_id is not set yet
-    # on the Thread object, but get_native_id() is this thread's own.
-    try:
-        mod = sys.modules.get("heapscope._tracker")
-        if mod is not None and _active_tracker is not None and mod.is_active():
-            _name_thread(mod, self, _thread.get_native_id())
-    except Exception:
-        pass
-    return _original_bootstrap_inner(self)
+_thread_start_hook = None
 
 
 def _install_thread_hook():
-    global _original_bootstrap_inner
+    """Threads the program starts while recording are named as they start, by
+    the tracker's C replacement of Thread._bootstrap_inner (no Python frame
+    of heapscope's on their stacks)."""
+    global _original_bootstrap_inner, _thread_start_hook
     import threading
 
     if _original_bootstrap_inner is None:
         _original_bootstrap_inner = threading.Thread._bootstrap_inner
-        threading.Thread._bootstrap_inner = _patched_bootstrap_inner
+        _thread_start_hook = _tracker_module().thread_start_hook(_original_bootstrap_inner)
+        threading.Thread._bootstrap_inner = _thread_start_hook
 
 
 def _running_threads():
@@ -175,7 +159,7 @@ def _remove_thread_hook():
         return
     import threading
 
-    if threading.Thread.__dict__.get("_bootstrap_inner") is _patched_bootstrap_inner:
+    if threading.Thread.__dict__.get("_bootstrap_inner") is _thread_start_hook:
         threading.Thread._bootstrap_inner = _original_bootstrap_inner
         _original_bootstrap_inner = None
     # Otherwise someone patched over us: leave their patch alone; ours is

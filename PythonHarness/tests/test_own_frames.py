@@ -32,12 +32,25 @@ def own(files):
 
 @pytest.mark.parametrize("mode", [[], ["--native"], ["--follow-fork"]], ids=["default", "native", "follow-fork"])
 def test_run_records_none_of_heapscopes_frames(hs, tmp_path, mode):
-    script = write(tmp_path / "prog.py", "data = [str(i) * 2 for i in range(10_000)]\n")
+    # A thread started while recording is named as it starts (heapscope's
+    # hook on Thread._bootstrap_inner), with no frame of heapscope's under
+    # what it allocates.
+    script = write(tmp_path / "prog.py", """
+import threading
+data = [str(i) * 2 for i in range(10_000)]
+def work():
+    global more
+    more = [str(i) * 3 for i in range(10_000)]
+worker = threading.Thread(target=work, name="the-worker")
+worker.start()
+worker.join()
+""")
     proc = hs("run", "-q", *mode, "-o", "prog.hsc", str(script))
     assert proc.returncode == 0, proc.stderr.decode()
-    files, _ = code_files(hs, tmp_path / "prog.hsc")
+    files, names = code_files(hs, tmp_path / "prog.hsc")
     assert str(script) in files
     assert own(files) == []
+    assert "the-worker" in names
 
 
 def test_tracker_api_records_none_of_its_frames_and_names_the_threads(hs, tmp_path):

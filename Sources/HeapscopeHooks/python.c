@@ -308,6 +308,39 @@ static PyObject *hs_py_set_thread_name(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+// Names each thread the program starts while recording, on that thread,
+// before its target runs: this replaces threading.Thread._bootstrap_inner
+// (bound as a method by an instancemethod) and then calls the original. It
+// is C so that no frame of heapscope's sits under the thread's recorded ones.
+static PyObject *hs_original_bootstrap_inner;
+
+static PyObject *hs_py_thread_started(PyObject *self, PyObject *thread) {
+    (void)self;
+    if (hs_global.tracking) {
+        PyObject *name = PyObject_GetAttrString(thread, "name");
+        Py_ssize_t len = 0;
+        const char *text = name && PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &len) : NULL;
+        if (text) hs_session_name_thread(text, (size_t)len, hs_gettid());
+        Py_XDECREF(name);
+        PyErr_Clear();   // a thread without a usable name stays unnamed; it runs regardless
+    }
+    return PyObject_CallOneArg(hs_original_bootstrap_inner, thread);
+}
+
+static PyMethodDef hs_thread_started_def = {"_bootstrap_inner", hs_py_thread_started, METH_O,
+                                            "heapscope: names the thread, then runs Thread._bootstrap_inner."};
+
+static PyObject *hs_py_thread_start_hook(PyObject *self, PyObject *original) {
+    (void)self;
+    Py_INCREF(original);
+    Py_XSETREF(hs_original_bootstrap_inner, original);
+    PyObject *function = PyCFunction_New(&hs_thread_started_def, NULL);
+    if (!function) return NULL;
+    PyObject *method = PyInstanceMethod_New(function);
+    Py_DECREF(function);
+    return method;
+}
+
 static PyObject *hs_py_allocator_name(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
@@ -324,6 +357,8 @@ static PyMethodDef hs_methods[] = {
     {"is_active", hs_py_is_active, METH_NOARGS, "Whether a capture is being recorded."},
     {"set_thread_name", hs_py_set_thread_name, METH_VARARGS, "set_thread_name(name, native_id)"},
     {"allocator_name", hs_py_allocator_name, METH_NOARGS, "CPython's name for the active allocator."},
+    {"thread_start_hook", hs_py_thread_start_hook, METH_O,
+     "thread_start_hook(original): a Thread._bootstrap_inner that names the thread while recording, then calls original."},
     {NULL, NULL, 0, NULL},
 };
 

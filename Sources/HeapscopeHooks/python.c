@@ -324,7 +324,9 @@ static PyObject *hs_py_thread_started(PyObject *self, PyObject *thread) {
         Py_XDECREF(name);
         PyErr_Clear();   // a thread without a usable name stays unnamed; it runs regardless
     }
-    return PyObject_CallOneArg(hs_original_bootstrap_inner, thread);
+    // Not PyObject_CallOneArg: inline in 3.10, so a tracker of another version
+    // would fail to load before it can say which version it was built for.
+    return PyObject_CallFunctionObjArgs(hs_original_bootstrap_inner, thread, NULL);
 }
 
 static PyMethodDef hs_thread_started_def = {"_bootstrap_inner", hs_py_thread_started, METH_O,

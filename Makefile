@@ -176,8 +176,9 @@ wheel-tools:
 # and names the platform tag from the symbol versions the files really need.
 wheel: build wheel-tools
 	rm -rf $(WHEEL_WORK)/src $(WHEEL_WORK)/raw
-	mkdir -p $(WHEEL_WORK)/src/heapscope/bin $(WHEEL_WORK)/raw dist
+	mkdir -p $(WHEEL_WORK)/src/heapscope/bin $(WHEEL_WORK)/src/scripts $(WHEEL_WORK)/raw dist
 	cp PythonHarness/pyproject.toml PythonHarness/setup.py PythonHarness/supported_python.py PythonHarness/MANIFEST.in $(WHEEL_WORK)/src/
+	cp PythonHarness/scripts/heapscope $(WHEEL_WORK)/src/scripts/
 	cp -r $(PKG_DIR)/_bootstrap $(PKG_DIR)/*.py $(PKG_DIR)/VERSION $(PKG_DIR)/py.typed $(WHEEL_WORK)/src/heapscope/
 	strip --strip-unneeded -o $(WHEEL_WORK)/src/heapscope/_tracker$(EXT_SUFFIX) $(PKG_DIR)/_tracker$(EXT_SUFFIX)
 	strip -o $(WHEEL_WORK)/src/heapscope/bin/heapscope $(PKG_DIR)/bin/heapscope

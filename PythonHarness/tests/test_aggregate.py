@@ -88,9 +88,21 @@ def test_run_aggregate_equals_run(hs, tmp_path):
         proc = run(["setarch", "--addr-no-randomize"] + hs.command + ["run", "-q", *extra, "-o", tmp_path / name,
                    EXAMPLES / "unbounded_cache.py"], tmp_path, env=env)
         assert proc.returncode == 0, proc.stderr.decode()
-    assert comparable(hs.stats_json(tmp_path / "agg.hsc")) == comparable(hs.stats_json(tmp_path / "full.hsc"))
-    for view in (None, "--leaks"):
-        same_sites(hs, tmp_path / "full.hsc", tmp_path / "agg.hsc", view)
+    aggregated, full = comparable(hs.stats_json(tmp_path / "agg.hsc")), comparable(hs.stats_json(tmp_path / "full.hsc"))
+    # Two processes, not one stream: whether the interpreter frees one of its
+    # start-up objects before tracking ends is not the same in every run (a
+    # 45-byte string, once in CI under 3.12). Every allocation is the same;
+    # what is left at the end may differ by that one object.
+    leaked = ("leaked_allocations", "leaked_bytes")
+    assert abs(aggregated["leaked_allocations"] - full["leaked_allocations"]) <= 1
+    assert abs(aggregated["leaked_bytes"] - full["leaked_bytes"]) <= 512
+    assert {k: v for k, v in aggregated.items() if k not in leaked} == {k: v for k, v in full.items() if k not in leaked}
+    same_sites(hs, tmp_path / "full.hsc", tmp_path / "agg.hsc", None)
+    proc = hs("diff", "--json", "--leaks", str(tmp_path / "full.hsc"), str(tmp_path / "agg.hsc"))
+    assert proc.returncode == 0, proc.stderr.decode()
+    diff = json.loads(proc.stdout)
+    assert diff["changed_sites"] <= 1 and diff["unchanged_sites"] > 0, diff["sites"][:5]
+    assert abs(diff["base"]["bytes"] - diff["new"]["bytes"]) <= 512
 
 
 def test_sigkill_keeps_what_was_sent(hs, tmp_path):

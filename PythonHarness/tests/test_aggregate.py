@@ -32,12 +32,16 @@ def comparable(stats):
     return figures
 
 
-def same_sites(hs, full, aggregated, view):
+def same_sites(hs, full, aggregated, view, slack_bytes=0):
+    """`diff --json` finds no site changed. With `slack_bytes` (two runs, not
+    one stream): at most one site, by at most one block of that many bytes."""
     proc = hs("diff", "--json", *([view] if view else []), str(full), str(aggregated))
     assert proc.returncode == 0, proc.stderr.decode()
     diff = json.loads(proc.stdout)
-    assert diff["changed_sites"] == 0 and diff["unchanged_sites"] > 0, diff["sites"][:5]
-    assert diff["base"]["bytes"] == diff["new"]["bytes"] and diff["base"]["count"] == diff["new"]["count"]
+    blocks = 1 if slack_bytes else 0
+    assert diff["changed_sites"] <= blocks and diff["unchanged_sites"] > 0, diff["sites"][:5]
+    assert abs(diff["base"]["bytes"] - diff["new"]["bytes"]) <= slack_bytes
+    assert abs(diff["base"]["count"] - diff["new"]["count"]) <= blocks
 
 
 def aggregate_of(hs, capture, output):
@@ -93,16 +97,11 @@ def test_run_aggregate_equals_run(hs, tmp_path):
     # start-up objects before tracking ends is not the same in every run (a
     # 45-byte string, once in CI under 3.12). Every allocation is the same;
     # what is left at the end may differ by that one object.
-    leaked = ("leaked_allocations", "leaked_bytes")
-    assert abs(aggregated["leaked_allocations"] - full["leaked_allocations"]) <= 1
-    assert abs(aggregated["leaked_bytes"] - full["leaked_bytes"]) <= 512
-    assert {k: v for k, v in aggregated.items() if k not in leaked} == {k: v for k, v in full.items() if k not in leaked}
+    assert abs(aggregated.pop("leaked_allocations") - full.pop("leaked_allocations")) <= 1
+    assert abs(aggregated.pop("leaked_bytes") - full.pop("leaked_bytes")) <= 512
+    assert aggregated == full
     same_sites(hs, tmp_path / "full.hsc", tmp_path / "agg.hsc", None)
-    proc = hs("diff", "--json", "--leaks", str(tmp_path / "full.hsc"), str(tmp_path / "agg.hsc"))
-    assert proc.returncode == 0, proc.stderr.decode()
-    diff = json.loads(proc.stdout)
-    assert diff["changed_sites"] <= 1 and diff["unchanged_sites"] > 0, diff["sites"][:5]
-    assert abs(diff["base"]["bytes"] - diff["new"]["bytes"]) <= 512
+    same_sites(hs, tmp_path / "full.hsc", tmp_path / "agg.hsc", "--leaks", slack_bytes=512)
 
 
 def test_sigkill_keeps_what_was_sent(hs, tmp_path):

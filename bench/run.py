@@ -274,7 +274,7 @@ class Tools:
         # site-packages' start-up hooks (.pth files) are charged to neither.
         if args.heapscope_python == "venv" and self.snapshot_parent:
             self.py = self.venv_py
-            self.heapscope[0] = self.venv_py
+            self.env["HEAPSCOPE_PYTHON"] = self.venv_py
 
     def _find_heapscope(self, given, snapshot=True):
         if given:
@@ -294,9 +294,11 @@ class Tools:
                 # set (as on these machines) an uncompiled copy would charge every
                 # start of the bench with compiling heapscope's modules (~20-40 ms).
                 run_plain([self.system_py, "-m", "compileall", "-q", self.snapshot_parent])
-                code = ("import sys; sys.path.insert(0, %r); from heapscope.__main__ import main; sys.exit(main())"
-                        % self.snapshot_parent)
-                return [self.py, "-c", code]
+                # Started as the console script starts it (scripts/heapscope).
+                copy = os.path.join(self.snapshot_parent, "heapscope")
+                self.env.update(HEAPSCOPE_PYTHON=self.py, HEAPSCOPE_PACKAGE_DIR=copy,
+                                HEAPSCOPE_ENTRY_SET="HEAPSCOPE_PYTHON,HEAPSCOPE_PACKAGE_DIR")
+                return [os.path.join(copy, "bin", "heapscope")]
         # The console script in this interpreter's scripts dir (not a pyenv shim,
         # whose bash start-up would be charged to heapscope).
         import sysconfig

@@ -1,7 +1,8 @@
-"""`python -m heapscope` and the `heapscope` console script.
+"""`python -m heapscope`.
 
-Both hand over to the Swift binary bundled in the package (heapscope/bin/heapscope),
-with the same arguments, so they are one program. The binary learns which Python
+Hands over to the Swift binary bundled in the package (heapscope/bin/heapscope),
+with the same arguments, as the `heapscope` console script (scripts/heapscope,
+a shell script) does, so they are one program. The binary learns which Python
 to profile with (HEAPSCOPE_PYTHON, this interpreter unless already set) and where
 the package lives (HEAPSCOPE_PACKAGE_DIR: the bootstrap for `heapscope run`).
 """

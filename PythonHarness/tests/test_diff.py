@@ -155,8 +155,9 @@ def test_fail_over_below_and_above_the_growth(hsm, runs):
         proc = hsm("diff", "--json", "--fail-over", str(growth), base, new)
         assert proc.returncode == 3
         assert b"the total grew" in proc.stderr and b"keep.py" not in proc.stderr
-    # Shrinking never fails.
-    proc = hsm("diff", "--json", "--fail-over", "0", new, base)
+    # Shrinking never fails. Not at 0: a start-up object of the interpreter's
+    # may differ by a few bytes either way (once +3 B at no Python frame).
+    proc = hsm("diff", "--json", "--fail-over", "1 KiB", new, base)
     assert proc.returncode == 0, proc.stderr
     proc = hsm("diff", "--fail-over", "12 parsecs", base, new)
     assert proc.returncode != 0 and b"malformed size" in proc.stderr

@@ -5,10 +5,12 @@ environment variable can hold still runs."""
 import json
 import os
 import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 
-from conftest import clean_env, write
+from conftest import clean_env, run, write
 
 BOOTSTRAP_ERROR = ("heapscope: error: the program ran untracked: {python} did not run heapscope's bootstrap "
                    "(an interpreter that ignores PYTHONPATH, e.g. one started with -E, -I or -S, cannot be profiled by heapscope run)")
@@ -72,13 +74,25 @@ def test_command_line_longer_than_an_environment_variable(hs, tmp_path):
     assert json.loads(header[len("METADATA "):])["command_line"] == [str(script)] + arguments
 
 
-def test_the_command_imports_only_what_it_needs(hs, tmp_path):
-    """The `heapscope` command's own interpreter, before it hands over to the
-    Swift CLI, imports heapscope's small front module and not re (which the
-    script pip writes for an entry point imports): every `heapscope run`
-    pays for that interpreter's start."""
-    proc = hs("--version", env=clean_env(PYTHONPROFILEIMPORTTIME="1"))
+def imported_modules(stderr):
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.decode().splitlines() if line.startswith("import time:")}
+
+
+def test_the_command_starts_no_python_before_the_cli(tmp_path):
+    """Every `heapscope run` would pay for an interpreter's start in front of
+    the Swift CLI: the console script (a shell script) starts none."""
+    script = Path(sysconfig.get_path("scripts")) / "heapscope"
+    proc = run([script, "--version"], tmp_path, env=clean_env(PYTHONPROFILEIMPORTTIME="1"))
     assert proc.returncode == 0, proc.stderr
-    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.decode().splitlines() if line.startswith("import time:")}
-    assert "heapscope.__main__" in imported, imported
+    assert imported_modules(proc.stderr) == set(), proc.stderr
+
+
+def test_python_m_heapscope_imports_only_what_it_needs(tmp_path):
+    """`python -m heapscope` imports the package and its small front module
+    (run as __main__), and not re, enum, json or typing, before it hands over
+    to the CLI."""
+    proc = run([sys.executable, "-m", "heapscope", "--version"], tmp_path, env=clean_env(PYTHONPROFILEIMPORTTIME="1"))
+    assert proc.returncode == 0, proc.stderr
+    imported = imported_modules(proc.stderr)
+    assert "heapscope" in imported, imported
     assert not imported & {"re", "enum", "json", "typing"}, sorted(imported)

@@ -5,6 +5,7 @@ the refusals: a build for an unsupported interpreter, and a tracker loaded
 into another minor version than it was built for.
 """
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -75,3 +76,31 @@ def test_the_hook_layer_refuses_unsupported_headers(python39, tmp_path):
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert "heapscope supports CPython 3.10, 3.11, 3.12 and 3.13" in errors[0], proc.stderr
+
+
+def libpython_object():
+    """The file the interpreter's code is in: libpython, or the executable itself."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if "/libpython%d.%d" % sys.version_info[:2] in path:
+                return path
+    return os.path.realpath(sys.executable)
+
+
+def test_the_walk_reads_the_thread_state_in_one_load_where_it_can(tmp_path):
+    """3.12 and 3.13 keep the thread state in a thread-local variable that
+    libpython does not export: where its symbol table names it (readelf is
+    the independent witness), the tracker reads it with one load instead of
+    a call into libpython on every allocation (tstate_312.c)."""
+    code = ("import heapscope, heapscope._tracker as t, sys\n"
+            "with heapscope.Tracker(sys.argv[1]):\n"
+            "    x = [str(i) for i in range(100)]\n"
+            "print(t.thread_state_source())\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t.hsc")], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    symbols = subprocess.run(["readelf", "-sW", libpython_object()], stdout=subprocess.PIPE, text=True, check=True).stdout
+    named = any(line.split()[3:4] == ["TLS"] and line.split()[-1] == "_Py_tss_tstate" for line in symbols.splitlines())
+    one_load = sys.version_info >= (3, 12) and platform.machine() == "x86_64" and named
+    assert proc.stdout == ("thread-local load\n" if one_load else "call\n")

@@ -27,6 +27,8 @@
 //   hs_walk_python_stack (internal.h)  the frame walk, with the entry bit that
 //                                       marks where a C-level eval call began
 //   hs_code_qualname                    the name a report shows for a code object
+//   hs_current_tstate (below)           the current thread state; 3.12+ on x86-64
+//                                       read in one load (tstate_312.c)
 // A new version adds its file here and to the build check in cpython.h's #if.
 PyObject *hs_code_qualname(PyCodeObject *code);
 
@@ -71,8 +73,27 @@ static inline void hs_walk_finish(hs_thread *t, const hs_walk_state *w) {
                                                  : HS_SHARED_UNKNOWN;
 }
 
+// The calling thread's current thread state (the GIL holder's, in a hook
+// that holds the GIL). 3.12 and 3.13 on x86-64 read libpython's thread-local
+// variable directly where tstate_312.c found it at start.
+#if PY_VERSION_HEX >= 0x030C0000 && defined(__x86_64__) && defined(__GLIBC__)
+#define HS_TSTATE_FROM_TLS 1
+extern long hs_tstate_tls_offset;   // from the thread pointer; 0 until found (or never)
+void hs_tstate_locate(void);        // with the GIL held, at start
+static inline PyThreadState *hs_current_tstate(void) {
+    long offset = __atomic_load_n(&hs_tstate_tls_offset, __ATOMIC_RELAXED);
+    if (__builtin_expect(offset == 0, 0)) return _PyThreadState_GET();
+    PyThreadState *tstate;
+    __asm__ volatile("movq %%fs:(%1), %0" : "=r"(tstate) : "r"(offset));
+    return tstate;
+}
+#else
+#define HS_TSTATE_FROM_TLS 0
+static inline PyThreadState *hs_current_tstate(void) { return _PyThreadState_GET(); }
+#endif
+
 // Whose thread state holds the stack (internal.h: HS_STACK_*).
 static inline PyThreadState *hs_stack_owner(int which) {
-    return which == HS_STACK_GIL_HELD ? _PyThreadState_GET() : PyGILState_GetThisThreadState();
+    return which == HS_STACK_GIL_HELD ? hs_current_tstate() : PyGILState_GetThisThreadState();
 }
 #endif

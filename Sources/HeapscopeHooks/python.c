@@ -163,6 +163,9 @@ static void hs_arena_free(void *ctx, void *p, size_t size) {
 static int hs_arena_hook_installed;
 
 void hs_install_python_hooks(int trace_python_allocators) {
+#if HS_TSTATE_FROM_TLS
+    hs_tstate_locate();
+#endif
     if (trace_python_allocators && !hs_python_hooks_installed) {
         for (int i = 0; i < 3; i++) {
             PyMem_GetAllocator(hs_domain_ids[i], &hs_domains[i].original);
@@ -349,6 +352,16 @@ static PyObject *hs_py_allocator_name(PyObject *self, PyObject *unused) {
     return PyUnicode_FromString(hs_allocator_name());
 }
 
+// For the tests and bench: whether the walk reads the thread state in one load.
+static PyObject *hs_py_thread_state_source(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+#if HS_TSTATE_FROM_TLS
+    if (__atomic_load_n(&hs_tstate_tls_offset, __ATOMIC_RELAXED) != 0) return PyUnicode_FromString("thread-local load");
+#endif
+    return PyUnicode_FromString("call");
+}
+
 static PyMethodDef hs_methods[] = {
     {"start", (PyCFunction)(void (*)(void))hs_py_start, METH_VARARGS | METH_KEYWORDS,
      "start(path, *, native=False, trace_python_allocators=True, follow_fork=False, overwrite=False, "
@@ -359,6 +372,8 @@ static PyMethodDef hs_methods[] = {
     {"is_active", hs_py_is_active, METH_NOARGS, "Whether a capture is being recorded."},
     {"set_thread_name", hs_py_set_thread_name, METH_VARARGS, "set_thread_name(name, native_id)"},
     {"allocator_name", hs_py_allocator_name, METH_NOARGS, "CPython's name for the active allocator."},
+    {"thread_state_source", hs_py_thread_state_source, METH_NOARGS,
+     "How the frame walk finds the current thread state once a capture has started: 'thread-local load' or 'call'."},
     {"thread_start_hook", hs_py_thread_start_hook, METH_O,
      "thread_start_hook(original): a Thread._bootstrap_inner that names the thread while recording, then calls original."},
     {NULL, NULL, 0, NULL},

@@ -67,6 +67,8 @@ struct Recorder {
     /// The traced heap exceeds the memory limit.
     var isOverLimit: Bool { liveHeap.map { $0.bytes > memoryLimit } ?? false }
 
+    /// Inlined into the one caller (hs_record_alloc): a call less per event.
+    @inline(__always)
     mutating func recordAlloc(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt, size: Int) {
         liveHeap?.alloc(kind: kind, address: address, size: UInt64(size))
         enter(t, session: session)
@@ -89,6 +91,7 @@ struct Recorder {
         if native { putVarint(UInt64(nativeFrame)) }
     }
 
+    @inline(__always)
     mutating func recordFree(_ t: UnsafeMutablePointer<hs_thread>, session: UInt64, kind: UInt8, address: UInt) {
         liveHeap?.free(kind: kind, address: address)
         enter(t, session: session)

@@ -1,12 +1,12 @@
-internal import CZstd
 internal import Glibc
 
 /// The uncompressed capture stream, as a window the reader moves along: all of
 /// a raw capture (a read-only mapping), or the next few MiB of a zstd one,
-/// decompressed as the reader gets there. Memory stays flat however long the
-/// capture is: the compressed file is read in 1 MiB chunks, the window holds
-/// 4 MiB (256 KiB for a capture under 256 KiB; more only while one record is
-/// larger), and the pages of a mapping the reader has passed are given back.
+/// decompressed a few MiB ahead of the reader on a thread of its own
+/// (DecompressionAhead). Memory stays flat however long the capture is: the
+/// compressed file is read in 1 MiB chunks, the window holds 4 MiB (256 KiB for
+/// a capture under 256 KiB; more only while one record is larger), and the
+/// pages of a mapping the reader has passed are given back.
 final class CaptureBytes {
     /// The window: stream bytes `offset ..< offset + count`.
     private(set) var start: UnsafePointer<UInt8>
@@ -20,18 +20,13 @@ final class CaptureBytes {
     /// Decompressing failed after the bytes in the window (the stream ends there).
     private(set) var failure: CaptureError?
     /// Compressed bytes consumed, and the compressed length (0 when not known).
-    private(set) var inputConsumed = 0
+    var inputConsumed: Int { decompression?.inputConsumed ?? 0 }
     let inputLength: Int
 
     private let release: Release
-    /// zstd state (compressed captures only).
-    private var context: OpaquePointer?
-    private var input: Input?
-    private var inputChunk: UnsafeMutablePointer<UInt8>?
-    private var inputBuffer = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
+    /// Compressed captures only.
+    private var decompression: DecompressionAhead?
     private var windowCapacity = 0
-    /// Last result of ZSTD_decompressStream: 0 at the end of a frame.
-    private var frameRemaining = 0
     /// Raw mappings: bytes before this offset were given back to the kernel.
     private var discardedUpTo = 0
 
@@ -40,14 +35,7 @@ final class CaptureBytes {
         case free
     }
 
-    /// Where compressed bytes come from.
-    private enum Input {
-        case file(fd: Int32)
-        case memory([UInt8], position: Int)
-    }
-
     static let windowSize = 4 << 20
-    static let inputChunkSize = 1 << 20
 
     private init(start: UnsafePointer<UInt8>, count: Int, release: Release) {
         self.start = start
@@ -58,10 +46,8 @@ final class CaptureBytes {
         self.release = release
     }
 
-    private init(compressed input: Input, length: Int) throws(CaptureError) {
-        guard let context = ZSTD_createDCtx() else { throw .unreadable(reason: "out of memory") }
-        self.context = context
-        self.input = input
+    private init(compressed input: CompressedInput, length: Int) throws(CaptureError) {
+        decompression = DecompressionAhead(try ZstdStream(input: input, length: length))
         inputLength = length
         wasCompressed = true
         isComplete = false
@@ -70,7 +56,6 @@ final class CaptureBytes {
         windowCapacity = length < Self.windowSize / 16 ? Self.windowSize / 16 : Self.windowSize
         start = UnsafePointer(malloc(windowCapacity)!.assumingMemoryBound(to: UInt8.self))
         count = 0
-        inputChunk = malloc(min(Self.inputChunkSize, length))!.assumingMemoryBound(to: UInt8.self)
         refill(keepingFrom: 0, wanting: windowCapacity)
         if let failure, count == 0 { throw failure }
     }
@@ -81,9 +66,6 @@ final class CaptureBytes {
         case .unmapFile(let length): munmap(memory, length)
         case .free: Glibc.free(memory)
         }
-        if let context { ZSTD_freeDCtx(context) }
-        Glibc.free(inputChunk)
-        if case .file(let fd) = input { close(fd) }
     }
 
     var buffer: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: start, count: count) }
@@ -158,7 +140,7 @@ final class CaptureBytes {
     /// from there on are kept) and fills it with what follows; it grows to
     /// `wanting` bytes first if smaller (a record larger than the window).
     func refill(keepingFrom keep: Int, wanting: Int) {
-        guard !isComplete, let context else { return }
+        guard !isComplete, let decompression else { return }
         let kept = count - keep
         if wanting > windowCapacity {
             windowCapacity = max(wanting, windowCapacity * 2)
@@ -169,49 +151,11 @@ final class CaptureBytes {
         if keep > 0 && kept > 0 { memmove(window, window + keep, kept) }
         offset += keep
         count = kept
-        while count < windowCapacity {
-            if inputBuffer.pos == inputBuffer.size && !readInput() {
-                // All input consumed: a frame still open was cut short.
-                compressedFrameCutShort = frameRemaining != 0
-                isComplete = true
-                break
-            }
-            var target = ZSTD_outBuffer(dst: window + count, size: windowCapacity - count, pos: 0)
-            let result = ZSTD_decompressStream(context, &target, &inputBuffer)
-            if ZSTD_isError(result) != 0 {
-                failure = .damagedCompression(String(cString: ZSTD_getErrorName(result)))
-                isComplete = true
-                break
-            }
-            frameRemaining = result
-            count += target.pos
-        }
-    }
-
-    /// Reads the next chunk of compressed input; false at its end.
-    private func readInput() -> Bool {
-        guard let chunk = inputChunk, let source = input else { return false }
-        switch source {
-        case .file(let fd):
-            while true {
-                let got = read(fd, chunk, min(Self.inputChunkSize, inputLength))
-                if got < 0 && errno == EINTR { continue }
-                guard got > 0 else {
-                    if got < 0 { failure = .unreadable(reason: errorText(errno)) }
-                    return false
-                }
-                inputConsumed += got
-                inputBuffer = ZSTD_inBuffer(src: chunk, size: got, pos: 0)
-                return true
-            }
-        case .memory(let bytes, let position):
-            guard position < bytes.count else { return false }
-            let length = min(Self.inputChunkSize, inputLength, bytes.count - position)
-            bytes.withUnsafeBufferPointer { chunk.initialize(from: $0.baseAddress! + position, count: length) }
-            input = .memory(bytes, position: position + length)
-            inputConsumed += length
-            inputBuffer = ZSTD_inBuffer(src: chunk, size: length, pos: 0)
-            return true
+        count += decompression.read(into: window + count, capacity: windowCapacity - count)
+        if decompression.finished {
+            isComplete = true
+            compressedFrameCutShort = decompression.cutShort
+            failure = decompression.failure
         }
     }
 

@@ -495,4 +495,32 @@ func sampleCapture(end: Bool = true) -> (bytes: [UInt8], frame: FrameID) {
         #expect(cut.count > expected.count / 2 && cut.count < expected.count)
         #expect(Array(expected[0..<cut.count]) == cut)
     }
+
+    /// The decompression runs ahead on a thread of its own: a reader given up
+    /// halfway stops it and closes the file (a report that fails early, the
+    /// live viewer), however far ahead it had got.
+    @Test func readerGivenUpHalfwayStopsItsDecompression() throws {
+        let path = temporaryPath("given-up.hsc")
+        defer { unlink(path) }
+        try writeFile(path, zstdCompress(Self.longCapture()))
+        // Descriptors of this file: other tests run alongside and open their own.
+        func openCopies() -> Int {
+            guard let dir = opendir("/proc/self/fd") else { return -1 }
+            defer { closedir(dir) }
+            var count = 0
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                var target = [CChar](repeating: 0, count: 4096)
+                let n = readlink("/proc/self/fd/" + name, &target, target.count - 1)
+                if n > 0 && String(cString: target) == path { count += 1 }
+            }
+            return count
+        }
+        for round in 0..<20 {
+            var reader = try CaptureReader(path: path)
+            for _ in 0..<(round * 5_000) { _ = try reader.next() }
+            withExtendedLifetime(reader) { #expect(openCopies() == 1) }
+        }
+        #expect(openCopies() == 0)
+    }
 }

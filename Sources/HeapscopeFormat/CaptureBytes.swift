@@ -20,7 +20,7 @@ final class CaptureBytes {
     /// Decompressing failed after the bytes in the window (the stream ends there).
     private(set) var failure: CaptureError?
     /// Compressed bytes consumed, and the compressed length (0 when not known).
-    var inputConsumed: Int { decompression?.inputConsumed ?? 0 }
+    var inputConsumed: Int { decompression?.progress.inputConsumed ?? 0 }
     let inputLength: Int
 
     private let release: Release
@@ -152,10 +152,11 @@ final class CaptureBytes {
         offset += keep
         count = kept
         count += decompression.read(into: window + count, capacity: windowCapacity - count)
-        if decompression.finished {
+        let progress = decompression.progress
+        if progress.finished {
             isComplete = true
-            compressedFrameCutShort = decompression.cutShort
-            failure = decompression.failure
+            compressedFrameCutShort = progress.cutShort
+            failure = progress.failure
         }
     }
 

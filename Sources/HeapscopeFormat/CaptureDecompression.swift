@@ -7,9 +7,18 @@ enum CompressedInput {
     case memory([UInt8], position: Int)
 }
 
+/// How far a ZstdStream has got: `finished` once its input is used up or
+/// cannot be read or decompressed; what was decompressed before stays good.
+struct ZstdProgress {
+    var inputConsumed = 0
+    var finished = false
+    /// The input ended inside a frame.
+    var cutShort = false
+    var failure: CaptureError?
+}
+
 /// A zstd stream decompressed into the caller's buffers, reading its input in
-/// 1 MiB chunks. `finished` once the input is used up or cannot be read or
-/// decompressed; what was decompressed before stays good.
+/// 1 MiB chunks.
 struct ZstdStream {
     private let context: OpaquePointer
     private var input: CompressedInput
@@ -18,11 +27,7 @@ struct ZstdStream {
     let inputLength: Int
     /// Last result of ZSTD_decompressStream: 0 at the end of a frame.
     private var frameRemaining = 0
-    private(set) var inputConsumed = 0
-    private(set) var finished = false
-    /// The input ended inside a frame.
-    private(set) var cutShort = false
-    private(set) var failure: CaptureError?
+    private(set) var progress = ZstdProgress()
 
     static let inputChunkSize = 1 << 20
 
@@ -44,18 +49,18 @@ struct ZstdStream {
     /// Decompresses into `buffer` until it is full or the stream finishes; returns the bytes written.
     mutating func fill(_ buffer: UnsafeMutablePointer<UInt8>, capacity: Int) -> Int {
         var count = 0
-        while count < capacity && !finished {
+        while count < capacity && !progress.finished {
             if inputBuffer.pos == inputBuffer.size && !readInput() {
                 // All input consumed: a frame still open was cut short.
-                cutShort = frameRemaining != 0
-                finished = true
+                progress.cutShort = frameRemaining != 0
+                progress.finished = true
                 break
             }
             var target = ZSTD_outBuffer(dst: buffer + count, size: capacity - count, pos: 0)
             let result = ZSTD_decompressStream(context, &target, &inputBuffer)
             if ZSTD_isError(result) != 0 {
-                failure = .damagedCompression(String(cString: ZSTD_getErrorName(result)))
-                finished = true
+                progress.failure = .damagedCompression(String(cString: ZSTD_getErrorName(result)))
+                progress.finished = true
                 break
             }
             frameRemaining = result
@@ -72,10 +77,10 @@ struct ZstdStream {
                 let got = read(fd, inputChunk, min(Self.inputChunkSize, inputLength))
                 if got < 0 && errno == EINTR { continue }
                 guard got > 0 else {
-                    if got < 0 { failure = .unreadable(reason: String(cString: strerror(errno))) }
+                    if got < 0 { progress.failure = .unreadable(reason: String(cString: strerror(errno))) }
                     return false
                 }
-                inputConsumed += got
+                progress.inputConsumed += got
                 inputBuffer = ZSTD_inBuffer(src: inputChunk, size: got, pos: 0)
                 return true
             }
@@ -84,7 +89,7 @@ struct ZstdStream {
             let length = min(Self.inputChunkSize, inputLength, bytes.count - position)
             bytes.withUnsafeBufferPointer { inputChunk.initialize(from: $0.baseAddress! + position, count: length) }
             input = .memory(bytes, position: position + length)
-            inputConsumed += length
+            progress.inputConsumed += length
             inputBuffer = ZSTD_inBuffer(src: inputChunk, size: length, pos: 0)
             return true
         }
@@ -102,14 +107,12 @@ final class DecompressionAhead {
     private let pipeline: Pipeline
     private var thread = pthread_t()
     private var running = false
-    /// The block the reader takes bytes from, and the stream's state as of the
-    /// last block it finished.
+    /// The block the reader takes bytes from, how many it has taken, and the
+    /// stream's progress as of the last block it finished.
     private var current = 0
+    private var taken = 0
     let inputLength: Int
-    private(set) var inputConsumed = 0
-    private(set) var finished = false
-    private(set) var cutShort = false
-    private(set) var failure: CaptureError?
+    private(set) var progress = ZstdProgress()
 
     init(_ stream: ZstdStream) {
         pipeline = Pipeline(stream)
@@ -135,27 +138,23 @@ final class DecompressionAhead {
     func read(into buffer: UnsafeMutablePointer<UInt8>, capacity: Int) -> Int {
         guard running else {
             let n = pipeline.stream.fill(buffer, capacity: capacity)
-            let stream = pipeline.stream
-            (inputConsumed, finished, cutShort, failure) = (stream.inputConsumed, stream.finished, stream.cutShort, stream.failure)
+            progress = pipeline.stream.progress
             return n
         }
         var written = 0
-        while written < capacity && !finished {
+        while written < capacity && !progress.finished {
             let block = pipeline.waitFull(current)
             // A full block's bytes are the reader's until it hands it back.
-            let n = min(block.count - block.taken, capacity - written)
-            (buffer + written).update(from: block.data + block.taken, count: n)
+            let n = min(block.count - taken, capacity - written)
+            (buffer + written).update(from: block.data + taken, count: n)
             written += n
-            guard block.taken + n == block.count else {
-                pipeline.take(n, from: current)
-                continue
-            }
-            inputConsumed = block.inputConsumed
-            if block.finished {
-                (finished, cutShort, failure) = (true, block.cutShort, block.failure)
-            } else {
+            taken += n
+            guard taken == block.count else { continue }
+            progress = block.progress
+            if !progress.finished {
                 pipeline.handBack(current)
                 current = (current + 1) % Pipeline.blockCount
+                taken = 0
             }
         }
         return written
@@ -167,13 +166,9 @@ private final class Pipeline: @unchecked Sendable {
     struct Block {
         let data: UnsafeMutablePointer<UInt8>
         var count = 0
-        var taken = 0
         var full = false
-        /// The stream's state once this block was decompressed.
-        var inputConsumed = 0
-        var finished = false
-        var cutShort = false
-        var failure: CaptureError?
+        /// The stream's progress once this block was decompressed.
+        var progress = ZstdProgress()
     }
 
     static let blockCount = 4
@@ -222,15 +217,11 @@ private final class Pipeline: @unchecked Sendable {
             let count = stream.fill(data, capacity: Self.blockSize)
             locked {
                 blocks[next].count = count
-                blocks[next].taken = 0
-                blocks[next].inputConsumed = stream.inputConsumed
-                blocks[next].finished = stream.finished
-                blocks[next].cutShort = stream.cutShort
-                blocks[next].failure = stream.failure
+                blocks[next].progress = stream.progress
                 blocks[next].full = true
                 pthread_cond_broadcast(changed)
             }
-            if stream.finished { return }
+            if stream.progress.finished { return }
             next = (next + 1) % Self.blockCount
         }
     }
@@ -249,8 +240,6 @@ private final class Pipeline: @unchecked Sendable {
             return blocks[index]
         }
     }
-
-    func take(_ count: Int, from index: Int) { locked { blocks[index].taken += count } }
 
     /// The reader is done with block `index`: the thread may fill it again.
     func handBack(_ index: Int) {

@@ -352,7 +352,7 @@ static PyObject *hs_py_allocator_name(PyObject *self, PyObject *unused) {
     return PyUnicode_FromString(hs_allocator_name());
 }
 
-// For the tests and bench: whether the walk reads the thread state in one load.
+// For the tests: whether the walk reads the thread state in one load.
 static PyObject *hs_py_thread_state_source(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;

@@ -1,3 +1,4 @@
+import Glibc
 import HeapscopeHooks
 import HeapscopeWire
 
@@ -9,19 +10,11 @@ import HeapscopeWire
 /// every mapping), arenas only when Python allocators are not traced.
 ///
 /// Used by the recorder under a memory limit (under its lock) and by the
-/// writer thread's `StreamTotals` for every capture. Open addressing with
-/// backward-shift deletion over malloc'ed memory, like the intern tables: no
-/// Swift collection, so it may run inside an allocator hook.
+/// writer thread's `StreamTotals` for every capture. Its memory is the
+/// profiled process': see `BlockTable`. No Swift collection, so it may run
+/// inside an allocator hook.
 struct LiveHeap {
-    private struct Slot {
-        var address: UInt   // 0: empty (a block at address 0 is `blockAtZero`)
-        var size: UInt64
-    }
-    private var slots: UnsafeMutablePointer<Slot>
-    private var mask: Int
-    /// 64 - log2(capacity).
-    private var shift: Int
-    private var count = 0
+    private var blocks = BlockTable()
     private var blockAtZero: UInt64?
     private var mapped = MappedIntervals()
     private(set) var bytes: UInt64 = 0
@@ -29,15 +22,10 @@ struct LiveHeap {
 
     init(countsArenas: Bool) {
         self.countsArenas = countsArenas
-        let capacity = 1 << 16
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: Slot(address: 0, size: 0), count: capacity)
-        mask = capacity - 1
-        shift = 64 - capacity.trailingZeroBitCount
     }
 
     func release() {
-        slots.deallocate()
+        blocks.release()
         mapped.release()
     }
 
@@ -59,15 +47,7 @@ struct LiveHeap {
             bytes &+= size
             return
         }
-        if (count + 1) * 4 > (mask + 1) * 3 { grow() }   // 3/4 full at most, as the analysis' table
-        var i = home(address)
-        while slots[i].address != 0 && slots[i].address != address { i = (i + 1) & mask }
-        if slots[i].address == address {
-            bytes &-= slots[i].size   // its FREE was not seen
-        } else {
-            count += 1
-        }
-        slots[i] = Slot(address: address, size: size)
+        bytes &-= blocks.insert(address: address, size: size) ?? 0   // its FREE was not seen
         bytes &+= size
     }
 
@@ -78,70 +58,223 @@ struct LiveHeap {
             blockAtZero = nil
             return
         }
-        guard let i = find(address) else { return }
-        bytes &-= slots[i].size
-        remove(at: i)
+        bytes &-= blocks.remove(address) ?? 0
     }
 
     mutating func munmap(address: UInt, length: UInt64) {
         bytes &-= mapped.unmap(start: UInt64(address), length: length)
     }
 
-    /// Fibonacci hashing: the product's high bits mix every address bit, the
-    /// alignment zeros at the bottom included.
-    @inline(__always)
-    private func home(_ address: UInt) -> Int {
-        Int(truncatingIfNeeded: (UInt64(address) &* 0x9E37_79B9_7F4A_7C15) >> UInt64(shift))
-    }
-
-    /// Up to 2^16 slots (1 MiB): lookups mostly hit the cache, prefetching gains nothing.
-    var fitsInCache: Bool { mask < 1 << 16 }
+    /// Up to 2^16 slots (512 KiB): lookups mostly hit the cache, prefetching gains nothing.
+    var fitsInCache: Bool { blocks.slotCount <= 1 << 16 }
 
     /// Starts loading the slot `address` will be looked up in: a batch of
     /// these first lets the cache misses of a big table overlap.
     @inline(__always)
-    func prefetch(address: UInt) { hs_prefetch(slots + home(address)) }
+    func prefetch(address: UInt) { blocks.prefetch(address) }
+}
 
-    private func find(_ address: UInt) -> Int? {
-        var i = home(address)
-        while slots[i].address != 0 {
-            if slots[i].address == address { return i }
-            i = (i + 1) & mask
-        }
-        return nil
+/// The live blocks by address, with their sizes. Nearly every block packs
+/// into one 8-byte word (`PackedBlock`), so ten million live blocks cost the
+/// profiled process about 130 MB; 16-byte slots in one table doubled when
+/// full cost it 256 MB, and 384 MB while it grew. The table is split into 64
+/// shards by the hash's top bits, each grown by half on its own: a growth
+/// copies a 64th of the blocks, and the table stays between half and 3/4
+/// full. Blocks that do not pack go whole into `wide`: an address is in one
+/// of the two, never both.
+private struct BlockTable {
+    private static let shardBits: UInt64 = 6
+    private static let shardCount = 1 << shardBits
+    private let shards: UnsafeMutablePointer<ProbeTable<PackedBlock>>
+    private var wide = ProbeTable<WideBlock>(capacity: 256)
+    /// Slots of all shards.
+    private(set) var slotCount: Int
+
+    init() {
+        shards = .allocate(capacity: Self.shardCount)
+        for i in 0..<Self.shardCount { (shards + i).initialize(to: ProbeTable(capacity: 512)) }
+        slotCount = Self.shardCount * 512
     }
 
-    /// Backward-shift deletion: no tombstones, so lookups stay short.
-    private mutating func remove(at slot: Int) {
-        var hole = slot
-        var i = (slot + 1) & mask
-        while slots[i].address != 0 {
-            let h = home(slots[i].address)
-            // Move entry i into the hole unless its home lies cyclically in (hole, i].
-            let stays = hole <= i ? (h > hole && h <= i) : (h > hole || h <= i)
-            if !stays {
-                slots[hole] = slots[i]
-                hole = i
-            }
-            i = (i + 1) & mask
+    func release() {
+        for i in 0..<Self.shardCount { shards[i].release() }
+        shards.deallocate()
+        wide.release()
+    }
+
+    @inline(__always)
+    private static func shard(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> (64 - shardBits)) }
+
+    /// Adds a block; returns the size of the block it replaced at the same address.
+    @inline(__always)
+    mutating func insert(address: UInt, size: UInt64) -> UInt64? {
+        let hash = blockHash(address)
+        guard let packed = PackedBlock(address: address, size: size) else {
+            if let replaced = wide.insert(WideBlock(address: address, size: size), hash: hash) { return replaced.size }
+            return shards[Self.shard(hash)].remove(address, hash: hash)?.size
         }
-        slots[hole] = Slot(address: 0, size: 0)
+        let before = shards[Self.shard(hash)].capacity
+        let replaced = shards[Self.shard(hash)].insert(packed, hash: hash)
+        slotCount += shards[Self.shard(hash)].capacity - before
+        if let replaced { return replaced.size }
+        return wide.count == 0 ? nil : wide.remove(address, hash: hash)?.size
+    }
+
+    @inline(__always)
+    func prefetch(_ address: UInt) {
+        let hash = blockHash(address)
+        shards[Self.shard(hash)].prefetch(hash: hash)
+    }
+
+    /// Removes the block at `address`; returns its size, if it was live.
+    @inline(__always)
+    mutating func remove(_ address: UInt) -> UInt64? {
+        let hash = blockHash(address)
+        if let removed = shards[Self.shard(hash)].remove(address, hash: hash) { return removed.size }
+        return wide.count == 0 ? nil : wide.remove(address, hash: hash)?.size
+    }
+}
+
+/// Fibonacci hashing: the product's high bits mix every address bit, the
+/// alignment zeros at the bottom included. The top bits pick the shard, the
+/// next ones the home slot in it (`ProbeTable.home`).
+@inline(__always)
+private func blockHash(_ address: UInt) -> UInt64 { UInt64(address) &* 0x9E37_79B9_7F4A_7C15 }
+
+/// A slot of a `ProbeTable`: all zero bytes is an empty slot.
+private protocol BlockSlot {
+    /// 0 only in an empty slot.
+    var address: UInt { get }
+    var size: UInt64 { get }
+}
+
+/// A block in one word: its address / 16 in the high 44 bits, its size in
+/// the low 20. Heap blocks are 16-aligned below 2^48 (malloc's and
+/// pymalloc's on x86-64 and aarch64), and nearly all are under 1 MiB.
+private struct PackedBlock: BlockSlot {
+    private var word: UInt64
+
+    @inline(__always)
+    init?(address: UInt, size: UInt64) {
+        guard address & 15 == 0, address >> 48 == 0, size >> 20 == 0 else { return nil }
+        word = UInt64(address) << 16 | size
+    }
+
+    @inline(__always)
+    var address: UInt { UInt(truncatingIfNeeded: word >> 20) << 4 }
+    @inline(__always)
+    var size: UInt64 { word & 0xF_FFFF }
+}
+
+private struct WideBlock: BlockSlot {
+    var address: UInt
+    var size: UInt64
+}
+
+/// An open-addressing table of blocks by address: linear probing from a
+/// multiply-shift home (so capacities need not be powers of two), backward-
+/// shift deletion (no tombstones, so a long churn keeps probes short), grown
+/// by half when 3/4 full.
+private struct ProbeTable<Slot: BlockSlot> {
+    private var slots: UnsafeMutablePointer<Slot>
+    private(set) var capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        slots = Self.zeroedSlots(capacity)
+    }
+
+    /// Zeroed memory mapped with its pages faulted in at once. Faulted one by
+    /// one, each page was mapped to the zero page by a probe's read, then
+    /// copied on the first write, with a TLB shootdown of the program's other
+    /// cores each time: that cost more than the table's own work.
+    private static func zeroedSlots(_ capacity: Int) -> UnsafeMutablePointer<Slot> {
+        let memory = mmap(nil, capacity * MemoryLayout<Slot>.stride, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
+        guard let memory, memory != MAP_FAILED else { fatalError("heapscope: out of memory for the live-block table") }
+        return memory.bindMemory(to: Slot.self, capacity: capacity)
+    }
+
+    private static func release(_ slots: UnsafeMutablePointer<Slot>, capacity: Int) {
+        munmap(slots, capacity * MemoryLayout<Slot>.stride)
+    }
+
+    func release() { Self.release(slots, capacity: capacity) }
+
+    /// The hash's bits below the shard's pick the slot, scaled to the capacity.
+    @inline(__always)
+    private func home(_ hash: UInt64) -> Int {
+        Int(truncatingIfNeeded: (hash << 6).multipliedFullWidth(by: UInt64(capacity)).high)
+    }
+
+    @inline(__always)
+    private func after(_ index: Int) -> Int { index + 1 == capacity ? 0 : index + 1 }
+
+    @inline(__always)
+    func prefetch(hash: UInt64) { hs_prefetch(slots + home(hash)) }
+
+    /// Adds `slot` (`hash` is of its address); returns the slot it replaced.
+    @inline(__always)
+    mutating func insert(_ slot: Slot, hash: UInt64) -> Slot? {
+        if (count + 1) * 4 > capacity * 3 { grow() }
+        var index = home(hash)
+        while true {
+            let current = slots[index].address
+            if current == 0 {
+                slots[index] = slot
+                count += 1
+                return nil
+            }
+            if current == slot.address {
+                let replaced = slots[index]
+                slots[index] = slot
+                return replaced
+            }
+            index = after(index)
+        }
+    }
+
+    /// Removes and returns the slot of `address`, if any.
+    @inline(__always)
+    mutating func remove(_ address: UInt, hash: UInt64) -> Slot? {
+        var index = home(hash)
+        while true {
+            let current = slots[index].address
+            if current == address { break }
+            if current == 0 { return nil }
+            index = after(index)
+        }
+        let removed = slots[index]
         count -= 1
+        // Pull later slots of the probe run back into the hole, unless that
+        // would move one before its home.
+        var hole = index
+        var next = after(index)
+        while slots[next].address != 0 {
+            let nextHome = home(blockHash(slots[next].address))
+            let fromHome = next >= nextHome ? next - nextHome : next + capacity - nextHome
+            let toHole = next >= hole ? next - hole : next + capacity - hole
+            if fromHome >= toHole {
+                slots[hole] = slots[next]
+                hole = next
+            }
+            next = after(next)
+        }
+        memset(slots + hole, 0, MemoryLayout<Slot>.stride)
+        return removed
     }
 
     private mutating func grow() {
-        let old = slots, oldCapacity = mask + 1
-        let capacity = oldCapacity * 2
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: Slot(address: 0, size: 0), count: capacity)
-        mask = capacity - 1
-        shift -= 1
+        let old = slots, oldCapacity = capacity
+        capacity += capacity / 2
+        slots = Self.zeroedSlots(capacity)
         for j in 0..<oldCapacity where old[j].address != 0 {
-            var i = home(old[j].address)
-            while slots[i].address != 0 { i = (i + 1) & mask }
-            slots[i] = old[j]
+            var index = home(blockHash(old[j].address))
+            while slots[index].address != 0 { index = after(index) }
+            slots[index] = old[j]
         }
-        old.deallocate()
+        Self.release(old, capacity: oldCapacity)
     }
 }
 

@@ -76,12 +76,11 @@ struct LiveHeap {
 
 /// The live blocks by address, with their sizes. Nearly every block packs
 /// into one 8-byte word (`PackedBlock`), so ten million live blocks cost the
-/// profiled process about 130 MB; 16-byte slots in one table doubled when
-/// full cost it 256 MB, and 384 MB while it grew. The table is split into 64
-/// shards by the hash's top bits, each grown by half on its own: a growth
-/// copies a 64th of the blocks, and the table stays between half and 3/4
-/// full. Blocks that do not pack go whole into `wide`: an address is in one
-/// of the two, never both.
+/// profiled process 134 MB (107-213 MB as the table's fill varies); 16-byte
+/// slots in one table doubled when full cost it 256 MB, and 384 MB while it
+/// grew. The table is split into 64 shards by the hash's top bits, each
+/// doubled on its own: a growth copies a 64th of the blocks. Blocks that do
+/// not pack go whole into `wide`: an address is in one of the two, never both.
 private struct BlockTable {
     private static let shardBits: UInt64 = 6
     private static let shardCount = 1 << shardBits
@@ -171,17 +170,24 @@ private struct WideBlock: BlockSlot {
     var size: UInt64
 }
 
-/// An open-addressing table of blocks by address: linear probing from a
-/// multiply-shift home (so capacities need not be powers of two), backward-
-/// shift deletion (no tombstones, so a long churn keeps probes short), grown
-/// by half when 3/4 full.
+/// An open-addressing table of blocks by address: linear probing, backward-
+/// shift deletion (no tombstones, so a long churn keeps probes short), a
+/// power-of-two capacity doubled when full: at most half full up to 16 Ki
+/// slots (a FREE walks to the end of its probe run, so a table that fits in
+/// the caches is kept sparse to keep those walks short), 3/4 full beyond.
 private struct ProbeTable<Slot: BlockSlot> {
     private var slots: UnsafeMutablePointer<Slot>
     private(set) var capacity: Int
+    private var mask: Int
+    /// 64 - log2(capacity).
+    private var shift: UInt64
     private(set) var count = 0
 
+    /// `capacity`: a power of two.
     init(capacity: Int) {
         self.capacity = capacity
+        mask = capacity - 1
+        shift = UInt64(64 - capacity.trailingZeroBitCount)
         slots = Self.zeroedSlots(capacity)
     }
 
@@ -202,14 +208,9 @@ private struct ProbeTable<Slot: BlockSlot> {
 
     func release() { Self.release(slots, capacity: capacity) }
 
-    /// The hash's bits below the shard's pick the slot, scaled to the capacity.
+    /// The hash's bits below the shard's pick the slot.
     @inline(__always)
-    private func home(_ hash: UInt64) -> Int {
-        Int(truncatingIfNeeded: (hash << 6).multipliedFullWidth(by: UInt64(capacity)).high)
-    }
-
-    @inline(__always)
-    private func after(_ index: Int) -> Int { index + 1 == capacity ? 0 : index + 1 }
+    private func home(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: (hash << 6) >> shift) }
 
     @inline(__always)
     func prefetch(hash: UInt64) { hs_prefetch(slots + home(hash)) }
@@ -217,7 +218,7 @@ private struct ProbeTable<Slot: BlockSlot> {
     /// Adds `slot` (`hash` is of its address); returns the slot it replaced.
     @inline(__always)
     mutating func insert(_ slot: Slot, hash: UInt64) -> Slot? {
-        if (count + 1) * 4 > capacity * 3 { grow() }
+        if count >= (capacity <= 1 << 14 ? capacity / 2 : capacity / 4 * 3) { grow() }
         var index = home(hash)
         while true {
             let current = slots[index].address
@@ -231,7 +232,7 @@ private struct ProbeTable<Slot: BlockSlot> {
                 slots[index] = slot
                 return replaced
             }
-            index = after(index)
+            index = (index + 1) & mask
         }
     }
 
@@ -243,23 +244,21 @@ private struct ProbeTable<Slot: BlockSlot> {
             let current = slots[index].address
             if current == address { break }
             if current == 0 { return nil }
-            index = after(index)
+            index = (index + 1) & mask
         }
         let removed = slots[index]
         count -= 1
         // Pull later slots of the probe run back into the hole, unless that
         // would move one before its home.
         var hole = index
-        var next = after(index)
+        var next = (index + 1) & mask
         while slots[next].address != 0 {
             let nextHome = home(blockHash(slots[next].address))
-            let fromHome = next >= nextHome ? next - nextHome : next + capacity - nextHome
-            let toHole = next >= hole ? next - hole : next + capacity - hole
-            if fromHome >= toHole {
+            if (next - nextHome) & mask >= (next - hole) & mask {
                 slots[hole] = slots[next]
                 hole = next
             }
-            next = after(next)
+            next = (next + 1) & mask
         }
         memset(slots + hole, 0, MemoryLayout<Slot>.stride)
         return removed
@@ -267,11 +266,13 @@ private struct ProbeTable<Slot: BlockSlot> {
 
     private mutating func grow() {
         let old = slots, oldCapacity = capacity
-        capacity += capacity / 2
+        capacity *= 2
+        mask = capacity - 1
+        shift -= 1
         slots = Self.zeroedSlots(capacity)
         for j in 0..<oldCapacity where old[j].address != 0 {
             var index = home(blockHash(old[j].address))
-            while slots[index].address != 0 { index = after(index) }
+            while slots[index].address != 0 { index = (index + 1) & mask }
             slots[index] = old[j]
         }
         Self.release(old, capacity: oldCapacity)

@@ -69,6 +69,29 @@ def test_summary_is_the_trackers_and_equals_stats(hs, tmp_path, mode):
     assert expected[2] >= (1 << 22) if mode != ["--no-trace-python-allocators"] else expected[2] > 0
 
 
+# Two million small blocks live at once, freed in the middle of a churn: the
+# tracker's table of live blocks has grown past the sizes that fit in the
+# caches (its shards past 16 Ki slots, updated in prefetched batches).
+MANY_LIVE = """
+kept = [str(i) for i in range(2_000_000)]
+del kept[::2]
+churn = [bytes(i % 300) for i in range(200_000)]
+del kept
+tail = [str(i) * 2 for i in range(100_000)]
+"""
+
+
+def test_summary_with_millions_of_blocks_live_equals_stats(hs, tmp_path):
+    write(tmp_path / "many.py", MANY_LIVE)
+    proc = hs("run", "-o", "many.hsc", "many.py")
+    assert proc.returncode == 0, proc.stderr
+    capture = tmp_path / "many.hsc"
+    _, expected = stats_numbers(hs, capture)
+    assert trailer(capture) == expected
+    assert summary_numbers(proc.stderr.decode()) == expected
+    assert expected[0] >= 2_300_000
+
+
 SLEEPER = """
 import os, time
 kept = [bytearray(1_000) for i in range(50_000)]

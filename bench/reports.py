@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Report timings: stats, summary, tree and flamegraph of 20-million-event captures.
 
-Records each fixture once with heapscope (default mode: Python allocators
-traced) and, with --memray, once with memray (--trace-python-allocators, its
-equivalent) of the same script, then times each report REPS times, in turns
-(wall clock and peak RSS of the report process) and prints the medians:
+Records each fixture once with heapscope (`heapscope run`, as a user does:
+default mode, Python allocators traced, with the exit summary, so the
+capture ends with its summary trailer) and, with --memray, once with memray
+(--trace-python-allocators, its equivalent) of the same script, then times
+each report REPS times, in turns (wall clock and peak RSS of the report
+process) and prints the medians. "stats, no trailer" is stats on the same
+capture without its trailer, as `run -q` and the Python API write it (the
+trailer's block count sizes the replay's table ahead):
 
 - bench/workloads/live_10m.py: 10 million objects live at the peak
   (issue 10's capture: ~20M events);
@@ -42,6 +46,8 @@ RESULTS = os.path.join(BENCH, "RESULTS.md")
 BEGIN, END = "<!-- reports:begin -->", "<!-- reports:end -->"
 GENERATOR = os.path.join(ROOT, ".build", "release", "heapscope-bench-capture")
 MEMRAY = os.path.join(BENCH, ".venv-py%d%d" % sys.version_info[:2], "bin", "memray")
+# The summary trailer's length (docs/FORMAT.md).
+TRAILER = 48
 
 
 def run_quiet(argv):
@@ -114,11 +120,16 @@ def main():
         capture = os.path.join(work, fixture + ".hsc")
         if not os.path.exists(capture):
             print(f"recording {capture} ...", flush=True)
-            run_quiet(hs + ["run", "-q", "-f", "-o", capture, script])
+            run_quiet(hs + ["run", "-f", "-o", capture, script])
+        bare = os.path.join(work, fixture + "-bare.hsc")
+        with open(capture, "rb") as f:
+            data = f.read()
+        with open(bare, "wb") as f:
+            f.write(data[:-TRAILER] if data[-TRAILER + 8:-TRAILER + 12] == b"HSCS" else data)
         info = json.loads(subprocess.run(hs + ["stats", "--json", capture], stdout=subprocess.PIPE, check=True).stdout)
         print(f"{fixture}: {os.path.getsize(capture) / 1e6:.1f} MB, {info['total_allocations']:,} allocations, "
               f"{info['records']:,} records, peak {info['peak_allocations']:,} allocations live", flush=True)
-        reports = heapscope_reports(hs, capture, work)
+        reports = heapscope_reports(hs, capture, work) + [("stats, no trailer", hs + ["stats", bare])]
         if use_memray:
             mcap = os.path.join(work, fixture + ".bin")
             if not os.path.exists(mcap):

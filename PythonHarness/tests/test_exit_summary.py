@@ -36,15 +36,22 @@ zs = [bytes(i % 700) for i in range(20_000)]
 SKIPPABLE_MAGIC = 0x184D2A5E
 
 
-def trailer(capture):
-    """The summary trailer's figures, decoded here from the file's last 40 bytes, or None."""
-    tail = capture.read_bytes()[-40:]
+def trailer_fields(capture):
+    """The summary trailer, decoded here from the file's last 48 bytes: (allocations,
+    bytes allocated, peak bytes, most blocks live at once), or None."""
+    tail = capture.read_bytes()[-48:]
     magic, size = struct.unpack_from("<II", tail)
-    if magic != SKIPPABLE_MAGIC or size != 32 or tail[8:12] != b"HSCS":
+    if magic != SKIPPABLE_MAGIC or size != 40 or tail[8:12] != b"HSCS":
         return None
-    version, allocations, allocated, peak = struct.unpack_from("<IQQQ", tail, 12)
-    assert version == 1
-    return allocations, allocated, peak
+    version, allocations, allocated, peak, most_live = struct.unpack_from("<IQQQQ", tail, 12)
+    assert version == 2
+    return allocations, allocated, peak, most_live
+
+
+def trailer(capture):
+    """The trailer's figures that `stats` also computes, or None."""
+    fields = trailer_fields(capture)
+    return fields and fields[:3]
 
 
 def stats_numbers(hs, capture):
@@ -86,10 +93,39 @@ def test_summary_with_millions_of_blocks_live_equals_stats(hs, tmp_path):
     proc = hs("run", "-o", "many.hsc", "many.py")
     assert proc.returncode == 0, proc.stderr
     capture = tmp_path / "many.hsc"
-    _, expected = stats_numbers(hs, capture)
+    stats, expected = stats_numbers(hs, capture)
     assert trailer(capture) == expected
     assert summary_numbers(proc.stderr.decode()) == expected
     assert expected[0] >= 2_300_000
+    # The most blocks live at once is when `kept` is whole, which is also the
+    # peak: the blocks live at the peak, give or take the list's own growth.
+    most_live = trailer_fields(capture)[3]
+    assert stats["peak_allocations"] <= most_live <= stats["peak_allocations"] + 100
+
+
+def reports(hs, capture):
+    """stats --json and summary of `capture`, with its file name taken out."""
+    texts = []
+    for command in (["stats", "--json"], ["summary"]):
+        proc = hs(*command, str(capture))
+        assert proc.returncode == 0, proc.stderr
+        texts.append(proc.stdout.decode().replace(capture.name, "CAPTURE"))
+    return texts
+
+
+def test_reports_do_not_depend_on_the_trailers_hint(hs, tmp_path):
+    # A replay sizes its table of live blocks by the trailer's most blocks
+    # live at once; without the trailer, or with one that lies, it reads the same.
+    write(tmp_path / "many.py", MANY_LIVE)
+    assert hs("run", "-o", "many.hsc", "many.py").returncode == 0
+    data = (tmp_path / "many.hsc").read_bytes()
+    (tmp_path / "bare.hsc").write_bytes(data[:-48])
+    (tmp_path / "lying.hsc").write_bytes(data[:-8] + struct.pack("<Q", 1 << 62))
+    (tmp_path / "small.hsc").write_bytes(data[:-8] + struct.pack("<Q", 3))
+    assert trailer_fields(tmp_path / "bare.hsc") is None
+    expected = reports(hs, tmp_path / "many.hsc")
+    for name in ("bare.hsc", "lying.hsc", "small.hsc"):
+        assert reports(hs, tmp_path / name) == expected, name
 
 
 SLEEPER = """

@@ -95,7 +95,8 @@ public struct CaptureAnalysis: Sendable {
         var features = HeapModel.Features()
         features.counters = true
         features.gather = HeapModel.Gather(view)
-        var model = HeapModel(header: reader.header, tables: reader.tables, features: features)
+        var model = HeapModel(header: reader.header, tables: reader.tables, features: features,
+                              expectedBlocks: reader.liveBlocksHint)
         try Replay.run(&reader, into: &model, progress: progress)
 
         header = reader.header

@@ -136,7 +136,8 @@ public struct ViewAnalysis: Sendable {
         features.gather = HeapModel.Gather(view)
         features.sizes = sizes
         features.temporal = temporal
-        var model = HeapModel(header: reader.header, tables: reader.tables, features: features)
+        var model = HeapModel(header: reader.header, tables: reader.tables, features: features,
+                              expectedBlocks: reader.liveBlocksHint)
         try Replay.run(&reader, into: &model, progress: progress)
 
         self.view = view

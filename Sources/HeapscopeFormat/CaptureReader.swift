@@ -126,13 +126,24 @@ public struct CaptureReader {
     /// ALLOC records carry a native frame id.
     private let hasNativeStacks: Bool
 
+    /// The totals the capture ends with (docs/FORMAT.md, "Summary trailer"),
+    /// if it has them: a hint for a replay, never trusted as its figures.
+    public private(set) var summaryTrailer: SummaryTrailer?
+
     public init(path: String) throws(CaptureError) {
         try self.init(bytes: CaptureBytes.load(path: path))
+        summaryTrailer = SummaryTrailer.read(path: path)
     }
+
+    /// The most blocks the capture holds live at once, as its summary trailer
+    /// says (0: no trailer), for sizing a table ahead (the file could lie:
+    /// `LiveHeap` only grows towards it).
+    public var liveBlocksHint: Int { Int(clamping: summaryTrailer?.mostBlocksLive ?? 0) }
 
     /// Reads a capture held in memory (raw or zstd-compressed).
     public init(bytes: [UInt8]) throws(CaptureError) {
         try self.init(bytes: CaptureBytes.load(bytes: bytes))
+        summaryTrailer = SummaryTrailer(trailing: bytes)
     }
 
     private init(bytes: CaptureBytes) throws(CaptureError) {

@@ -65,6 +65,9 @@ struct LiveHeap {
         bytes &-= mapped.unmap(start: UInt64(address), length: length)
     }
 
+    /// Heap blocks live now, mappings not included.
+    var blockCount: UInt64 { UInt64(blocks.count) + (blockAtZero == nil ? 0 : 1) }
+
     /// Up to 2^16 slots (512 KiB): lookups mostly hit the cache, prefetching gains nothing.
     var fitsInCache: Bool { blocks.slotCount <= 1 << 16 }
 
@@ -88,6 +91,8 @@ private struct BlockTable {
     private var wide = ProbeTable<WideBlock>(capacity: 256)
     /// Slots of all shards.
     private(set) var slotCount: Int
+    /// Blocks in the table.
+    private(set) var count = 0
 
     init() {
         shards = .allocate(capacity: Self.shardCount)
@@ -107,6 +112,13 @@ private struct BlockTable {
     /// Adds a block; returns the size of the block it replaced at the same address.
     @inline(__always)
     mutating func insert(address: UInt, size: UInt64) -> UInt64? {
+        let replaced = insertOrReplace(address: address, size: size)
+        if replaced == nil { count += 1 }
+        return replaced
+    }
+
+    @inline(__always)
+    private mutating func insertOrReplace(address: UInt, size: UInt64) -> UInt64? {
         let hash = blockHash(address)
         guard let packed = PackedBlock(address: address, size: size) else {
             if let replaced = wide.insert(WideBlock(address: address, size: size), hash: hash) { return replaced.size }
@@ -128,6 +140,13 @@ private struct BlockTable {
     /// Removes the block at `address`; returns its size, if it was live.
     @inline(__always)
     mutating func remove(_ address: UInt) -> UInt64? {
+        let removed = take(address)
+        if removed != nil { count -= 1 }
+        return removed
+    }
+
+    @inline(__always)
+    private mutating func take(_ address: UInt) -> UInt64? {
         let hash = blockHash(address)
         if let removed = shards[Self.shard(hash)].remove(address, hash: hash) { return removed.size }
         return wide.count == 0 ? nil : wide.remove(address, hash: hash)?.size

@@ -12,7 +12,7 @@ import HeapscopeWire
 /// (and the header), which `skip` carries across chunks, and a MAPPINGS list,
 /// which may straddle two: its start waits in `carry` for the next chunk.
 struct StreamTotals {
-    private var counted = SummaryTrailer(allocations: 0, allocatedBytes: 0, peakBytes: 0)
+    private var counted = SummaryTrailer(allocations: 0, allocatedBytes: 0, peakBytes: 0, mostBlocksLive: 0)
     /// False once a record was not one the recorder writes: no trailer then.
     private(set) var isValid = true
     private var heap: LiveHeap
@@ -101,6 +101,7 @@ struct StreamTotals {
         case .alloc:
             heap.alloc(kind: e.kind, address: e.address, size: e.size)
             if heap.bytes > counted.peakBytes { counted.peakBytes = heap.bytes }
+            if heap.blockCount > counted.mostBlocksLive { counted.mostBlocksLive = heap.blockCount }
         case .free:
             heap.free(kind: e.kind, address: e.address)
         case .munmap:

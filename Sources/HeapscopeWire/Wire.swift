@@ -213,44 +213,56 @@ public struct SummaryTrailer: Equatable, Sendable {
     public var allocations: UInt64
     public var allocatedBytes: UInt64
     public var peakBytes: UInt64
+    /// The most heap blocks live at once (mappings not included), which a
+    /// replay sizes its table of live blocks for; 0 in a version-1 trailer.
+    public var mostBlocksLive: UInt64
 
-    public init(allocations: UInt64, allocatedBytes: UInt64, peakBytes: UInt64) {
+    public init(allocations: UInt64, allocatedBytes: UInt64, peakBytes: UInt64, mostBlocksLive: UInt64) {
         self.allocations = allocations
         self.allocatedBytes = allocatedBytes
         self.peakBytes = peakBytes
+        self.mostBlocksLive = mostBlocksLive
     }
 
     /// A zstd skippable frame's magic (0x184D2A50...5F), little-endian, then its payload size.
     static let frameMagic: UInt32 = 0x184D_2A5E
     static let payloadMagic: [UInt8] = Array("HSCS".utf8)
-    static let payloadVersion: UInt32 = 1
-    static let payloadSize = 8 + 3 * 8
-    /// The trailer's length, from the end of the file.
-    public static let size = 8 + payloadSize
+    static let payloadVersion: UInt32 = 2
+    /// Version 1 had no `mostBlocksLive`.
+    static func payloadSize(version: UInt32) -> Int { 8 + (version == 1 ? 3 : 4) * 8 }
+    /// The trailer's length, from the end of the file (a version-1 trailer is 8 bytes shorter).
+    public static let size = 8 + payloadSize(version: payloadVersion)
 
     public var bytes: [UInt8] {
         var out: [UInt8] = []
         func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out += $0 } }
         append(Self.frameMagic)
-        append(UInt32(Self.payloadSize))
+        append(UInt32(Self.payloadSize(version: Self.payloadVersion)))
         out += Self.payloadMagic
         append(Self.payloadVersion)
         append(allocations)
         append(allocatedBytes)
         append(peakBytes)
+        append(mostBlocksLive)
         return out
     }
 
-    /// The trailer in the last `size` bytes, or nil (a capture cut short has none).
+    /// The trailer the last `size` bytes end with (version 2, or version 1 in
+    /// the last 40), or nil (a capture cut short has none).
     public init?(trailing bytes: some Collection<UInt8>) {
-        let b = Array(bytes.suffix(Self.size))
-        guard b.count == Self.size else { return nil }
-        func load<T: FixedWidthInteger>(_ offset: Int, as: T.Type) -> T {
-            b[offset..<offset + MemoryLayout<T>.size].reversed().reduce(0) { $0 << 8 | T($1) }
+        for version: UInt32 in [2, 1] {
+            let b = Array(bytes.suffix(8 + Self.payloadSize(version: version)))
+            guard b.count == 8 + Self.payloadSize(version: version) else { continue }
+            func load<T: FixedWidthInteger>(_ offset: Int, as: T.Type) -> T {
+                b[offset..<offset + MemoryLayout<T>.size].reversed().reduce(0) { $0 << 8 | T($1) }
+            }
+            guard load(0, as: UInt32.self) == Self.frameMagic,
+                  load(4, as: UInt32.self) == UInt32(Self.payloadSize(version: version)),
+                  Array(b[8..<12]) == Self.payloadMagic, load(12, as: UInt32.self) == version else { continue }
+            self.init(allocations: load(16, as: UInt64.self), allocatedBytes: load(24, as: UInt64.self),
+                      peakBytes: load(32, as: UInt64.self), mostBlocksLive: version == 1 ? 0 : load(40, as: UInt64.self))
+            return
         }
-        guard load(0, as: UInt32.self) == Self.frameMagic, load(4, as: UInt32.self) == UInt32(Self.payloadSize),
-              Array(b[8..<12]) == Self.payloadMagic, load(12, as: UInt32.self) == Self.payloadVersion else { return nil }
-        self.init(allocations: load(16, as: UInt64.self), allocatedBytes: load(24, as: UInt64.self),
-                  peakBytes: load(32, as: UInt64.self))
+        return nil
     }
 }

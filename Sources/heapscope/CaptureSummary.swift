@@ -53,7 +53,7 @@ struct CaptureTotals {
 /// Totals of a capture for the summary printed after `run` and `attach`: its
 /// trailer's, read from the file's last bytes, or a replay when it has none.
 func captureTotals(path: String) -> CaptureTotals? {
-    if let trailer = summaryTrailer(path: path) {
+    if let trailer = SummaryTrailer.read(path: path) {
         return CaptureTotals(allocations: trailer.allocations, allocatedBytes: trailer.allocatedBytes,
                              peakBytes: trailer.peakBytes, note: nil)
     }
@@ -69,17 +69,6 @@ func captureTotals(path: String) -> CaptureTotals? {
         writeStderr("heapscope: cannot read the capture for the summary: \(error)\n")
         return nil
     }
-}
-
-private func summaryTrailer(path: String) -> SummaryTrailer? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0, Int(info.st_size) >= CaptureFile.fixedHeaderSize + SummaryTrailer.size else { return nil }
-    var tail = [UInt8](repeating: 0, count: SummaryTrailer.size)
-    let got = tail.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, info.st_size - off_t(SummaryTrailer.size)) }
-    return got == SummaryTrailer.size ? SummaryTrailer(trailing: tail) : nil
 }
 
 func formatSeconds(_ s: Double) -> String {

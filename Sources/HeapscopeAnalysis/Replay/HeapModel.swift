@@ -75,7 +75,9 @@ struct HeapModel: ReplayConsumer {
     /// Keeps the prefetching loads of `LiveHeap.warm` alive.
     private var warmed: UInt64 = 0
 
-    init(header: CaptureHeader, tables: CaptureTables, features: Features = Features()) {
+    /// `expectedBlocks`: the most blocks live at once, if the capture says
+    /// (`CaptureReader.summaryTrailer`); it sizes the table of live blocks.
+    init(header: CaptureHeader, tables: CaptureTables, features: Features = Features(), expectedBlocks: Int = 0) {
         self.features = features
         countsArenas = !header.flags.contains(.pythonAllocators)
         stacks = StackKeyTable(header: header)
@@ -86,7 +88,7 @@ struct HeapModel: ReplayConsumer {
         }
         var temporary = false
         if case .temporary = features.gather { temporary = true }
-        heap = LiveHeap(tagged: features.temporal || temporary)
+        heap = LiveHeap(tagged: features.temporal || temporary, expectedBlocks: expectedBlocks)
         temporal = features.temporal ? TemporalBuilder() : nil
         allocatedByFrame = [Totals](repeating: .zero, count: features.counters ? tables.frameCount + 1 : 0)
         threadTotals = [Totals](repeating: .zero, count: tables.threadCount + 1)

@@ -1,5 +1,4 @@
 internal import Glibc
-import HeapscopeWire
 
 extension SummaryTrailer {
     /// The summary trailer the file at `path` ends with, or nil (none, or

@@ -68,8 +68,9 @@ struct LiveHeap {
     /// Heap blocks live now, mappings not included.
     var blockCount: UInt64 { UInt64(blocks.count) + (blockAtZero == nil ? 0 : 1) }
 
-    /// Up to 2^16 slots (512 KiB): lookups mostly hit the cache, prefetching gains nothing.
-    var fitsInCache: Bool { blocks.slotCount <= 1 << 16 }
+    /// Up to 2^15 blocks: shards at most half full hold them in about 2^16
+    /// slots (512 KiB), where lookups mostly hit the cache and prefetching gains nothing.
+    var fitsInCache: Bool { blocks.count <= 1 << 15 }
 
     /// Starts loading the slot `address` will be looked up in: a batch of
     /// these first lets the cache misses of a big table overlap.
@@ -89,15 +90,12 @@ private struct BlockTable {
     private static let shardCount = 1 << shardBits
     private let shards: UnsafeMutablePointer<ProbeTable<PackedBlock>>
     private var wide = ProbeTable<WideBlock>(capacity: 256)
-    /// Slots of all shards.
-    private(set) var slotCount: Int
     /// Blocks in the table.
     private(set) var count = 0
 
     init() {
         shards = .allocate(capacity: Self.shardCount)
         for i in 0..<Self.shardCount { (shards + i).initialize(to: ProbeTable(capacity: 512)) }
-        slotCount = Self.shardCount * 512
     }
 
     func release() {
@@ -124,10 +122,7 @@ private struct BlockTable {
             if let replaced = wide.insert(WideBlock(address: address, size: size), hash: hash) { return replaced.size }
             return shards[Self.shard(hash)].remove(address, hash: hash)?.size
         }
-        let before = shards[Self.shard(hash)].capacity
-        let replaced = shards[Self.shard(hash)].insert(packed, hash: hash)
-        slotCount += shards[Self.shard(hash)].capacity - before
-        if let replaced { return replaced.size }
+        if let replaced = shards[Self.shard(hash)].insert(packed, hash: hash) { return replaced.size }
         return wide.count == 0 ? nil : wide.remove(address, hash: hash)?.size
     }
 
